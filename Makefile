@@ -1,0 +1,30 @@
+# make install | make train | make test  — each works on a fresh machine (installs first when needed).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# A machine with an NVIDIA driver gets pip's default (CUDA) torch; others the CPU build 2.13.0.
+TORCH ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch>=2.5,torch==2.13.0)
+EXPERIMENT ?= optionB
+
+.PHONY: install train test sample-data clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+train: install
+	$(PY) train.py +experiment=$(EXPERIMENT)
+
+test: install
+	$(PY) -m pytest
+
+sample-data: install
+	$(PY) -m foresight.data.sample_world --out data/sample --train 64 --val 16 --seed 0
+
+clean:
+	rm -rf logs .cache .pytest_cache

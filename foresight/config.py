@@ -1,0 +1,37 @@
+"""Hydra glue shared by the entry points and the tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+
+
+def wandb_offline() -> bool:
+    """Offline unless an API key is configured (env or ~/.netrc), so wandb never prompts."""
+    if os.environ.get("WANDB_MODE") in {"offline", "disabled", "dryrun"}:
+        return True
+    if os.environ.get("WANDB_API_KEY"):
+        return False
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    return not (netrc.exists() and "api.wandb.ai" in netrc.read_text(errors="ignore"))
+
+
+def register_resolvers() -> None:
+    os.environ.setdefault("FORESIGHT_ROOT", str(ROOT))
+    if not OmegaConf.has_resolver("foresight_wandb_offline"):
+        OmegaConf.register_new_resolver("foresight_wandb_offline", wandb_offline)
+
+
+def compose(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
+    """The config `train.py` would see for these overrides, outside a Hydra run (tests, scripts)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=overrides or [], return_hydra_config=True)

@@ -1,0 +1,97 @@
+"""The record at the seam: everything the frozen encoders say about a clip.
+
+Options only ever see `Features`. They come live (`encode_batch`: decode video, run the VLM, T5
+and VAE encoder in the step) or, later, from a feature cache; the record is the same either way.
+At prediction time the future is unknown: `target` is None and only the first latent frame (the
+last context frame, which LTX's causal VAE encodes on its own) and the grid size are known.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from foresight.models.ltx import LTXVideo, grid_positions, latent_grid, pack, rope_coords
+from foresight.models.vlm import FrozenVLM
+
+
+@dataclass
+class Features:
+    vlm_states: Tensor  # (B, L, D_vlm) hidden states of the chosen VLM layers
+    vlm_mask: Tensor  # (B, L) bool, True on real tokens
+    text: Tensor  # (B, T, D_text) T5 caption states
+    text_mask: Tensor  # (B, T) bool
+    first_latent: Tensor  # (B, 128, 1, h, w) normalised latent of the last context frame
+    grid: tuple[int, int, int]  # target latent grid (f, h, w)
+    fps: Tensor  # (B,) frame rate of the clip, for RoPE time coordinates
+    target: Tensor | None = None  # (B, 128, f, h, w) normalised target latents; frame 0 = first_latent
+
+    @property
+    def batch_size(self) -> int:
+        return self.first_latent.shape[0]
+
+    @property
+    def num_tokens(self) -> int:
+        f, h, w = self.grid
+        return f * h * w
+
+    def target_tokens(self) -> Tensor:
+        """(B, N, 128) target latents as DiT tokens."""
+        if self.target is None:
+            raise ValueError("these features carry no target latents (prediction input); nothing to train on")
+        return pack(self.target)
+
+    def positions(self) -> Tensor:
+        """(N, 3) latent-unit positions of the target tokens."""
+        return grid_positions(self.grid, device=self.first_latent.device)
+
+    def coords(self) -> Tensor:
+        """(B, 3, N) RoPE coordinates of the target tokens."""
+        return rope_coords(self.positions(), self.fps)
+
+    def first_frame_mask(self) -> Tensor:
+        """(B, N) bool, True on the tokens of latent frame 0 (the known current frame)."""
+        _, h, w = self.grid
+        mask = torch.zeros(self.batch_size, self.num_tokens, dtype=torch.bool, device=self.first_latent.device)
+        mask[:, : h * w] = True
+        return mask
+
+    def known_tokens(self) -> Tensor:
+        """(B, N, 128): the first latent frame in place, zeros elsewhere (values under first_frame_mask)."""
+        b, c, _, h, w = self.first_latent.shape
+        known = torch.zeros(b, self.num_tokens, c, device=self.first_latent.device)
+        known[:, : h * w] = pack(self.first_latent)
+        return known
+
+
+def frames_to_video(frames: Tensor) -> Tensor:
+    """uint8 frames (B, F, H, W, 3) -> float video (B, 3, F, H, W) in [-1, 1], as the VAE expects."""
+    return frames.permute(0, 4, 1, 2, 3).float() / 127.5 - 1
+
+
+def video_to_frames(video: Tensor) -> Tensor:
+    """float video (B, 3, F, H, W) in [-1, 1] -> uint8 frames (B, F, H, W, 3)."""
+    return ((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 4, 1)
+
+
+@torch.no_grad()
+def encode_batch(batch: dict, vlm: FrozenVLM, ltx: LTXVideo, future_frames: int | None = None) -> Features:
+    """Live features for a loader batch (see foresight.data.loader for its keys).
+
+    With target frames present they are encoded whole; without (prediction), only the last
+    context frame is encoded and `future_frames` sets the grid.
+    """
+    context = batch["context"]  # (B, C, H, W, 3) uint8
+    states, mask = vlm(context, batch.get("prompt", batch["caption"]))
+    text, text_mask = ltx.text_encoder(batch["caption"])
+    fps = batch["fps"].float().to(states.device)
+    if batch.get("target") is not None:
+        target = ltx.encode(frames_to_video(batch["target"]))  # (B, 128, f, h, w)
+        first, grid = target[:, :, :1], tuple(target.shape[2:])
+    else:
+        target = None
+        first = ltx.encode(frames_to_video(context[:, -1:]))  # (B, 128, 1, h, w)
+        grid = latent_grid(future_frames, context.shape[2], context.shape[3])
+    return Features(states, mask.bool(), text, text_mask.bool(), first, grid, fps, target)

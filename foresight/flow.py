@@ -1,0 +1,139 @@
+"""Rectified flow as LTX-Video trains and samples it: the whole objective and sampler.
+
+Notation (DESIGN.md): clean latents z0, noise e, flow time t in [0, 1],
+    x_t = (1 - t) * z0 + t * e          (straight path from data at t=0 to noise at t=1)
+    v   = e - z0                         (its constant velocity; the DiT predicts this)
+    Euler step: x <- x - dt * v          (t decreases towards 0)
+
+Latents here are token sequences (B, N, C) as the DiT sees them. A boolean conditioning mask
+(B, N) marks tokens that are given, not generated (a first frame, option C's tokens): they sit at
+t=0, are excluded from the loss and are never updated by the sampler.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+# LTX's trainer shifts the logit-normal time sampler with sequence length: longer videos carry
+# more redundant tokens, so they need more time at high noise to learn global structure.
+SHIFT_TOKENS = (1024, 4096)
+SHIFT_MU = (0.95, 2.05)
+
+
+def shift_mu(num_tokens: int) -> float:
+    """μ of the shifted logit-normal: 0.95 at 1024 tokens, 2.05 at 4096, linear (and beyond)."""
+    (n0, n1), (m0, m1) = SHIFT_TOKENS, SHIFT_MU
+    return m0 + (m1 - m0) * (num_tokens - n0) / (n1 - n0)
+
+
+def sample_t(batch: int, num_tokens: int, generator: torch.Generator | None = None,
+             device: torch.device | str = "cpu") -> Tensor:
+    """One flow time per sample, t = sigmoid(N(μ(tokens), 1)): (B,)."""
+    z = torch.randn(batch, generator=generator, device=device)
+    return torch.sigmoid(z + shift_mu(num_tokens))
+
+
+def interpolate(z0: Tensor, noise: Tensor, t: Tensor) -> Tensor:
+    """x_t = (1-t)·z0 + t·e. z0, noise: (B, N, C); t: (B, N) per-token or (B,) per-sample."""
+    t = _per_token(t, z0)  # (B, N, 1)
+    return (1 - t) * z0 + t * noise
+
+
+def velocity(z0: Tensor, noise: Tensor) -> Tensor:
+    """The DiT's target along the straight path: v = e - z0, (B, N, C)."""
+    return noise - z0
+
+
+def token_timesteps(t: Tensor, cond_mask: Tensor | None, num_tokens: int) -> Tensor:
+    """Per-token flow time (B, N): the sample's t (B,) everywhere, 0 on conditioning tokens (B, N)."""
+    t_tok = t.reshape(-1, 1).float().expand(-1, num_tokens)  # (B, N)
+    return t_tok.clone() if cond_mask is None else t_tok.masked_fill(cond_mask, 0.0)
+
+
+def noisy_input(z0: Tensor, noise: Tensor, t: Tensor, cond_mask: Tensor | None) -> tuple[Tensor, Tensor]:
+    """The DiT input for training: (x_t with conditioning tokens left clean (B, N, C), t_tok (B, N))."""
+    t_tok = token_timesteps(t, cond_mask, z0.shape[1]).to(z0)
+    return interpolate(z0, noise, t_tok), t_tok
+
+
+def masked_mse(pred: Tensor, target: Tensor, loss_mask: Tensor | None = None) -> Tensor:
+    """MSE over tokens where loss_mask (B, N) is True, normalised by the mask mean as LTX does.
+
+    Equal to the plain mean over the kept tokens, so the loss scale does not depend on how many
+    tokens are conditioning.
+    """
+    err = (pred.float() - target.float()).pow(2)  # (B, N, C)
+    if loss_mask is None:
+        return err.mean()
+    w = loss_mask.to(err.dtype).unsqueeze(-1)  # (B, N, 1)
+    return (err * w).mean() / w.mean().clamp_min(1e-12)
+
+
+def time_shift(t: Tensor, mu: float) -> Tensor:
+    """Warp a schedule towards high noise with the same μ as training: e^μ / (e^μ + 1/t - 1)."""
+    t = t.clamp(0, 1)
+    shifted = math.exp(mu) / (math.exp(mu) + (1 / t.clamp_min(1e-12) - 1))
+    return torch.where(t > 0, shifted, torch.zeros_like(t))
+
+
+def schedule(steps: int, t_start: float = 1.0, mu: float | None = None) -> Tensor:
+    """Decreasing flow times (steps+1,) from t_start to exactly 0; optionally time-shifted by μ."""
+    if steps < 1:
+        raise ValueError(f"sampling steps={steps} must be >= 1")
+    ts = torch.linspace(1.0, 0.0, steps + 1)
+    if mu is not None:
+        ts = time_shift(ts, mu)
+    return ts * t_start
+
+
+VelocityFn = Callable[[Tensor, Tensor], Tensor]  # (x (B, N, C), t_tok (B, N)) -> v (B, N, C)
+
+
+def euler_sample(velocity_fn: VelocityFn, x: Tensor, ts: Tensor, cond_mask: Tensor | None = None) -> Tensor:
+    """Integrate dx/dt = v from ts[0] down to ts[-1] with Euler steps.
+
+    x: (B, N, C) at time ts[0], conditioning tokens already holding their clean values;
+    ts: (S+1,) decreasing. Conditioning tokens see t=0 and are restored after every step, so they
+    come out bit-identical to what went in.
+    """
+    cond = None if cond_mask is None else cond_mask.unsqueeze(-1)  # (B, N, 1)
+    clean = x
+    for t_now, t_next in zip(ts[:-1].tolist(), ts[1:].tolist()):
+        t_tok = token_timesteps(torch.full((x.shape[0],), t_now), cond_mask, x.shape[1]).to(x)
+        v = velocity_fn(x, t_tok)  # (B, N, C)
+        x = x - (t_now - t_next) * v.to(x.dtype)
+        if cond is not None:
+            x = torch.where(cond, clean, x)
+    return x
+
+
+# --- partial diffusion (option B) ---------------------------------------------------------------
+# The adapter's estimate ẑ0 is noised to t* and the DiT integrates t* -> 0. The DiT is trained on
+# the straight path it will actually follow at inference: from x_{t*} = (1-t*)·ẑ0 + t*·e to z0.
+# When ẑ0 = z0 this is exactly the ordinary objective restricted to t <= t*.
+
+
+def partial_start(z0_hat: Tensor, noise: Tensor, t_star: float) -> Tensor:
+    """x_{t*} = (1-t*)·ẑ0 + t*·e, the sampler's starting point (B, N, C)."""
+    return (1 - t_star) * z0_hat + t_star * noise
+
+
+def partial_path(x_start: Tensor, z0: Tensor, t: Tensor, t_star: float) -> tuple[Tensor, Tensor]:
+    """Point and velocity on the straight path from x_{t*} (at t*) to z0 (at 0).
+
+    t: (B,) or (B, N) in (0, t*]. Returns x_t = (t/t*)·x_{t*} + (1 - t/t*)·z0 and the constant
+    velocity v = (x_{t*} - z0) / t*, both (B, N, C).
+    """
+    s = _per_token(t, z0) / t_star  # (B, N, 1), 1 at the start, 0 at the data
+    return s * x_start + (1 - s) * z0, (x_start - z0) / t_star
+
+
+def _per_token(t: Tensor, like: Tensor) -> Tensor:
+    t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
+    if t.ndim == 1:
+        t = t[:, None]
+    return t.reshape(t.shape[0], -1, 1)

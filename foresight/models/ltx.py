@@ -1,0 +1,206 @@
+"""LTX-Video's frozen parts (VAE, DiT, T5) behind one small interface, and LTX's token geometry.
+
+Loads a real checkpoint (hub id or local directory laid out as `Lightricks/LTX-Video`:
+`vae/`, `transformer/`, `text_encoder/`, `tokenizer/`) or builds a tiny random twin of the same
+classes into such a directory first and loads it back through the very same code. Twins keep the
+real semantics: 32x32 spatial and 8x temporal compression, 128 latent channels, a
+timestep-conditioned ("denoising") decoder, per-token DiT timesteps.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import AutoencoderKLLTXVideo, LTXVideoTransformer3DModel
+from torch import Tensor, nn
+
+from foresight.models.hub import freeze, resolve_pretrained, torch_dtype
+from foresight.models.text import FrozenTextEncoder, build_tiny_text_encoder
+
+SPATIAL = 32  # pixels per latent row/column
+TEMPORAL = 8  # frames per latent frame after the first (causal: latent frame 0 is pixel frame 0 alone)
+DECODE_T = 0.05  # LTX decodes at t=0.05 after blending 0.025 noise into the latents
+DECODE_NOISE = 0.025
+
+
+# --- token geometry: the same in training and sampling ---------------------------------------------
+
+
+def pack(latents: Tensor) -> Tensor:
+    """(B, C, F, H, W) latents -> (B, F*H*W, C) tokens, frame-major as the DiT expects."""
+    return latents.flatten(2).transpose(1, 2)
+
+
+def unpack(tokens: Tensor, grid: tuple[int, int, int]) -> Tensor:
+    """(B, N, C) tokens -> (B, C, F, H, W) latents for grid (F, H, W)."""
+    b, _, c = tokens.shape
+    return tokens.transpose(1, 2).reshape(b, c, *grid)
+
+
+def latent_grid(frames: int, height: int, width: int) -> tuple[int, int, int]:
+    """Latent (F, H, W) of a pixel clip: F = (frames-1)/8 + 1, H = height/32, W = width/32."""
+    return (frames - 1) // TEMPORAL + 1, height // SPATIAL, width // SPATIAL
+
+
+def grid_positions(grid: tuple[int, int, int], frame_offset: float = 0.0, device=None) -> Tensor:
+    """Latent-unit (frame, row, col) of every token of `grid`: (N, 3), frame-major like `pack`."""
+    f, h, w = (torch.arange(n, device=device, dtype=torch.float32) for n in grid)
+    pos = torch.stack(torch.meshgrid(f + frame_offset, h, w, indexing="ij"), dim=-1)  # (F, H, W, 3)
+    return pos.reshape(-1, 3)
+
+
+def rope_coords(positions: Tensor, fps: Tensor) -> Tensor:
+    """LTX's RoPE coordinates (B, 3, N) from latent-unit positions (N, 3) or (B, N, 3).
+
+    Time is in seconds of the pixel clip: latent frame k covers pixel frames up to 8k (the causal
+    first frame is frame 0), so its coordinate is max(8k + 1 - 8, 0) / fps; rows and columns are
+    pixel offsets (x32). The DiT divides by its base sizes itself.
+    """
+    if positions.ndim == 2:
+        positions = positions.unsqueeze(0).expand(fps.shape[0], -1, -1)
+    t = (positions[..., 0] * TEMPORAL + 1 - TEMPORAL).clamp_min(0) / fps.to(positions)[:, None]  # (B, N)
+    return torch.stack([t, positions[..., 1] * SPATIAL, positions[..., 2] * SPATIAL], dim=1)  # (B, 3, N)
+
+
+# --- the frozen model -----------------------------------------------------------------------------
+
+
+class LTXVideo(nn.Module):
+    """Frozen LTX-Video: `encode` pixels to normalised latents, `velocity` from the DiT, `decode`.
+
+    Only LoRA weights added with `add_lora` train; everything loaded stays frozen and in eval mode.
+    """
+
+    def __init__(
+        self,
+        pretrained: str,
+        dtype: str = "float32",
+        twin: str | None = None,
+        architecture: dict[str, Any] | None = None,
+        text_max_tokens: int = 256,
+        gradient_checkpointing: bool = False,
+    ) -> None:
+        super().__init__()
+        if twin is not None and not Path(pretrained).exists():
+            build_twin(pretrained, architecture or {})
+        expected = ["vae/config.json", "transformer/config.json", "text_encoder/config.json", "tokenizer"]
+        source = resolve_pretrained(pretrained, expected)
+        dt = torch_dtype(dtype)
+        self.vae = freeze(AutoencoderKLLTXVideo.from_pretrained(source, subfolder="vae", torch_dtype=dt))
+        self.transformer = freeze(
+            LTXVideoTransformer3DModel.from_pretrained(source, subfolder="transformer", torch_dtype=dt)
+        )
+        if gradient_checkpointing:
+            self.transformer.enable_gradient_checkpointing()
+        self.text_encoder = FrozenTextEncoder(source, dtype=dtype, max_tokens=text_max_tokens)
+        self.latent_channels = self.vae.config.latent_channels
+        self.caption_dim = self.transformer.config.caption_channels
+
+    def train(self, mode: bool = True) -> "LTXVideo":
+        # Frozen parts never leave eval mode (LoRA has no dropout by default, so nothing differs).
+        return super().train(False)
+
+    def add_lora(self, rank: int, alpha: float, targets: list[str], dropout: float = 0.0) -> None:
+        """Inject a trainable LoRA into the DiT through peft (diffusers' PeftAdapterMixin)."""
+        from peft import LoraConfig
+
+        cfg = LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(targets), lora_dropout=dropout,
+                         init_lora_weights=True)  # B = 0: the frozen DiT's behaviour is unchanged at step 0
+        self.transformer.add_adapter(cfg)
+        for name, p in self.transformer.named_parameters():
+            p.requires_grad_("lora_" in name)
+            if "lora_" in name:
+                p.data = p.data.float()  # LoRA trains in fp32 even when the DiT runs in bf16
+
+    # latents ------------------------------------------------------------------------------------
+
+    def _stats(self, like: Tensor) -> tuple[Tensor, Tensor]:
+        shape = (1, -1, 1, 1, 1)
+        return (self.vae.latents_mean.view(shape).to(like), self.vae.latents_std.view(shape).to(like))
+
+    @torch.no_grad()
+    def encode(self, video: Tensor) -> Tensor:
+        """Pixels (B, 3, F, H, W) in [-1, 1] -> normalised latents (B, 128, F', H/32, W/32).
+
+        Uses the posterior mean: the target is then a deterministic function of the clip, so a
+        feature cache and live encoding give the same latents.
+        """
+        z = self.vae.encode(video.to(self.vae.dtype)).latent_dist.mode()
+        mean, std = self._stats(z)
+        return ((z - mean) / std).float()
+
+    def decode(self, latents: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Normalised latents (B, 128, F', h, w) -> pixels (B, 3, F, H, W) in [-1, 1].
+
+        The denoising decoder expects slightly noisy latents: blend 0.025 noise, decode at t=0.05.
+        """
+        mean, std = self._stats(latents)
+        z = latents.to(self.vae.dtype) * std + mean
+        temb = None
+        if self.vae.config.timestep_conditioning:
+            noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+            z = (1 - DECODE_NOISE) * z + DECODE_NOISE * noise
+            temb = torch.full((z.shape[0],), DECODE_T, device=z.device, dtype=z.dtype)
+        return self.vae.decode(z, temb=temb, return_dict=False)[0].float().clamp(-1, 1)
+
+    def velocity(self, x: Tensor, t_tok: Tensor, coords: Tensor, text: Tensor, text_mask: Tensor) -> Tensor:
+        """The DiT's velocity (B, N, C) for tokens x (B, N, C) at per-token flow times t_tok (B, N).
+
+        coords: RoPE coordinates (B, 3, N); text: caption states (B, T, D) with mask (B, T).
+        """
+        dt = self.transformer.dtype
+        v = self.transformer(
+            hidden_states=x.to(dt),
+            encoder_hidden_states=text.to(dt),
+            timestep=(t_tok * 1000).to(dt),  # LTX's timestep is t x 1000, per token
+            encoder_attention_mask=text_mask.to(dt),
+            video_coords=coords.float(),
+            return_dict=False,
+        )[0]
+        return v.float()
+
+
+# --- tiny twins -------------------------------------------------------------------------------------
+
+
+def build_twin(directory: str | os.PathLike, architecture: dict[str, Any], seed: int = 0) -> None:
+    """Write a random LTX-Video of the given architecture as a `save_pretrained` directory.
+
+    Built in a temporary sibling and renamed into place, so concurrent runs never see half a twin.
+    The VAE's latent statistics are measured on smooth random clips, so that normalisation is a
+    real operation on the twin just as on the real checkpoint.
+    """
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    try:
+        torch.manual_seed(seed)
+        vae = AutoencoderKLLTXVideo(**architecture.get("vae", {}))
+        mean, std = _latent_stats(vae, seed)
+        vae.latents_mean.copy_(mean)
+        vae.latents_std.copy_(std)
+        vae.save_pretrained(tmp / "vae")
+        LTXVideoTransformer3DModel(**architecture.get("transformer", {})).save_pretrained(tmp / "transformer")
+        build_tiny_text_encoder(tmp)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process finished first: theirs is as good as ours
+            if not (target / "transformer").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@torch.no_grad()
+def _latent_stats(vae: AutoencoderKLLTXVideo, seed: int) -> tuple[Tensor, Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(4, 3, 3, 4, 4, generator=g) * 2 - 1  # (B, 3, F, H, W): low-frequency colour fields
+    clips = nn.functional.interpolate(coarse, size=(9, 64, 64), mode="trilinear")
+    z = vae.encode(clips).latent_dist.mode()  # (4, 128, 2, 2, 2)
+    z = z.transpose(0, 1).flatten(1)  # (128, samples)
+    return z.mean(1), z.std(1).clamp_min(1e-3)

@@ -1,0 +1,109 @@
+"""The LightningModule: frozen VLM and LTX-Video, the trainable adapter (+ LoRA), one option.
+
+Every option shares this loop: batch -> Features (frozen encoders, no grad) -> option.loss.
+Validation uses fixed seeds on a fixed held-out set so that runs and options compare honestly.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from foresight.features import Features, encode_batch, frames_to_video
+from foresight.flow import masked_mse
+from foresight.models.adapter import QueryAdapter
+from foresight.models.ltx import LTXVideo, pack
+from foresight.models.vlm import FrozenVLM
+from foresight.options.base import Option
+
+
+class ForesightModule(L.LightningModule):
+    def __init__(
+        self,
+        vlm: FrozenVLM,
+        ltx: LTXVideo,
+        option: Option,
+        adapter: Callable[..., QueryAdapter],
+        optimizer: Callable[..., torch.optim.Optimizer],
+        warmup_steps: int = 0,
+        val_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.vlm, self.ltx, self.option = vlm, ltx, option
+        if option.lora:
+            ltx.add_lora(**option.lora)
+        self.adapter = adapter(in_dim=vlm.out_dim, out_dim=option.adapter_out_dim(ltx))
+        self.optimizer_factory = optimizer
+        self.warmup_steps = warmup_steps
+        self.val_seed = val_seed
+
+    # parameters ---------------------------------------------------------------------------------
+
+    def trainable_state_dict(self) -> dict[str, Tensor]:
+        """Only what trains (adapter, LoRA): the frozen models are reloaded from their source."""
+        return {n: p.detach() for n, p in self.named_parameters() if p.requires_grad}
+
+    def parameter_counts(self) -> dict[str, int]:
+        total = sum(p.numel() for p in self.parameters())
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return {"params/total": total, "params/trainable": trainable, "params/frozen": total - trainable}
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        params = [p for p in self.parameters() if p.requires_grad]
+        opt = self.optimizer_factory(params)
+        warmup = self.warmup_steps
+        total = max(self.trainer.max_steps, 1) if self.trainer else 1
+
+        def lr_scale(step: int) -> float:  # linear warm-up, then cosine to 10%
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_scale)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # steps --------------------------------------------------------------------------------------
+
+    def features(self, batch: dict) -> Features:
+        return encode_batch(batch, self.vlm, self.ltx)
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        out = self.option.loss(self.adapter, self.ltx, self.features(batch), training=True)
+        bs = len(batch["caption"])
+        self.log_dict({f"train/{k}": v for k, v in out.items()}, prog_bar=False, batch_size=bs)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=bs)
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is not None and hasattr(dm, "skip_counts"):
+            skips = dm.skip_counts(batch)
+            if skips:
+                self.log_dict({f"data/skipped_{k}": float(v) for k, v in skips.items()}, batch_size=bs)
+        return out["loss"]
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        metrics = self.evaluate_batch(batch, seed=self.val_seed + batch_idx)
+        self.log_dict({f"val/{k}": v for k, v in metrics.items()}, batch_size=len(batch["caption"]))
+
+    @torch.no_grad()
+    def evaluate_batch(self, batch: dict, seed: int) -> dict[str, Tensor]:
+        """Seeded loss and prediction quality beside the copy-last-frame baseline."""
+        feats = self.features(batch)
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            out = self.option.loss(self.adapter, self.ltx, feats, training=False)
+            gen = torch.Generator(self.device).manual_seed(seed)
+            pred = self.option.sample(self.adapter, self.ltx, feats, generator=gen)  # (B, 128, f, h, w)
+        future = ~feats.first_frame_mask()  # (B, N): score only what was predicted
+        target = feats.target_tokens()
+        # The baseline: the current frame held still for the whole future, through the same VAE.
+        still = batch["context"][:, -1:].expand_as(batch["target"])  # (B, F, H, W, 3)
+        still_latents = self.ltx.encode(frames_to_video(still))
+        return {
+            "loss": out["loss"],
+            "latent_mse": masked_mse(pack(pred), target, future),
+            "latent_mse_copy_last": masked_mse(pack(still_latents), target, future),
+        }

@@ -1,0 +1,60 @@
+"""Bad configuration fails early with a message that names the thing and the fix."""
+
+import subprocess
+import sys
+
+import pytest
+from hydra.errors import MissingConfigException
+from hydra.utils import instantiate
+
+from foresight.config import ROOT, compose
+from foresight.train import train
+
+
+@pytest.mark.parametrize("override,choices", [("option=Z", ["A", "B"]), ("model=ltx_99b", ["ltx_2b", "tiny"]),
+                                              ("vlm=qwen9", ["qwen2_5_vl_7b", "tiny"])])
+def test_unknown_group_choice_lists_the_choices(override, choices):
+    with pytest.raises(MissingConfigException) as err:
+        compose([override])
+    for choice in choices:
+        assert choice in str(err.value)
+
+
+def test_cli_unknown_option_prints_choices():
+    out = subprocess.run([sys.executable, "train.py", "option=Z"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "Available options in 'option'" in out.stderr and "\tB" in out.stderr
+
+
+@pytest.mark.parametrize("override,field,nearest", [
+    ("data.future_frames=10", "data.future_frames=10", "9 or 17"),
+    ("data.height=70", "data.height=70", "64 or 96"),
+    ("data.width=100", "data.width=100", "96 or 128"),
+])
+def test_bad_window_fails_before_any_model_loads(override, field, nearest, tmp_path):
+    # The VLM points at a directory that does not exist: reaching it would raise FileNotFoundError.
+    cfg = compose([override, f"vlm.pretrained={tmp_path}/absent", "vlm.twin=null", "logger=none"])
+    with pytest.raises(ValueError) as err:
+        train(cfg)
+    assert field in str(err.value) and nearest in str(err.value)
+
+
+def test_missing_vlm_directory_names_path_and_expected(tmp_path):
+    cfg = compose([f"vlm.pretrained={tmp_path}/qwen", "vlm.twin=null"])
+    with pytest.raises(FileNotFoundError, match=f"{tmp_path}/qwen"):
+        instantiate(cfg.vlm)
+
+
+@pytest.mark.parametrize("name,target", [("optionA", "CleanLatents"), ("optionB", "PartialDiffusion")])
+def test_experiments_select_their_option(name, target):
+    cfg = compose([f"+experiment={name}"])
+    assert cfg.option._target_.endswith(target)
+    assert name in cfg.tags
+
+
+def test_real_scale_is_one_override_away():
+    cfg = compose(["+experiment=optionB", "model=ltx_2b", "vlm=qwen2_5_vl_7b", "trainer=gpu"])
+    assert cfg.model.pretrained == "Lightricks/LTX-Video" and cfg.model.dtype == "bfloat16"
+    assert cfg.vlm.pretrained == "Qwen/Qwen2.5-VL-7B-Instruct"
+    assert cfg.trainer.precision == "bf16-mixed"
+    assert compose(["vlm=qwen2_5_vl_3b"]).vlm.pretrained == "Qwen/Qwen2.5-VL-3B-Instruct"

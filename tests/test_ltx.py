@@ -1,0 +1,85 @@
+"""LTX-Video loading: published sizes, tiny twins through the real loader, token geometry."""
+
+import pytest
+import torch
+from diffusers import LTXVideoTransformer3DModel
+from omegaconf import OmegaConf
+
+from foresight.config import compose
+from foresight.models.ltx import LTXVideo, build_twin, grid_positions, latent_grid, pack, rope_coords, unpack
+
+
+@pytest.mark.parametrize("name,params", [("ltx_2b", 1_923_385_472), ("ltx_13b", 13_042_569_344)])
+def test_published_dit_sizes_on_meta(name, params):
+    cfg = compose([f"model={name}", "logger=none"])
+    arch = OmegaConf.to_container(cfg.model.architecture.transformer)
+    with torch.device("meta"):
+        dit = LTXVideoTransformer3DModel(**arch)
+    assert sum(p.numel() for p in dit.parameters()) == params
+
+
+def test_tiny_twin_keeps_real_compression_and_decoder(tiny_ltx):
+    assert tiny_ltx.latent_channels == 128
+    assert tiny_ltx.vae.config.timestep_conditioning
+    video = torch.rand(2, 3, 17, 64, 96) * 2 - 1
+    z = tiny_ltx.encode(video)
+    assert z.shape == (2, 128, 3, 2, 3) == (2, 128, *latent_grid(17, 64, 96))
+    # causal VAE: latent frame 0 is pixel frame 0 alone (what first-frame conditioning relies on)
+    assert torch.allclose(tiny_ltx.encode(video[:, :, :1])[:, :, 0], z[:, :, 0], atol=1e-4)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    out = tiny_ltx.decode(z, generator=g())
+    assert out.shape == video.shape and out.abs().max() <= 1
+    assert torch.equal(out, tiny_ltx.decode(z, generator=g()))  # the decode noise is seeded
+
+
+def test_twin_reloads_identically_and_is_frozen(tiny_ltx, tiny_cfg):
+    again = LTXVideo(tiny_cfg.model.pretrained, twin="tiny")  # directory exists: pure load
+    for (n, a), b in zip(tiny_ltx.transformer.state_dict().items(), again.transformer.state_dict().values()):
+        assert torch.equal(a, b), n
+    assert not any(p.requires_grad for p in again.parameters())
+    again.train()
+    assert not again.vae.training and not again.transformer.training
+
+
+def test_per_token_timesteps_reach_the_dit(tiny_ltx):
+    g = torch.Generator().manual_seed(0)
+    grid = (2, 2, 2)
+    x = torch.randn(1, 8, 128, generator=g)
+    coords = rope_coords(grid_positions(grid), torch.tensor([24.0]))
+    text, mask = tiny_ltx.text_encoder(["a red circle moves right"])
+    t = torch.full((1, 8), 0.5)
+    base = tiny_ltx.velocity(x, t, coords, text, mask)
+    t2 = t.clone()
+    t2[0, 0] = 0.0
+    moved = tiny_ltx.velocity(x, t2, coords, text, mask)
+    assert base.shape == (1, 8, 128)
+    assert not torch.allclose(base[0, 0], moved[0, 0])  # the token whose timestep changed
+
+
+def test_pack_unpack_and_rope_coords():
+    z = torch.randn(2, 128, 3, 2, 4)
+    assert torch.equal(unpack(pack(z), (3, 2, 4)), z)
+    pos = grid_positions((3, 2, 4))
+    assert pos.shape == (24, 3) and pos[8].tolist() == [1.0, 0.0, 0.0]  # frame-major like pack
+    c = rope_coords(pos, torch.tensor([24.0, 8.0]))  # (B, 3, N)
+    assert c.shape == (2, 3, 24)
+    # latent frame k starts at pixel frame max(8k-7, 0): 0, 1, 9 -> seconds at each fps
+    assert c[0, 0, [0, 8, 16]].tolist() == pytest.approx([0.0, 1 / 24, 9 / 24])
+    assert c[1, 0, 16].item() == pytest.approx(9 / 8)
+    assert c[0, 1].max().item() == 32.0 and c[0, 2].max().item() == 96.0
+
+
+def test_missing_checkpoint_dir_names_path_and_contents(tmp_path):
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "nope")):
+        LTXVideo(str(tmp_path / "nope"))
+    (tmp_path / "half").mkdir()
+    with pytest.raises(FileNotFoundError, match="transformer/config.json"):
+        LTXVideo(str(tmp_path / "half"))
+
+
+def test_build_twin_is_deterministic(tmp_path, tiny_cfg):
+    arch = OmegaConf.to_container(tiny_cfg.model.architecture)
+    build_twin(tmp_path / "a", arch)
+    build_twin(tmp_path / "b", arch)
+    a = (tmp_path / "a" / "transformer" / "diffusion_pytorch_model.safetensors").read_bytes()
+    assert a == (tmp_path / "b" / "transformer" / "diffusion_pytorch_model.safetensors").read_bytes()

@@ -1,0 +1,37 @@
+"""The main job end to end, as a user runs it (a shortened schedule)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from safetensors import safe_open
+
+from foresight.config import ROOT
+
+
+@pytest.mark.parametrize("experiment,logger", [("optionA", "csv"), ("optionB", "wandb")])
+def test_train_py_runs_and_writes_trainable_checkpoint(experiment, logger, tmp_path, twin_dir):
+    env_overrides = [f"paths.log_dir={tmp_path}", f"paths.cache_dir={twin_dir}", f"logger={logger}",
+                     "trainer.max_steps=6", "trainer.val_check_interval=3"]
+    out = subprocess.run([sys.executable, "train.py", f"+experiment={experiment}", *env_overrides],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "WANDB_MODE": "offline", "WANDB_API_KEY": ""})
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run,) = (tmp_path / "train" / "runs").iterdir()
+    ckpt = run / "checkpoints" / "last.safetensors"
+    with safe_open(str(ckpt), framework="pt") as f:
+        keys = list(f.keys())
+        meta = json.loads(f.metadata()["foresight"])
+    assert keys and all(k.startswith("adapter.") or "lora_" in k for k in keys)
+    assert any("lora_" in k for k in keys) == (experiment == "optionB")
+    assert meta["step"] == 6 and meta["option"] == experiment[-1]
+    assert meta["config"]["option"]["_target_"].endswith("CleanLatents" if experiment == "optionA" else "PartialDiffusion")
+    if logger == "csv":
+        (metrics,) = run.rglob("metrics.csv")
+        text = metrics.read_text()
+        for key in ("train/loss", "train/lr", "val/latent_mse", "val/latent_mse_copy_last"):
+            assert key in text
+    else:
+        assert list(run.rglob("wandb/offline-run-*")), "wandb should have written an offline run"

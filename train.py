@@ -1,0 +1,19 @@
+"""Train an adapter option:  python train.py +experiment=optionB   (see conf/train.yaml)."""
+
+import hydra
+from omegaconf import DictConfig
+
+from foresight.config import register_resolvers
+
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    from foresight.train import train
+
+    return train(cfg)["metric"]
+
+
+if __name__ == "__main__":
+    main()
