@@ -1,0 +1,169 @@
+"""Webdataset shards of video-text pairs -> windowed training batches, bad samples skipped and counted.
+
+A batch is a dict:
+    context  uint8 (B, C, H, W, 3)   frames [s, s+C) for the VLM
+    target   uint8 (B, F, H, W, 3)   frames [s+C-1, s+C-1+F): target[:, 0] == context[:, -1]
+    caption  list[str]               the instruction / caption
+    fps      float32 (B,)            rate of the returned frames
+    key      list[str]
+    skips    dict[str, int]          cumulative skips by reason in the worker that made the batch
+    worker   int                     that worker's id (0 without workers)
+`VideoDataModule.skip_counts(batch)` folds the per-worker counts into totals for logging.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import random
+from collections import Counter
+from pathlib import Path
+
+import braceexpand
+import lightning as L
+import numpy as np
+import torch
+import webdataset as wds
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from foresight.data.video import VideoError, decode_window, probe
+from foresight.data.window import check_window, window_length
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTS = ("mp4", "webm", "mkv", "mov", "avi")
+PICKLE_EXTS = ("pth", "pyd", "pickle", "pkl", "pt")  # never decoded: unpickling runs code
+
+
+class BadSample(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def expand_shards(spec: str, field: str) -> list[str]:
+    """Brace-expand and glob a shard spec; a clear error when nothing matches."""
+    urls = [u for part in braceexpand.braceexpand(spec) for u in (sorted(glob.glob(part)) or [part])]
+    missing = [u for u in urls if "://" not in u and not Path(u).exists()]
+    if not urls or len(missing) == len(urls):
+        raise FileNotFoundError(f"{field}={spec!r} matched no files; for the bundled sample run "
+                                f"`python -m foresight.data.sample_world --out data/sample`")
+    return [u for u in urls if u not in missing]
+
+
+class ClipWindows(IterableDataset):
+    """Samples from shards, decoded into windows; each worker counts what it had to skip."""
+
+    def __init__(self, urls: list[str], context_frames: int, future_frames: int, height: int, width: int,
+                 fps: float | None, train: bool, seed: int, shuffle_buffer: int, strict: bool,
+                 limit: int | None = None) -> None:
+        self.urls, self.train, self.seed, self.strict, self.limit = urls, train, seed, strict, limit
+        self.c, self.f, self.h, self.w, self.fps = context_frames, future_frames, height, width, fps
+        self.shuffle_buffer = shuffle_buffer
+
+    def raw_samples(self):
+        if self.train:  # endless, shards drawn at random per worker and node; Lightning's max_steps ends it
+            ds = wds.WebDataset(self.urls, resampled=True, seed=self.seed,
+                                nodesplitter=wds.split_by_node, workersplitter=wds.split_by_worker, empty_check=False)
+            return ds.shuffle(self.shuffle_buffer, rng=random.Random(self.seed))
+        # held-out: every shard once, in order, in the main process's order of keys
+        return wds.WebDataset(self.urls, shardshuffle=False, nodesplitter=None, workersplitter=None,
+                              empty_check=False)
+
+    def window(self, sample: dict, rng: random.Random) -> dict:
+        key = sample.get("__key__", "?")
+        unsafe = [k for k in sample if k.rsplit(".", 1)[-1] in PICKLE_EXTS]
+        if unsafe:
+            raise BadSample("unsafe_member", f"refusing pickle member(s) {unsafe} (never unpickled)")
+        video_key = next((k for k in sample if k.rsplit(".", 1)[-1].lower() in VIDEO_EXTS), None)
+        if video_key is None:
+            members = [k for k in sample if not k.startswith("__")]
+            raise BadSample("unknown_format", f"no video member ({', '.join(VIDEO_EXTS)}) among {members}")
+        caption = sample.get("txt", b"").decode("utf-8", errors="replace").strip()
+        if not caption:
+            raise BadSample("no_caption", "missing or empty .txt caption")
+        meta = json.loads(sample["json"]) if "json" in sample else {}
+        data = sample[video_key]
+        try:
+            info = probe(data)
+            rate = self.fps or float(meta.get("fps") or info.fps)
+            need = window_length(self.c, self.f)
+            last_start = info.frames_at(rate) - need
+            start = rng.randint(0, last_start) if self.train and last_start > 0 else 0
+            frames = decode_window(data, start, need, self.h, self.w, fps=rate, info=info)  # (C+F-1, H, W, 3)
+        except VideoError as e:
+            raise BadSample(e.reason, str(e)) from None
+        return {"context": frames[: self.c], "target": frames[self.c - 1:], "caption": caption,
+                "fps": rate, "key": key}
+
+    def __iter__(self):
+        info = get_worker_info()
+        worker = info.id if info else 0
+        rng = random.Random(self.seed * 1009 + worker)  # window starts: reproducible per worker
+        skips: Counter[str] = Counter()
+        produced = 0
+        for sample in self.raw_samples():
+            try:
+                out = self.window(sample, rng)
+            except BadSample as e:
+                where = f"{sample.get('__url__', '?')} key {sample.get('__key__', '?')}"
+                if self.strict:
+                    raise ValueError(f"bad sample in {where}: {e} (data.strict=true)") from None
+                skips[e.reason] += 1
+                log.debug("skipped %s: %s", where, e)
+                continue
+            out["skips"], out["worker"] = dict(skips), worker
+            yield out
+            produced += 1
+            if self.limit is not None and produced >= self.limit:
+                break
+        if not self.train and skips:
+            log.warning("held-out set: skipped %s", dict(skips))
+
+
+def collate(samples: list[dict]) -> dict:
+    return {
+        "context": torch.from_numpy(np.stack([s["context"] for s in samples])),
+        "target": torch.from_numpy(np.stack([s["target"] for s in samples])),
+        "caption": [s["caption"] for s in samples],
+        "fps": torch.tensor([s["fps"] for s in samples], dtype=torch.float32),
+        "key": [s["key"] for s in samples],
+        "skips": samples[-1]["skips"],  # cumulative in this worker, so the last is the newest
+        "worker": samples[-1]["worker"],
+    }
+
+
+class VideoDataModule(L.LightningDataModule):
+    """Train (endless, shuffled) and held-out (fixed, in order) windows from webdataset shards."""
+
+    def __init__(self, train_shards: str, val_shards: str, context_frames: int = 4, future_frames: int = 17,
+                 height: int = 64, width: int = 64, fps: float | None = None, batch_size: int = 4,
+                 val_batch_size: int = 4, num_workers: int = 0, shuffle_buffer: int = 64, seed: int = 0,
+                 strict: bool = False, val_samples: int | None = None) -> None:
+        super().__init__()
+        check_window(context_frames, future_frames, height, width)
+        self.train_urls = expand_shards(train_shards, "data.train_shards")
+        self.val_urls = expand_shards(val_shards, "data.val_shards")
+        common = dict(context_frames=context_frames, future_frames=future_frames, height=height, width=width,
+                      fps=fps, seed=seed, shuffle_buffer=shuffle_buffer, strict=strict)
+        self.train_set = ClipWindows(self.train_urls, train=True, **common)
+        self.val_set = ClipWindows(self.val_urls, train=False, limit=val_samples, **common)
+        self.batch_size, self.val_batch_size, self.num_workers = batch_size, val_batch_size, num_workers
+        self._skips: dict[int, dict[str, int]] = {}
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_set, batch_size=self.batch_size, num_workers=self.num_workers,
+                          collate_fn=collate, persistent_workers=self.num_workers > 0)
+
+    def val_dataloader(self) -> DataLoader:
+        # one process: the held-out order must not depend on how many workers there are
+        return DataLoader(self.val_set, batch_size=self.val_batch_size, num_workers=0, collate_fn=collate)
+
+    def skip_counts(self, batch: dict) -> dict[str, int]:
+        """Totals by reason over all train workers, updated with this batch's worker counts."""
+        self._skips[batch["worker"]] = batch["skips"]
+        totals: Counter[str] = Counter()
+        for counts in self._skips.values():
+            totals.update(counts)
+        return dict(totals)

@@ -1,0 +1,148 @@
+"""The frozen Qwen2.5-VL reader: context frames + instruction -> hidden states the adapter reads.
+
+The context frames go in as a video, Qwen2.5-VL's native path: frames are paired into 2-frame
+temporal patches (a clip of C frames costs C/2 x the tokens of one image, with temporal rotary
+positions). Transformers' video processor needs torchvision, which Foresight does without, so
+the video patches are assembled from the image processor's PIL path: each frame is resized and
+normalised as an image (the image path tiles it twice in time), then consecutive frames fill the
+two temporal slots. A 2-frame clip of one repeated frame therefore equals the image path exactly.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from transformers import (AutoTokenizer, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration,
+                          Qwen2VLImageProcessorPil)
+
+from foresight.models.hub import freeze, resolve_pretrained, torch_dtype
+from foresight.models.tokenizers import word_tokenizer
+
+SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+           "<|image_pad|>", "<|video_pad|>"]
+SYSTEM = "You are a helpful assistant."
+
+_VISION = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, patch_size=14,
+               spatial_merge_size=2, temporal_patch_size=2, window_size=112, fullatt_block_indexes=[7, 15, 23, 31])
+_TEXT_7B = dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+                num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=128000,
+                rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]})
+SIZES = {
+    "7b": dict(text=_TEXT_7B, vision=dict(_VISION, out_hidden_size=3584), tie=False),
+    "3b": dict(text=dict(_TEXT_7B, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36,
+                         num_attention_heads=16, num_key_value_heads=2),
+               vision=dict(_VISION, out_hidden_size=2048), tie=True),
+    # head_dim 16: mrope sections (t, h, w) must sum to head_dim / 2
+    "tiny": dict(text=dict(_TEXT_7B, vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                           rope_parameters={"rope_type": "default", "rope_theta": 1e4, "mrope_section": [2, 3, 3]}),
+                 vision=dict(_VISION, depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
+                             fullatt_block_indexes=[1]), tie=False),
+}
+
+
+def qwen2_5_vl_config(size: str, token_ids: dict[str, int] | None = None) -> Qwen2_5_VLConfig:
+    """Published sizes, set explicitly: the default Qwen2_5_VLConfig() is 72B-sized."""
+    spec = SIZES[size]
+    ids = token_ids or {}
+    return Qwen2_5_VLConfig(text_config=dict(spec["text"], tie_word_embeddings=spec["tie"]),
+                            vision_config=spec["vision"], tie_word_embeddings=spec["tie"], **ids)
+
+
+class FrozenVLM(nn.Module):
+    """(B, C, H, W, 3) uint8 context + instructions -> (B, L, hidden x len(layers)), mask (B, L).
+
+    Sequences are right-padded; `mask` is True on real tokens (vision and text alike).
+    """
+
+    def __init__(self, pretrained: str, dtype: str = "float32", layers: list[int] = (-1,),
+                 max_pixels: int | None = None, max_text_tokens: int = 128, twin: str | None = None) -> None:
+        super().__init__()
+        if twin is not None and not Path(pretrained).exists():
+            build_tiny_vlm(pretrained)
+        source = resolve_pretrained(pretrained, ["config.json", "preprocessor_config.json"])
+        self.tokenizer = AutoTokenizer.from_pretrained(source)
+        self.image_processor = Qwen2VLImageProcessorPil.from_pretrained(source)
+        if max_pixels is not None:
+            self.image_processor.max_pixels = max_pixels
+            self.image_processor.size = {**self.image_processor.size, "longest_edge": max_pixels}
+        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(source, dtype=torch_dtype(dtype))
+        self.model = freeze(model.model)  # the LM head is never used
+        self.layers = list(layers)
+        self.max_text_tokens = max_text_tokens
+        self.out_dim = model.config.text_config.hidden_size * len(self.layers)
+
+    def train(self, mode: bool = True) -> "FrozenVLM":
+        return super().train(False)
+
+    def video_patches(self, frames: np.ndarray) -> tuple[Tensor, Tensor]:
+        """(C, H, W, 3) uint8 -> pixel_values_videos (T*h*w, 3*2*14*14), video_grid_thw (1, 3)."""
+        if len(frames) % 2:  # temporal patches hold 2 frames: repeat the last (the most recent) one
+            frames = np.concatenate([frames, frames[-1:]])
+        out = self.image_processor(images=list(frames), return_tensors="pt")
+        grid = out["image_grid_thw"][0]  # (1, h, w) per frame
+        tp = self.image_processor.temporal_patch_size
+        patches = out["pixel_values"].view(len(frames), -1, 3, tp, self.image_processor.patch_size ** 2)
+        # take one temporal slot per frame, then pair consecutive frames into the two slots
+        pairs = patches[:, :, :, 0].reshape(len(frames) // tp, tp, *patches.shape[1:3], -1)  # (T, 2, hw, 3, p*p)
+        video = pairs.permute(0, 2, 3, 1, 4).reshape(-1, 3 * tp * patches.shape[-1])  # (T*hw, 3*2*p*p)
+        return video, torch.tensor([[len(frames) // tp, int(grid[1]), int(grid[2])]])
+
+    def prompt(self, num_video_tokens: int, instruction: str) -> str:
+        # Qwen2.5-VL's chat format, the video placeholder expanded to one token per merged patch
+        return (f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n<|vision_start|>"
+                f"{'<|video_pad|>' * num_video_tokens}<|vision_end|>{instruction}<|im_end|>\n<|im_start|>assistant\n")
+
+    @torch.no_grad()
+    def forward(self, context: Tensor, prompts: list[str]) -> tuple[Tensor, Tensor]:
+        merge = self.image_processor.merge_size ** 2
+        pixels, grids, texts = [], [], []
+        for frames, instruction in zip(context.cpu().numpy(), prompts):
+            video, grid = self.video_patches(frames)
+            pixels.append(video)
+            grids.append(grid)
+            words = self.tokenizer(instruction, add_special_tokens=False).input_ids[: self.max_text_tokens]
+            texts.append(self.prompt(int(grid.prod()) // merge, self.tokenizer.decode(words)))
+        tok = self.tokenizer(texts, padding=True, return_tensors="pt", padding_side="right")
+        device = self.model.device
+        out = self.model(
+            input_ids=tok.input_ids.to(device),
+            attention_mask=tok.attention_mask.to(device),
+            pixel_values_videos=torch.cat(pixels).to(device, self.model.dtype),
+            video_grid_thw=torch.cat(grids).to(device),
+            output_hidden_states=True,
+        )
+        states = torch.cat([out.hidden_states[i] for i in self.layers], dim=-1)  # (B, L, out_dim)
+        return states, tok.attention_mask.to(device).bool()
+
+
+def build_tiny_vlm(directory: str | Path, seed: int = 0) -> None:
+    """Save a tiny random Qwen2.5-VL with an offline tokenizer and image processor (atomically)."""
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    try:
+        tokenizer = word_tokenizer(SPECIAL, pad="<|endoftext|>", eos="<|im_end|>", unk="<unk>")
+        ids = {name: tokenizer.convert_tokens_to_ids(tok) for name, tok in [
+            ("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
+            ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>")]}
+        config = qwen2_5_vl_config("tiny", ids)
+        if len(tokenizer) > config.text_config.vocab_size:
+            raise AssertionError("tiny tokenizer outgrew the tiny vocabulary")
+        torch.manual_seed(seed)
+        Qwen2_5_VLForConditionalGeneration(config).save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        # 56x56 px per frame: 4x4 patches of 14, merged 2x2 -> 4 tokens per 2-frame temporal patch
+        Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=56 * 56).save_pretrained(tmp)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process built it first
+            if not (target / "config.json").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
