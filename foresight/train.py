@@ -6,10 +6,25 @@ import logging
 from typing import Any
 
 import lightning as L
-from hydra.utils import instantiate
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("foresight")
+
+
+def instantiate(node, **kwargs):
+    """hydra.utils.instantiate, but a config mistake surfaces as its own one-line error.
+
+    Hydra wraps whatever a constructor raises; our constructors raise ValueError or
+    FileNotFoundError with a message naming the field and the fix, so pass those through.
+    """
+    try:
+        return hydra_instantiate(node, **kwargs)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, (ValueError, FileNotFoundError)):
+            raise e.__cause__ from None
+        raise
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:

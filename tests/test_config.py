@@ -5,10 +5,10 @@ import sys
 
 import pytest
 from hydra.errors import MissingConfigException
-from hydra.utils import instantiate
+
 
 from foresight.config import ROOT, compose
-from foresight.train import train
+from foresight.train import instantiate, train
 
 
 @pytest.mark.parametrize("override,choices", [("option=Z", ["A", "B"]), ("model=ltx_99b", ["ltx_2b", "tiny"]),

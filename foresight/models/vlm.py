@@ -132,6 +132,7 @@ def build_tiny_vlm(directory: str | Path, seed: int = 0) -> None:
             ("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
             ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>")]}
         config = qwen2_5_vl_config("tiny", ids)
+        config.text_config.bos_token_id = config.text_config.eos_token_id = tokenizer.eos_token_id
         if len(tokenizer) > config.text_config.vocab_size:
             raise AssertionError("tiny tokenizer outgrew the tiny vocabulary")
         torch.manual_seed(seed)
