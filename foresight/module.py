@@ -88,6 +88,12 @@ class ForesightModule(L.LightningModule):
         metrics = self.evaluate_batch(batch, seed=self.val_seed + batch_idx)
         self.log_dict({f"val/{k}": v for k, v in metrics.items()}, batch_size=len(batch["caption"]))
 
+    def on_validation_epoch_end(self) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is not None and hasattr(dm, "val_skip_counts"):
+            for reason, n in dm.val_skip_counts().items():
+                self.log(f"data/val_skipped_{reason}", float(n))
+
     @torch.no_grad()
     def evaluate_batch(self, batch: dict, seed: int) -> dict[str, Tensor]:
         """Seeded loss and prediction quality beside the copy-last-frame baseline."""

@@ -61,10 +61,11 @@ class ClipWindows(IterableDataset):
         self.urls, self.train, self.seed, self.strict, self.limit = urls, train, seed, strict, limit
         self.c, self.f, self.h, self.w, self.fps = context_frames, future_frames, height, width, fps
         self.shuffle_buffer = shuffle_buffer
+        self.skips: Counter[str] = Counter()
 
     def raw_samples(self):
         if self.train:  # endless, shards drawn at random per worker and node; Lightning's max_steps ends it
-            ds = wds.WebDataset(self.urls, resampled=True, seed=self.seed,
+            ds = wds.WebDataset(self.urls, resampled=True, shardshuffle=False, seed=self.seed,
                                 nodesplitter=wds.split_by_node, workersplitter=wds.split_by_worker, empty_check=False)
             return ds.shuffle(self.shuffle_buffer, rng=random.Random(self.seed))
         # held-out: every shard once, in order, in the main process's order of keys
@@ -102,6 +103,7 @@ class ClipWindows(IterableDataset):
         worker = info.id if info else 0
         rng = random.Random(self.seed * 1009 + worker)  # window starts: reproducible per worker
         skips: Counter[str] = Counter()
+        self.skips = skips  # readable after iterating in this process (held-out set: no workers)
         produced = 0
         for sample in self.raw_samples():
             try:
@@ -159,6 +161,10 @@ class VideoDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         # one process: the held-out order must not depend on how many workers there are
         return DataLoader(self.val_set, batch_size=self.val_batch_size, num_workers=0, collate_fn=collate)
+
+    def val_skip_counts(self) -> dict[str, int]:
+        """What the last pass over the held-out set skipped, by reason."""
+        return dict(self.val_set.skips)
 
     def skip_counts(self, batch: dict) -> dict[str, int]:
         """Totals by reason over all train workers, updated with this batch's worker counts."""

@@ -46,12 +46,16 @@ SIZES = {
 }
 
 
-def qwen2_5_vl_config(size: str, token_ids: dict[str, int] | None = None) -> Qwen2_5_VLConfig:
-    """Published sizes, set explicitly: the default Qwen2_5_VLConfig() is 72B-sized."""
+def qwen2_5_vl_config(size: str, vision_ids: dict[str, int] | None = None,
+                      text_ids: dict[str, int] | None = None) -> Qwen2_5_VLConfig:
+    """Published sizes, set explicitly: the default Qwen2_5_VLConfig() is 72B-sized.
+
+    vision_ids: image/video/vision_start/vision_end token ids; text_ids: bos/eos ids (twins only:
+    real checkpoints carry their own).
+    """
     spec = SIZES[size]
-    ids = token_ids or {}
-    return Qwen2_5_VLConfig(text_config=dict(spec["text"], tie_word_embeddings=spec["tie"]),
-                            vision_config=spec["vision"], tie_word_embeddings=spec["tie"], **ids)
+    return Qwen2_5_VLConfig(text_config=dict(spec["text"], tie_word_embeddings=spec["tie"], **(text_ids or {})),
+                            vision_config=spec["vision"], tie_word_embeddings=spec["tie"], **(vision_ids or {}))
 
 
 class FrozenVLM(nn.Module):
@@ -131,8 +135,8 @@ def build_tiny_vlm(directory: str | Path, seed: int = 0) -> None:
         ids = {name: tokenizer.convert_tokens_to_ids(tok) for name, tok in [
             ("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
             ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>")]}
-        config = qwen2_5_vl_config("tiny", ids)
-        config.text_config.bos_token_id = config.text_config.eos_token_id = tokenizer.eos_token_id
+        eos = tokenizer.eos_token_id
+        config = qwen2_5_vl_config("tiny", ids, {"bos_token_id": eos, "eos_token_id": eos})
         if len(tokenizer) > config.text_config.vocab_size:
             raise AssertionError("tiny tokenizer outgrew the tiny vocabulary")
         torch.manual_seed(seed)

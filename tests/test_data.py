@@ -1,0 +1,145 @@
+"""Sample world, PyAV windows, the webdataset loader, and bad samples counted rather than fatal."""
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import webdataset as wds
+from PIL import Image
+
+from foresight.config import ROOT
+from foresight.data.loader import VideoDataModule
+from foresight.data.sample_world import encode_mp4, render_clip
+from foresight.data.video import TooShortError, VideoError, decode_window, probe
+from tests.conftest import REAL
+
+SAMPLE = ROOT / "data" / "sample"
+needs_real = pytest.mark.skipif(not REAL.exists(), reason=f"real sample clips not found at {REAL}")
+
+
+def module(train: str, val: str | None = None, **kw) -> VideoDataModule:
+    args = dict(context_frames=4, future_frames=9, height=64, width=64, batch_size=2, val_batch_size=8)
+    return VideoDataModule(train, val or train, **{**args, **kw})
+
+
+def test_sample_world_is_deterministic_and_captioned():
+    a, b = render_clip(seed=7), render_clip(seed=7)
+    assert np.array_equal(a.frames, b.frames) and a.caption == b.caption
+    assert a.frames.shape == (40, 72, 96, 3) and a.frames.dtype == np.uint8
+    assert not np.array_equal(a.frames[0], a.frames[-1])  # something moves
+    assert "moves" in a.caption and any(s in a.caption for s in ("circle", "square", "triangle"))
+    assert render_clip(seed=8).caption != a.caption or not np.array_equal(render_clip(seed=8).frames, a.frames)
+
+
+def test_bundled_shards_have_the_documented_members():
+    shards = sorted(SAMPLE.glob("*.tar"))
+    assert [p.name for p in shards] == [f"train-00000{i}.tar" for i in range(4)] + ["val-000000.tar"]
+    with tarfile.open(shards[-1]) as tar:
+        names = tar.getnames()
+    keys = {n.rsplit(".", 1)[0] for n in names}
+    assert len(keys) == 16 and all("." not in k for k in keys)
+    assert {n.rsplit(".", 1)[1] for n in names} == {"mp4", "txt", "json"}
+
+
+def test_decode_window_resizes_and_crops_to_bucket():
+    clip = render_clip(seed=1)
+    data = encode_mp4(clip.frames, clip.fps)
+    info = probe(data)
+    assert (info.width, info.height, round(info.fps)) == (96, 72, 24) and info.frames_at(None) == 40
+    window = decode_window(data, start=5, count=9, height=64, width=64)
+    assert window.shape == (9, 64, 64, 3) and window.dtype == np.uint8
+    # cover-resize 96x72 -> 85x64, centre crop 64 wide: compare with the same on the source frame
+    expected = np.asarray(Image.fromarray(clip.frames[5]).resize((85, 64), Image.BICUBIC).crop((10, 0, 74, 64)))
+    assert np.abs(window[0].astype(int) - expected.astype(int)).mean() < 6  # h264 is lossy
+    half_rate = decode_window(data, start=2, count=5, height=64, width=64, fps=12)
+    assert np.array_equal(half_rate[1], decode_window(data, start=6, count=1, height=64, width=64)[0])
+    with pytest.raises(TooShortError):
+        decode_window(data, start=35, count=9, height=64, width=64)
+
+
+def test_loader_windows_overlap_on_the_current_frame():
+    dm = VideoDataModule(str(SAMPLE / "train-{000000..000003}.tar"), str(SAMPLE / "val-000000.tar"),
+                         context_frames=4, future_frames=17, batch_size=3, val_samples=8, val_batch_size=8)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["context"].shape == (3, 4, 64, 64, 3) and batch["target"].shape == (3, 17, 64, 64, 3)
+    assert (batch["target"][:, 0] == batch["context"][:, -1]).all()
+    assert batch["fps"].tolist() == [24.0] * 3 and all(batch["caption"])
+    first, second = list(dm.val_dataloader()), list(dm.val_dataloader())
+    assert len(first) == 1 and first[0]["key"] == [f"val_{1_000_000 + i:06d}" for i in range(8)]
+    assert (first[0]["target"] == second[0]["target"]).all()  # the held-out set is fixed
+
+
+@pytest.fixture
+def bad_shard(tmp_path) -> Path:
+    good = render_clip(seed=3)
+    mp4 = encode_mp4(good.frames, good.fps)
+    short = encode_mp4(good.frames[:6], good.fps)
+    path = tmp_path / "mixed-000000.tar"
+    with wds.TarWriter(str(path)) as sink:
+        sink.write({"__key__": "good", "mp4": mp4, "txt": good.caption})
+        sink.write({"__key__": "corrupt", "mp4": mp4[:200] + b"\0" * 3000, "txt": "x"})
+        sink.write({"__key__": "short", "mp4": short, "txt": "a red ball"})
+        sink.write({"__key__": "nocaption", "mp4": mp4, "txt": "  "})
+        sink.write({"__key__": "pickled", "mp4": mp4, "txt": "a", "pth": b"\x80\x04K\x01."})
+        sink.write({"__key__": "notvideo", "gif": b"GIF89a", "txt": "a"})
+        sink.write({"__key__": "good2", "mkv": mp4, "txt": good.caption, "json": json.dumps({"fps": 24})})
+    return path
+
+
+def test_bad_samples_are_skipped_and_counted(bad_shard):
+    (batch,) = list(module(str(bad_shard)).val_dataloader())
+    assert batch["key"] == ["good", "good2"]
+    assert batch["skips"] == {"undecodable": 1, "too_short": 1, "no_caption": 1, "unsafe_member": 1,
+                              "unknown_format": 1}
+    dm = module(str(bad_shard))
+    assert dm.skip_counts(batch) == batch["skips"]
+    assert dm.skip_counts({**batch, "worker": 1, "skips": {"too_short": 2}})["too_short"] == 3  # across workers
+
+
+def test_strict_mode_names_shard_and_key(bad_shard):
+    with pytest.raises(ValueError, match=r"mixed-000000.tar key corrupt.*data.strict=true"):
+        list(module(str(bad_shard), strict=True).val_dataloader())
+
+
+def test_missing_shards_fail_with_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match="matched no files.*sample_world"):
+        module(str(tmp_path / "none-{000000..000003}.tar"))
+
+
+@needs_real
+def test_real_clips(tmp_path):
+    path = tmp_path / "real-000000.tar"
+    with wds.TarWriter(str(path)) as sink:
+        for f in ("realshort.mp4", "flipping_a_pancake.mkv", "video_0.mov", "video_90.mov", "corrupted.mp4"):
+            sink.write({"__key__": f.split(".")[0], f.rsplit(".", 1)[1]: (REAL / f).read_bytes(), "txt": "a clip"})
+    # a 36-frame window reaches past the frame where corrupted.mp4 stops decoding (28)
+    dm = module(str(path), context_frames=4, future_frames=33)
+    (batch,) = list(dm.val_dataloader())
+    # realshort has exactly 36 frames; the pancake is 426x240 Matroska, cropped to the 64x64 bucket
+    assert batch["key"] == ["realshort", "flipping_a_pancake"]
+    assert batch["target"].shape == (2, 33, 64, 64, 3)
+    # the 3-frame QuickTime clips are too short; the corrupt one is undecodable
+    assert dm.val_set.skips == {"too_short": 2, "undecodable": 1}  # all counted, the last one after the batch
+
+
+@needs_real
+def test_rotation_metadata_is_honoured():
+    flat, rotated = probe(REAL / "video_0.mov"), probe(REAL / "video_90.mov")
+    assert (flat.width, flat.height, flat.rotation) == (568, 320, 0)
+    assert (rotated.width, rotated.height, rotated.rotation) == (320, 568, 270)  # displayed portrait
+    frame = decode_window(REAL / "video_90.mov", 0, 1, height=568, width=320)[0]
+    with av.open(str(REAL / "video_90.mov")) as c:
+        stored = next(c.decode(video=0)).to_ndarray(format="rgb24")  # (320, 568, 3) as stored
+    upright = np.rot90(stored, k=-1)  # the display matrix says: turn 90 degrees clockwise
+    assert frame.shape == upright.shape and np.abs(frame.astype(int) - upright.astype(int)).mean() < 2
+
+
+def test_corrupt_bytes_raise_video_error():
+    with pytest.raises(VideoError):
+        probe(b"not a video at all")
+    with pytest.raises(VideoError):
+        probe(io.BytesIO(b"").getvalue())

@@ -1,0 +1,72 @@
+"""Qwen2.5-VL and T5 readers: twins through the real loaders, masks, layers, published sizes."""
+
+import numpy as np
+import pytest
+import torch
+from transformers import Qwen2_5_VLForConditionalGeneration, T5Config, T5EncoderModel
+
+from foresight.models.text import T5_XXL, FrozenTextEncoder
+from foresight.models.vlm import FrozenVLM, qwen2_5_vl_config
+
+
+@pytest.mark.parametrize("size,params", [("7b", 8_292_166_656), ("3b", 3_754_885_120)])
+def test_published_qwen_sizes_on_meta(size, params):
+    # 7B: 7.07B language model + 0.68B vision tower + 0.54B untied LM head = 8.29B, as published
+    with torch.device("meta"):
+        model = Qwen2_5_VLForConditionalGeneration(qwen2_5_vl_config(size))
+    assert sum(p.numel() for p in model.parameters()) == params
+
+
+def test_t5_xxl_encoder_size_on_meta():
+    with torch.device("meta"):
+        model = T5EncoderModel(T5Config(**T5_XXL))
+    assert sum(p.numel() for p in model.parameters()) == 4_762_310_656
+
+
+def test_t5_twin_pads_to_max_tokens_with_mask(tiny_ltx):
+    enc = tiny_ltx.text_encoder
+    states, mask = enc(["a red circle moves right", "blue"])
+    assert states.shape == (2, enc.max_tokens, enc.out_dim) and mask.dtype == torch.bool
+    assert mask.sum(1).tolist() == [6, 2]  # words + </s>
+    alone, _ = enc(["blue"])
+    assert torch.allclose(alone[0, :2], states[1, :2], atol=1e-5)  # padding does not leak in
+    assert not any(p.requires_grad for p in enc.parameters())
+
+
+def test_vlm_twin_shapes_masks_and_padding(tiny_vlm):
+    g = torch.Generator().manual_seed(0)
+    context = torch.randint(0, 256, (2, 4, 64, 64, 3), generator=g, dtype=torch.uint8)
+    states, mask = tiny_vlm(context, ["a red circle moves right and a blue square moves up", "a ball"])
+    assert states.shape[:2] == mask.shape and states.shape[2] == tiny_vlm.out_dim == 64
+    assert mask[0].sum() > mask[1].sum() and mask[0].all()  # right padding on the shorter prompt
+    alone, alone_mask = tiny_vlm(context[1:], ["a ball"])
+    n = int(alone_mask.sum())
+    assert torch.allclose(alone[0, :n], states[1, :n], atol=1e-4)
+    again, _ = tiny_vlm(context, ["a red circle moves right and a blue square moves up", "a ball"])
+    assert torch.equal(again, states)
+
+
+def test_vlm_layers_concatenate(tiny_cfg, tiny_vlm):
+    two = FrozenVLM(tiny_cfg.vlm.pretrained, layers=[-1, -2])
+    assert two.out_dim == 2 * tiny_vlm.out_dim
+    context = torch.zeros(1, 2, 64, 64, 3, dtype=torch.uint8)
+    states, _ = two(context, ["what happens next"])
+    last, _ = tiny_vlm(context, ["what happens next"])
+    assert torch.allclose(states[..., :64], last, atol=1e-5)
+
+
+def test_video_patches_match_the_image_path(tiny_vlm):
+    """A 2-frame clip of one frame is exactly what the image processor makes of that frame."""
+    frame = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    video, grid = tiny_vlm.video_patches(np.stack([frame, frame]))
+    image = tiny_vlm.image_processor(images=[frame], return_tensors="pt")
+    assert torch.equal(grid, image["image_grid_thw"])
+    assert torch.allclose(video, image["pixel_values"])
+    odd, odd_grid = tiny_vlm.video_patches(np.stack([frame] * 3))  # odd counts repeat the last frame
+    assert odd_grid[0, 0].item() == 2
+
+
+def test_frozen_parts_stay_in_eval(tiny_vlm):
+    tiny_vlm.train()
+    assert not tiny_vlm.model.training
+    assert not any(p.requires_grad for p in tiny_vlm.parameters())
