@@ -82,13 +82,12 @@ def test_option_overfits_a_fixed_batch(option, steps, twin_dir, batch):
 def test_partial_diffusion_improves_on_the_adapter_estimate(twin_dir, batch):
     """B's sampler, from ẑ0 noised to t*, ends closer to z0 than ẑ0 itself.
 
-    The adapter is made too small to fit the batch (a 4-wide head), so ẑ0 stays imperfect and the
-    DiT + LoRA, trained on B's own objective with fresh noise, has something to correct.
+    The adapter is made too small to fit the batch (a 2-wide bottleneck), so ẑ0 stays imperfect
+    and the DiT + LoRA, trained on B's own objective with fresh noise, has something to correct.
     """
-    module = build("B", twin_dir, [TWIN_LORA.replace("proj_out", "proj_out,proj_in"), "option.lora.rank=64",
-                                   "option.lora.alpha=64", "adapter.width=4", "adapter.depth=1", "adapter.heads=1"])
+    module = build("B", twin_dir, [TWIN_LORA, "adapter.width=2", "adapter.depth=1", "adapter.heads=1"])
     feats = encode_batch(batch, module.vlm, module.ltx)
-    fit(module, feats, 800, fixed_draws=False)
+    fit(module, feats, 300, fixed_draws=False)
     z0, future = feats.target_tokens(), ~feats.first_frame_mask()
     with torch.no_grad():
         z_hat = module.option.estimate(module.adapter, feats, feats.first_frame_mask())
@@ -98,4 +97,4 @@ def test_partial_diffusion_improves_on_the_adapter_estimate(twin_dir, batch):
              - z0)[future].pow(2).mean().item()
             for s in range(4)
         ) / 4
-    assert err_sample < err_hat, (err_sample, err_hat)
+    assert err_sample < 0.8 * err_hat, (err_sample, err_hat)
