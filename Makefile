@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # A machine with an NVIDIA driver gets pip's default (CUDA) torch; others the CPU build 2.13.0.
-TORCH ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch>=2.5,torch==2.13.0)
+TORCH ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch>=2.13,torch==2.13.0)
 EXPERIMENT ?= optionB
 
 .PHONY: install train test sample-data clean

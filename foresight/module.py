@@ -13,12 +13,16 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from foresight.features import Features, encode_batch, frames_to_video
+from foresight.eval.metrics import psnr, ssim
+from foresight.features import Features, encode_batch, frames_to_video, video_to_frames
 from foresight.flow import masked_mse
 from foresight.models.adapter import QueryAdapter
 from foresight.models.ltx import LTXVideo, pack
 from foresight.models.vlm import FrozenVLM
 from foresight.options.base import Option
+
+
+FLOW_QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)  # flow times at which validation reports the DiT's loss
 
 
 class ForesightModule(L.LightningModule):
@@ -96,20 +100,36 @@ class ForesightModule(L.LightningModule):
 
     @torch.no_grad()
     def evaluate_batch(self, batch: dict, seed: int) -> dict[str, Tensor]:
-        """Seeded loss and prediction quality beside the copy-last-frame baseline."""
+        """Seeded losses and prediction quality, each beside the copy-last-frame baseline.
+
+        Keys are the same for every option (flow_t* only where a DiT is trained), so a sweep can
+        rank options on any of them. The known first frame is excluded from every score.
+        """
         feats = self.features(batch)
+        metrics: dict[str, Tensor] = {}
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(seed)
-            out = self.option.loss(self.adapter, self.ltx, feats, training=False)
+            metrics["loss"] = self.option.loss(self.adapter, self.ltx, feats, training=False)["loss"]
+            if self.option.uses_dit:
+                for q in FLOW_QUANTILES:
+                    torch.manual_seed(seed)
+                    out = self.option.loss(self.adapter, self.ltx, feats, training=False, fixed_t=q)
+                    metrics[f"flow_t{q}"] = out["loss"]
             gen = torch.Generator(self.device).manual_seed(seed)
             pred = self.option.sample(self.adapter, self.ltx, feats, generator=gen)  # (B, 128, f, h, w)
-        future = ~feats.first_frame_mask()  # (B, N): score only what was predicted
+            frames = video_to_frames(self.ltx.decode(pred, generator=gen))  # (B, F, H, W, 3) uint8
+        future = ~feats.first_frame_mask()  # (B, N)
         target = feats.target_tokens()
-        # The baseline: the current frame held still for the whole future, through the same VAE.
+        # The baseline: the current frame held still for the whole future (through the VAE for latents).
         still = batch["context"][:, -1:].expand_as(batch["target"])  # (B, F, H, W, 3)
         still_latents = self.ltx.encode(frames_to_video(still))
-        return {
-            "loss": out["loss"],
+        truth = batch["target"][:, 1:]  # frame 0 is the given current frame
+        metrics |= {
             "latent_mse": masked_mse(pack(pred), target, future),
             "latent_mse_copy_last": masked_mse(pack(still_latents), target, future),
+            "psnr": psnr(frames[:, 1:], truth).mean(),
+            "psnr_copy_last": psnr(still[:, 1:], truth).mean(),
+            "ssim": ssim(frames[:, 1:], truth).mean(),
+            "ssim_copy_last": ssim(still[:, 1:], truth).mean(),
         }
+        return metrics

@@ -11,7 +11,7 @@ from foresight.config import ROOT, compose
 from foresight.train import instantiate, train
 
 
-@pytest.mark.parametrize("override,choices", [("option=Z", ["A", "B"]), ("model=ltx_99b", ["ltx_2b", "tiny"]),
+@pytest.mark.parametrize("override,choices", [("option=Z", ["A", "B", "C", "D"]), ("model=ltx_99b", ["ltx_2b", "tiny"]),
                                               ("vlm=qwen9", ["qwen2_5_vl_7b", "tiny"])])
 def test_unknown_group_choice_lists_the_choices(override, choices):
     with pytest.raises(MissingConfigException) as err:
@@ -45,7 +45,8 @@ def test_missing_vlm_directory_names_path_and_expected(tmp_path):
         instantiate(cfg.vlm)
 
 
-@pytest.mark.parametrize("name,target", [("optionA", "CleanLatents"), ("optionB", "PartialDiffusion")])
+@pytest.mark.parametrize("name,target", [("optionA", "CleanLatents"), ("optionB", "PartialDiffusion"),
+                                         ("optionC", "ImagePath"), ("optionD", "TextPath")])
 def test_experiments_select_their_option(name, target):
     cfg = compose([f"+experiment={name}"])
     assert cfg.option._target_.endswith(target)

@@ -66,6 +66,8 @@ def test_pack_unpack_and_rope_coords():
     # latent frame k starts at pixel frame max(8k-7, 0): 0, 1, 9 -> seconds at each fps
     assert c[0, 0, [0, 8, 16]].tolist() == pytest.approx([0.0, 1 / 24, 9 / 24])
     assert c[1, 0, 16].item() == pytest.approx(9 / 8)
+    before = rope_coords(grid_positions((2, 1, 1), frame_offset=-2), torch.tensor([24.0]))
+    assert before[0, 0].tolist() == pytest.approx([-16 / 24, -8 / 24])  # option C's frames before the target
     assert c[0, 1].max().item() == 32.0 and c[0, 2].max().item() == 96.0
 
 

@@ -11,7 +11,8 @@ from safetensors import safe_open
 from foresight.config import ROOT
 
 
-@pytest.mark.parametrize("experiment,logger", [("optionA", "csv"), ("optionB", "wandb")])
+@pytest.mark.parametrize("experiment,logger", [("optionA", "csv"), ("optionB", "wandb"), ("optionC", "csv"),
+                                               ("optionD", "csv")])
 def test_train_py_runs_and_writes_trainable_checkpoint(experiment, logger, tmp_path, twin_dir):
     env_overrides = [f"paths.log_dir={tmp_path}", f"paths.cache_dir={twin_dir}", f"logger={logger}",
                      "trainer.max_steps=6", "trainer.val_check_interval=3"]
@@ -25,13 +26,15 @@ def test_train_py_runs_and_writes_trainable_checkpoint(experiment, logger, tmp_p
         keys = list(f.keys())
         meta = json.loads(f.metadata()["foresight"])
     assert keys and all(k.startswith("adapter.") or "lora_" in k for k in keys)
-    assert any("lora_" in k for k in keys) == (experiment == "optionB")
+    assert any("lora_" in k for k in keys) == (experiment != "optionA")
     assert meta["step"] == 6 and meta["option"] == experiment[-1]
-    assert meta["config"]["option"]["_target_"].endswith("CleanLatents" if experiment == "optionA" else "PartialDiffusion")
+    target = {"A": "CleanLatents", "B": "PartialDiffusion", "C": "ImagePath", "D": "TextPath"}[experiment[-1]]
+    assert meta["config"]["option"]["_target_"].endswith(target)
     if logger == "csv":
         (metrics,) = run.rglob("metrics.csv")
         text = metrics.read_text()
-        for key in ("train/loss", "train/lr", "val/latent_mse", "val/latent_mse_copy_last"):
+        for key in ("train/loss", "train/lr", "val/latent_mse", "val/latent_mse_copy_last", "val/psnr",
+                    "val/ssim_copy_last"):
             assert key in text
     else:
         assert list(run.rglob("wandb/offline-run-*")), "wandb should have written an offline run"

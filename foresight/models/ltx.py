@@ -57,13 +57,16 @@ def grid_positions(grid: tuple[int, int, int], frame_offset: float = 0.0, device
 def rope_coords(positions: Tensor, fps: Tensor) -> Tensor:
     """LTX's RoPE coordinates (B, 3, N) from latent-unit positions (N, 3) or (B, N, 3).
 
-    Time is in seconds of the pixel clip: latent frame k covers pixel frames up to 8k (the causal
-    first frame is frame 0), so its coordinate is max(8k + 1 - 8, 0) / fps; rows and columns are
+    Time is in seconds of the pixel clip: latent frame k > 0 covers pixel frames up to 8k (the
+    causal first frame is frame 0), so its coordinate is (8k + 1 - 8) / fps; frames before the
+    target (k < 0, option C's extra conditioning frames) sit at 8k / fps. Rows and columns are
     pixel offsets (x32). The DiT divides by its base sizes itself.
     """
     if positions.ndim == 2:
         positions = positions.unsqueeze(0).expand(fps.shape[0], -1, -1)
-    t = (positions[..., 0] * TEMPORAL + 1 - TEMPORAL).clamp_min(0) / fps.to(positions)[:, None]  # (B, N)
+    f = positions[..., 0]
+    frame = torch.where(f > 0, f * TEMPORAL + 1 - TEMPORAL, f * TEMPORAL)  # (B, N) pixel-frame index
+    t = frame / fps.to(positions)[:, None]
     return torch.stack([t, positions[..., 1] * SPATIAL, positions[..., 2] * SPATIAL], dim=1)  # (B, 3, N)
 
 

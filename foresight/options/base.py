@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from foresight import flow
 from foresight.features import Features
 from foresight.models.adapter import QueryAdapter
 from foresight.models.ltx import LTXVideo
@@ -19,6 +20,7 @@ class Option:
     """Base: the adapter predicts one 128-channel latent per target token (what A and B need)."""
 
     name = "base"
+    uses_dit = True  # whether the loss has a flow-matching term (validation reports it per t)
 
     def __init__(self, first_frame: float = 1.0, lora: dict | None = None) -> None:
         # first_frame: probability per training sample that the real current frame conditions the
@@ -41,14 +43,24 @@ class Option:
             mask = mask & keep[:, None]
         return mask
 
+    def flow_times(self, batch: int, num_tokens: int, fixed_t: float | None, device) -> Tensor:
+        """(B,) flow times: the shifted logit-normal draw, or a fixed value for validation."""
+        if fixed_t is None:
+            return flow.sample_t(batch, num_tokens, device=device)
+        return torch.full((batch,), float(fixed_t), device=device)
+
     def estimate(self, adapter: QueryAdapter, feats: Features, cond: Tensor) -> Tensor:
         """The adapter's clean-latent estimate ẑ0 (B, N, 128), known tokens put in place."""
         z_hat = adapter(feats.vlm_states, feats.vlm_mask, feats.positions()[None])  # (B, N, 128)
         return torch.where(cond[..., None], feats.known_tokens(), z_hat)
 
     def loss(self, adapter: QueryAdapter, ltx: LTXVideo, feats: Features,
-             training: bool = True) -> dict[str, Tensor]:
-        """The loss; returns {"loss": scalar, ...named parts for logging}. training=False: no dropped conditions."""
+             training: bool = True, fixed_t: float | None = None) -> dict[str, Tensor]:
+        """The loss; returns {"loss": scalar, ...named parts for logging}.
+
+        training=False: no dropped conditions. fixed_t: evaluate the DiT's flow loss at this flow
+        time instead of a sampled one (validation quantiles; options without a DiT ignore it).
+        """
         raise NotImplementedError
 
     def sample(self, adapter: QueryAdapter, ltx: LTXVideo, feats: Features,

@@ -18,9 +18,10 @@ from foresight.options.base import Option
 
 class CleanLatents(Option):
     name = "A"
+    uses_dit = False
 
     def loss(self, adapter: QueryAdapter, ltx: LTXVideo, feats: Features,
-             training: bool = True) -> dict[str, Tensor]:
+             training: bool = True, fixed_t: float | None = None) -> dict[str, Tensor]:
         cond = self.condition_mask(feats, training)  # (B, N)
         z_hat = self.estimate(adapter, feats, cond)  # (B, N, 128)
         loss = masked_mse(z_hat, feats.target_tokens(), ~cond)

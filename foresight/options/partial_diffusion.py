@@ -33,7 +33,7 @@ class PartialDiffusion(Option):
         self.flow_weight = flow_weight
 
     def loss(self, adapter: QueryAdapter, ltx: LTXVideo, feats: Features,
-             training: bool = True) -> dict[str, Tensor]:
+             training: bool = True, fixed_t: float | None = None) -> dict[str, Tensor]:
         z0 = feats.target_tokens()  # (B, N, 128)
         cond = self.condition_mask(feats, training)  # (B, N)
         z_hat = self.estimate(adapter, feats, cond)  # (B, N, 128)
@@ -41,8 +41,8 @@ class PartialDiffusion(Option):
 
         start = z_hat.detach() if self.detach_estimate else z_hat
         x_start = flow.partial_start(start, torch.randn_like(z0), self.t_star)  # (B, N, 128)
-        # t in (0, t*]: the training sampler's shape, scaled into the partial interval
-        t = self.t_star * flow.sample_t(feats.batch_size, feats.num_tokens, device=z0.device)  # (B,)
+        # t in (0, t*]: the training sampler's shape (or a fixed quantile), scaled into the partial interval
+        t = self.t_star * self.flow_times(feats.batch_size, feats.num_tokens, fixed_t, z0.device)  # (B,)
         x_t, v = flow.partial_path(x_start, z0, t, self.t_star)  # (B, N, 128) each
         x_t = torch.where(cond[..., None], z0, x_t)  # conditioning tokens stay clean
         t_tok = flow.token_timesteps(t, cond, feats.num_tokens)  # (B, N), 0 on conditioning
