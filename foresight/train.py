@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 import lightning as L
@@ -29,6 +30,8 @@ def instantiate(node, **kwargs):
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit the configured option; returns {'metric': value of cfg.optimized_metric, 'metrics': all}."""
+    # the frozen VLM and LTX stay in eval mode by design; Lightning warns about it every run
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     L.seed_everything(cfg.seed, workers=True)
     # The data module validates frame counts and sizes first: a bad window fails before any model loads.
     datamodule = instantiate(cfg.data)
@@ -38,8 +41,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     adapter = instantiate(cfg.adapter)
     module = instantiate(cfg.module)(vlm=vlm, ltx=ltx, option=option, adapter=adapter)
 
-    resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
-    resolved.pop("hydra", None)
+    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])  # Hydra's own node is not the job's
+    resolved = OmegaConf.to_container(job, resolve=True)
     loggers = [instantiate(c, _convert_="all") for c in (cfg.get("logger") or {}).values()]
     callbacks = [instantiate(c, _convert_="all") for c in (cfg.get("callbacks") or {}).values()]
     for cb in callbacks:
@@ -54,6 +57,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metric = metrics.get(cfg.optimized_metric) if cfg.get("optimized_metric") else None
     ckpts = [str(cb.last_path) for cb in callbacks if getattr(cb, "last_path", None)]
+    val = "  ".join(f"{k[4:]}={v:.4g}" for k, v in sorted(metrics.items()) if k.startswith("val/"))
+    log.info("validation: %s", val or "none run")
     log.info("done: %s=%s; checkpoint %s; logs in %s", cfg.get("optimized_metric"), metric,
              ", ".join(ckpts) or "none", cfg.paths.output_dir)
     return {"metric": metric, "metrics": metrics, "checkpoints": ckpts}

@@ -98,3 +98,17 @@ def test_partial_diffusion_improves_on_the_adapter_estimate(twin_dir, batch):
             for s in range(4)
         ) / 4
     assert err_sample < 0.8 * err_hat, (err_sample, err_hat)
+
+
+def test_prediction_features_need_no_future(twin_dir, batch):
+    """Without target frames only the current frame is encoded; it matches the training path's frame 0."""
+    module = build("A", twin_dir)
+    train_feats = encode_batch(batch, module.vlm, module.ltx)
+    pred_feats = encode_batch({k: v for k, v in batch.items() if k != "target"}, module.vlm, module.ltx,
+                              future_frames=17)
+    assert pred_feats.target is None and pred_feats.grid == train_feats.grid == (3, 2, 2)
+    assert torch.allclose(pred_feats.first_latent, train_feats.first_latent, atol=1e-4)
+    with pytest.raises(ValueError, match="no target latents"):
+        pred_feats.target_tokens()
+    out = module.option.sample(module.adapter, module.ltx, pred_feats)
+    assert out.shape == train_feats.target.shape

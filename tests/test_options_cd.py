@@ -104,3 +104,30 @@ def test_evaluation_is_reproducible(twin_dir, batch):  # noqa: F811
     a, b = module.evaluate_batch(batch, seed=3), module.evaluate_batch(batch, seed=3)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert a["psnr_copy_last"] > 0 and 0 < a["ssim"] <= 1
+
+
+def test_first_frame_probability_is_per_sample(twin_dir, batch):  # noqa: F811
+    module = build("D", twin_dir, ["option.first_frame=0.5"])
+    feats = encode_batch(batch, module.vlm, module.ltx)
+    torch.manual_seed(0)
+    masks = torch.stack([module.option.condition_mask(feats, training=True) for _ in range(200)])  # (200, B, N)
+    per_sample = masks[..., 0].float().mean(0)  # how often each sample got its first frame
+    assert ((per_sample > 0.35) & (per_sample < 0.65)).all()
+    assert torch.equal(masks.any(-1), masks[..., 0])  # all tokens of frame 0 or none
+    assert module.option.condition_mask(feats, training=False)[:, 0].all()  # always given at inference
+    module.option.first_frame = 0.0
+    assert not module.option.condition_mask(feats, training=False).any()
+
+
+def test_guidance_uses_the_null_condition(twin_dir, batch):  # noqa: F811
+    plain = build("C", twin_dir, ["option.sample_steps=20"])
+    guided = build("C", twin_dir, ["option.sample_steps=20", "option.guidance=3.0"])
+    guided.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        for m in (plain, guided):
+            m.adapter.head.weight.copy_(torch.linspace(-1, 1, m.adapter.head.weight.numel()).view_as(m.adapter.head.weight))
+    feats = encode_batch(batch, plain.vlm, plain.ltx)
+    a = plain.option.sample(plain.adapter, plain.ltx, feats, torch.Generator().manual_seed(0))
+    b = guided.option.sample(guided.adapter, guided.ltx, feats, torch.Generator().manual_seed(0))
+    assert not torch.allclose(a, b)
+    assert torch.equal(a[:, :, :1], b[:, :, :1]) and torch.equal(a[:, :, :1], feats.first_latent)

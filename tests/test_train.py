@@ -38,3 +38,15 @@ def test_train_py_runs_and_writes_trainable_checkpoint(experiment, logger, tmp_p
             assert key in text
     else:
         assert list(run.rglob("wandb/offline-run-*")), "wandb should have written an offline run"
+
+
+def test_train_returns_the_optimized_metric(tmp_path, twin_dir):
+    from foresight.config import compose
+    from foresight.train import train
+
+    cfg = compose([f"paths.cache_dir={twin_dir}", f"paths.output_dir={tmp_path}", "logger=none",
+                   "+experiment=optionD", "trainer.max_steps=2", "trainer.val_check_interval=2",
+                   "optimized_metric=val/psnr"])
+    result = train(cfg)
+    assert result["metric"] == result["metrics"]["val/psnr"] and result["metric"] > 0
+    assert set(result["metrics"]) >= {"val/flow_t0.5", "val/ssim", "train/loss"}
