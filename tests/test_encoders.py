@@ -5,7 +5,7 @@ import pytest
 import torch
 from transformers import Qwen2_5_VLForConditionalGeneration, T5Config, T5EncoderModel
 
-from foresight.models.text import T5_XXL, FrozenTextEncoder
+from foresight.models.text import T5_XXL
 from foresight.models.vlm import FrozenVLM, qwen2_5_vl_config
 
 

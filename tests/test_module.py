@@ -4,55 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hydra.utils import instantiate
 
-from foresight.config import compose
-from foresight.data.sample_world import render_clip
 from foresight.features import encode_batch
 from foresight.models.ltx import pack
-
-
-@pytest.fixture(scope="module")
-def batch():
-    """A fixed batch of two synthetic clips, windowed as the loader does (target[0] = context[-1])."""
-    clips = [render_clip(seed=s, num_frames=20, width=64, height=64) for s in (3, 4)]
-    frames = torch.stack([torch.from_numpy(c.frames) for c in clips])  # (2, 20, 64, 64, 3) uint8
-    return {
-        "context": frames[:, :4], "target": frames[:, 3:20],
-        "caption": [c.caption for c in clips], "fps": torch.tensor([24.0, 24.0]), "key": ["a", "b"],
-    }
-
-
-def build(option: str, twin_dir, overrides=()):
-    cfg = compose([f"paths.cache_dir={twin_dir}", f"option={option}", "logger=none", *overrides])
-    torch.manual_seed(0)
-    module = instantiate(cfg.module)(vlm=instantiate(cfg.vlm), ltx=instantiate(cfg.model),
-                                     option=instantiate(cfg.option), adapter=instantiate(cfg.adapter))
-    return module
-
-
-# A random frozen DiT is no pretrained one: its frozen output projection cannot reach arbitrary
-# velocity magnitudes, so LoRA on attention alone cannot fit a batch. Learning tests give the
-# tiny twin's LoRA the MLPs and the output projection too (a pretrained LTX needs neither).
-TWIN_LORA = "option.lora.targets=[to_q,to_k,to_v,to_out.0,ff.net.0.proj,ff.net.2,proj_out]"
-
-
-def fit(module, feats, steps: int, lr: float = 3e-3, fixed_draws: bool = True) -> list[float]:
-    """Adam on the trainable parameters. fixed_draws: the same noise and flow times every step.
-
-    "One fixed batch" includes its noise and time draws: with fresh draws a flow-matching loss has
-    a floor (the noise cannot be recovered as t -> 0), which says nothing about the wiring.
-    """
-    opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=lr)
-    losses = []
-    for step in range(steps):
-        torch.manual_seed(0 if fixed_draws else step)
-        loss = module.option.loss(module.adapter, module.ltx, feats)["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
+from tests.helpers import TWIN_LORA, build, fit
 
 
 @pytest.mark.parametrize("option,trainable", [("A", {"adapter."}), ("B", {"adapter.", "lora_"})])

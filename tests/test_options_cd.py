@@ -7,11 +7,11 @@ import torch
 
 from foresight.features import encode_batch
 from foresight.models.ltx import pack
-from tests.test_module import TWIN_LORA, batch, build, fit  # noqa: F401  (batch is a fixture)
+from tests.helpers import TWIN_LORA, build, fit
 
 
 @pytest.fixture(scope="module")
-def option_c(twin_dir, batch):  # noqa: F811
+def option_c(twin_dir, batch):
     module = build("C", twin_dir)
     return module, encode_batch(batch, module.vlm, module.ltx)
 
@@ -35,7 +35,7 @@ def test_c_conditioning_noise_does_not_change_the_loss(option_c, monkeypatch):
 
 
 @pytest.mark.parametrize("placement", ["prepend", "target"])
-def test_c_given_tokens_bit_identical_after_sampling(placement, twin_dir, batch):  # noqa: F811
+def test_c_given_tokens_bit_identical_after_sampling(placement, twin_dir, batch):
     module = build("C", twin_dir, [f"option.placement={placement}", "option.cond_frames=2"])
     feats = encode_batch(batch, module.vlm, module.ltx)
     opt = module.option
@@ -52,7 +52,7 @@ def test_c_given_tokens_bit_identical_after_sampling(placement, twin_dir, batch)
 
 
 @pytest.mark.parametrize("mode", ["append", "replace"])
-def test_d_padded_caption_positions_do_not_matter(mode, twin_dir, batch):  # noqa: F811
+def test_d_padded_caption_positions_do_not_matter(mode, twin_dir, batch):
     module = build("D", twin_dir, [f"option.mode={mode}", "option.num_tokens=8"])
     feats = encode_batch(batch, module.vlm, module.ltx)
     text, mask = module.option.caption(module.adapter, feats, training=False)
@@ -71,7 +71,7 @@ def test_d_padded_caption_positions_do_not_matter(mode, twin_dir, batch):  # noq
 
 
 @pytest.mark.parametrize("option", ["C", "D"])
-def test_c_and_d_overfit_a_fixed_batch(option, twin_dir, batch):  # noqa: F811
+def test_c_and_d_overfit_a_fixed_batch(option, twin_dir, batch):
     module = build(option, twin_dir, [TWIN_LORA])
     losses = fit(module, encode_batch(batch, module.vlm, module.ltx), 150)
     first, last = losses[0], sum(losses[-5:]) / 5
@@ -88,7 +88,7 @@ def test_c_trains_the_adapter_through_the_frozen_dit(option_c):
     assert all(p.grad is None for n, p in module.ltx.named_parameters() if "lora_" not in n)
 
 
-def test_all_options_report_the_same_metric_keys(twin_dir, batch):  # noqa: F811
+def test_all_options_report_the_same_metric_keys(twin_dir, batch):
     keys = {}
     for option in "ABCD":
         module = build(option, twin_dir)
@@ -99,14 +99,14 @@ def test_all_options_report_the_same_metric_keys(twin_dir, batch):  # noqa: F811
     assert keys["B"] == keys["C"] == keys["D"] == ranking | flow_keys
 
 
-def test_evaluation_is_reproducible(twin_dir, batch):  # noqa: F811
+def test_evaluation_is_reproducible(twin_dir, batch):
     module = build("D", twin_dir)
     a, b = module.evaluate_batch(batch, seed=3), module.evaluate_batch(batch, seed=3)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert a["psnr_copy_last"] > 0 and 0 < a["ssim"] <= 1
 
 
-def test_first_frame_probability_is_per_sample(twin_dir, batch):  # noqa: F811
+def test_first_frame_probability_is_per_sample(twin_dir, batch):
     module = build("D", twin_dir, ["option.first_frame=0.5"])
     feats = encode_batch(batch, module.vlm, module.ltx)
     torch.manual_seed(0)
@@ -119,7 +119,7 @@ def test_first_frame_probability_is_per_sample(twin_dir, batch):  # noqa: F811
     assert not module.option.condition_mask(feats, training=False).any()
 
 
-def test_guidance_uses_the_null_condition(twin_dir, batch):  # noqa: F811
+def test_guidance_uses_the_null_condition(twin_dir, batch):
     plain = build("C", twin_dir, ["option.sample_steps=20"])
     guided = build("C", twin_dir, ["option.sample_steps=20", "option.guidance=3.0"])
     guided.load_state_dict(plain.state_dict())

@@ -16,7 +16,9 @@ import torch
 from torch import Tensor
 
 from foresight import flow
-from foresight.models.ltx import LTXVideo
+from foresight.features import Features
+from foresight.models.adapter import QueryAdapter
+from foresight.models.ltx import LTXVideo, unpack
 from foresight.options.base import Option
 
 
@@ -50,6 +52,30 @@ class DiffusionOption(Option):
             return conditioning
         keep = torch.rand(conditioning.shape[0], device=conditioning.device) >= self.cond_dropout  # (B,)
         return conditioning * keep.view(-1, *([1] * (conditioning.ndim - 1))).to(conditioning)
+
+    def dit_input(self, adapter: QueryAdapter, feats: Features, target: Tensor, cond: Tensor, training: bool,
+                  null: bool = False) -> DiTInput:
+        """The DiT sequence for target tokens (B, N, 128) with conditioning mask (B, N), the
+        adapter's output placed as the option places it (zeroed when null). The target tokens
+        come last in the sequence."""
+        raise NotImplementedError
+
+    def loss(self, adapter: QueryAdapter, ltx: LTXVideo, feats: Features, training: bool = True,
+             fixed_t: float | None = None) -> dict[str, Tensor]:
+        cond = self.condition_mask(feats, training)  # (B, N)
+        inp = self.dit_input(adapter, feats, feats.target_tokens(), cond, training)
+        loss = self.flow_loss(ltx, inp, feats.num_tokens, fixed_t)
+        return {"loss": loss, "flow": loss.detach()}
+
+    @torch.no_grad()
+    def sample(self, adapter: QueryAdapter, ltx: LTXVideo, feats: Features,
+               generator: torch.Generator | None = None) -> Tensor:
+        cond = self.condition_mask(feats, training=False)
+        known = feats.known_tokens()  # (B, N, 128): the current frame in place
+        inp = self.dit_input(adapter, feats, known, cond, training=False)
+        null = self.dit_input(adapter, feats, known, cond, training=False, null=True)
+        out = self.generate(ltx, inp, feats.num_tokens, null, generator)  # (B, K+N, 128)
+        return unpack(out[:, -feats.num_tokens:], feats.grid)
 
     def flow_loss(self, ltx: LTXVideo, inp: DiTInput, num_target_tokens: int, fixed_t: float | None = None) -> Tensor:
         """LTX's objective: x_t on the straight path, velocity e - z0, MSE over generated tokens."""

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from foresight.features import Features
 from foresight.models.adapter import QueryAdapter
-from foresight.models.ltx import LTXVideo, grid_positions, rope_coords, unpack
+from foresight.models.ltx import grid_positions, rope_coords
 from foresight.options.diffusion import DiffusionOption, DiTInput
 
 
@@ -52,20 +52,3 @@ class ImagePath(DiffusionOption):
             text=feats.text,
             text_mask=feats.text_mask,
         )
-
-    def loss(self, adapter: QueryAdapter, ltx: LTXVideo, feats: Features, training: bool = True,
-             fixed_t: float | None = None) -> dict[str, Tensor]:
-        cond = self.condition_mask(feats, training)  # (B, N)
-        inp = self.dit_input(adapter, feats, feats.target_tokens(), cond, training)
-        loss = self.flow_loss(ltx, inp, feats.num_tokens, fixed_t)
-        return {"loss": loss, "flow": loss.detach()}
-
-    @torch.no_grad()
-    def sample(self, adapter: QueryAdapter, ltx: LTXVideo, feats: Features,
-               generator: torch.Generator | None = None) -> Tensor:
-        cond = self.condition_mask(feats, training=False)
-        known = feats.known_tokens()
-        inp = self.dit_input(adapter, feats, known, cond, training=False)
-        null = self.dit_input(adapter, feats, known, cond, training=False, null=True)
-        out = self.generate(ltx, inp, feats.num_tokens, null, generator)  # (B, K+N, 128)
-        return unpack(out[:, -feats.num_tokens:], feats.grid)

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from foresight.features import Features
 from foresight.models.adapter import QueryAdapter
-from foresight.models.ltx import LTXVideo, unpack
+from foresight.models.ltx import LTXVideo
 from foresight.options.diffusion import DiffusionOption, DiTInput
 
 MAX_CAPTION_TOKENS = 256  # what LTX's DiT was trained to read
@@ -48,19 +48,3 @@ class TextPath(DiffusionOption):
                   null: bool = False) -> DiTInput:
         text, text_mask = self.caption(adapter, feats, training, null)
         return DiTInput(tokens, cond, feats.coords(), text, text_mask)
-
-    def loss(self, adapter: QueryAdapter, ltx: LTXVideo, feats: Features, training: bool = True,
-             fixed_t: float | None = None) -> dict[str, Tensor]:
-        cond = self.condition_mask(feats, training)  # (B, N)
-        inp = self.dit_input(adapter, feats, feats.target_tokens(), cond, training)
-        loss = self.flow_loss(ltx, inp, feats.num_tokens, fixed_t)
-        return {"loss": loss, "flow": loss.detach()}
-
-    @torch.no_grad()
-    def sample(self, adapter: QueryAdapter, ltx: LTXVideo, feats: Features,
-               generator: torch.Generator | None = None) -> Tensor:
-        cond = self.condition_mask(feats, training=False)
-        known = feats.known_tokens()  # (B, N, 128), the first frame in place
-        inp = self.dit_input(adapter, feats, known, cond, training=False)
-        null = self.dit_input(adapter, feats, known, cond, training=False, null=True)
-        return unpack(self.generate(ltx, inp, feats.num_tokens, null, generator), feats.grid)
