@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
@@ -22,13 +21,15 @@ def wandb_offline() -> bool:
 
 
 def register_resolvers() -> None:
+    from omegaconf import OmegaConf
+
     os.environ.setdefault("FORESIGHT_ROOT", str(ROOT))
     if not OmegaConf.has_resolver("foresight_wandb_offline"):
         OmegaConf.register_new_resolver("foresight_wandb_offline", wandb_offline)
 
 
-def compose(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
-    """The config `train.py` would see for these overrides, outside a Hydra run (tests, scripts)."""
+def compose(overrides: list[str] | None = None, config_name: str = "train"):
+    """The DictConfig `train.py` would see for these overrides, outside a Hydra run (tests, scripts)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 

@@ -70,3 +70,9 @@ def test_frozen_parts_stay_in_eval(tiny_vlm):
     tiny_vlm.train()
     assert not tiny_vlm.model.training
     assert not any(p.requires_grad for p in tiny_vlm.parameters())
+
+
+def test_max_pixels_bounds_the_frame_tokens(tiny_cfg):
+    vlm = FrozenVLM(tiny_cfg.vlm.pretrained, max_pixels=112 * 112)
+    video, grid = vlm.video_patches(np.zeros((2, 256, 256, 3), dtype=np.uint8))
+    assert grid.tolist() == [[1, 8, 8]]  # 112 px / 14 px patches

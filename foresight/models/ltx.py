@@ -87,20 +87,29 @@ class LTXVideo(nn.Module):
         architecture: dict[str, Any] | None = None,
         text_max_tokens: int = 256,
         gradient_checkpointing: bool = False,
+        device: str | None = None,
     ) -> None:
+        """twin="tiny": build a twin of `architecture` into `pretrained` if absent, then load it.
+        twin="random": random weights of `architecture` in memory on `device`, no text encoder
+        (speed benchmarks: speed does not depend on weight values, and nothing is downloaded)."""
         super().__init__()
-        if twin is not None and not Path(pretrained).exists():
-            build_twin(pretrained, architecture or {})
-        expected = ["vae/config.json", "transformer/config.json", "text_encoder/config.json", "tokenizer"]
-        source = resolve_pretrained(pretrained, expected)
         dt = torch_dtype(dtype)
-        self.vae = freeze(AutoencoderKLLTXVideo.from_pretrained(source, subfolder="vae", torch_dtype=dt))
-        self.transformer = freeze(
-            LTXVideoTransformer3DModel.from_pretrained(source, subfolder="transformer", torch_dtype=dt)
-        )
+        if twin == "random":
+            with torch.device(device or "cpu"):
+                vae = AutoencoderKLLTXVideo(**architecture["vae"]).to(dt)
+                transformer = LTXVideoTransformer3DModel(**architecture["transformer"]).to(dt)
+            self.text_encoder = None
+        else:
+            if twin is not None and not Path(pretrained).exists():
+                build_twin(pretrained, architecture or {})
+            expected = ["vae/config.json", "transformer/config.json", "text_encoder/config.json", "tokenizer"]
+            source = resolve_pretrained(pretrained, expected)
+            vae = AutoencoderKLLTXVideo.from_pretrained(source, subfolder="vae", torch_dtype=dt)
+            transformer = LTXVideoTransformer3DModel.from_pretrained(source, subfolder="transformer", torch_dtype=dt)
+            self.text_encoder = FrozenTextEncoder(source, dtype=dtype, max_tokens=text_max_tokens)
+        self.vae, self.transformer = freeze(vae), freeze(transformer)
         if gradient_checkpointing:
             self.transformer.enable_gradient_checkpointing()
-        self.text_encoder = FrozenTextEncoder(source, dtype=dtype, max_tokens=text_max_tokens)
         self.latent_channels = self.vae.config.latent_channels
         self.caption_dim = self.transformer.config.caption_channels
 

@@ -65,17 +65,29 @@ class FrozenVLM(nn.Module):
     """
 
     def __init__(self, pretrained: str, dtype: str = "float32", layers: list[int] = (-1,),
-                 max_pixels: int | None = None, max_text_tokens: int = 128, twin: str | None = None) -> None:
+                 max_pixels: int | None = None, max_text_tokens: int = 128, twin: str | None = None,
+                 size: str | None = None, device: str | None = None) -> None:
+        """twin="tiny": build a tiny twin into `pretrained` if absent, then load it. twin="random":
+        random weights of the published `size` ("7b", "3b") in memory on `device`, with the offline
+        tokenizer (speed benchmarks: only token counts matter, not ids)."""
         super().__init__()
-        if twin is not None and not Path(pretrained).exists():
-            build_tiny_vlm(pretrained)
-        source = resolve_pretrained(pretrained, ["config.json", "preprocessor_config.json"])
-        self.tokenizer = AutoTokenizer.from_pretrained(source)
-        self.image_processor = Qwen2VLImageProcessorPil.from_pretrained(source)
-        if max_pixels is not None:
-            self.image_processor.max_pixels = max_pixels
-            self.image_processor.size = {**self.image_processor.size, "longest_edge": max_pixels}
-        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(source, dtype=torch_dtype(dtype))
+        if twin == "random":
+            self.tokenizer = word_tokenizer(SPECIAL, pad="<|endoftext|>", eos="<|im_end|>", unk="<unk>")
+            self.image_processor = Qwen2VLImageProcessorPil()
+            eos = self.tokenizer.eos_token_id
+            with torch.device(device or "cpu"):
+                model = Qwen2_5_VLForConditionalGeneration(
+                    qwen2_5_vl_config(size, _vision_ids(self.tokenizer), {"bos_token_id": eos, "eos_token_id": eos}))
+            model = model.to(torch_dtype(dtype))
+        else:
+            if twin is not None and not Path(pretrained).exists():
+                build_tiny_vlm(pretrained)
+            source = resolve_pretrained(pretrained, ["config.json", "preprocessor_config.json"])
+            self.tokenizer = AutoTokenizer.from_pretrained(source)
+            self.image_processor = Qwen2VLImageProcessorPil.from_pretrained(source)
+            model = Qwen2_5_VLForConditionalGeneration.from_pretrained(source, dtype=torch_dtype(dtype))
+        if max_pixels is not None:  # the processor's pixel budget per frame (longest_edge counts pixels)
+            self.image_processor.size.longest_edge = max_pixels
         self.model = freeze(model.model)  # the LM head is never used
         self.layers = list(layers)
         self.max_text_tokens = max_text_tokens
@@ -125,6 +137,13 @@ class FrozenVLM(nn.Module):
         return states, tok.attention_mask.to(device).bool()
 
 
+def _vision_ids(tokenizer) -> dict[str, int]:
+    """The config's vision token ids, as this tokenizer numbers them."""
+    return {name: tokenizer.convert_tokens_to_ids(tok) for name, tok in [
+        ("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
+        ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>")]}
+
+
 def build_tiny_vlm(directory: str | Path, seed: int = 0) -> None:
     """Save a tiny random Qwen2.5-VL with an offline tokenizer and image processor (atomically)."""
     target = Path(directory)
@@ -132,11 +151,8 @@ def build_tiny_vlm(directory: str | Path, seed: int = 0) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:
         tokenizer = word_tokenizer(SPECIAL, pad="<|endoftext|>", eos="<|im_end|>", unk="<unk>")
-        ids = {name: tokenizer.convert_tokens_to_ids(tok) for name, tok in [
-            ("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
-            ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>")]}
         eos = tokenizer.eos_token_id
-        config = qwen2_5_vl_config("tiny", ids, {"bos_token_id": eos, "eos_token_id": eos})
+        config = qwen2_5_vl_config("tiny", _vision_ids(tokenizer), {"bos_token_id": eos, "eos_token_id": eos})
         if len(tokenizer) > config.text_config.vocab_size:
             raise AssertionError("tiny tokenizer outgrew the tiny vocabulary")
         torch.manual_seed(seed)

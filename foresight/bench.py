@@ -1,0 +1,205 @@
+"""Stage timings of prediction and training with random full-size models (GPU), or tiny ones (CPU).
+
+    python -m foresight.bench --model ltx_2b --vlm 7b --sizes 768x512x121 768x512x49 --out bench.json
+    python -m foresight.bench --tiny --out bench.json      # the same code path on CPU, as CI runs it
+
+Speed does not depend on weight values, so nothing is downloaded: the frozen models are built
+with random weights at their published sizes (conf/model/*.yaml, foresight.models.vlm.SIZES).
+Per size it times, each as the median of `--iters` runs after warm-up: the VLM on the context
+clip, the adapter, one DiT step, the denoising decode, end-to-end prediction per option (the
+options' own samplers), and LoRA training steps (the bare DiT, and option C's adapter + LoRA).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from foresight import flow
+from foresight.config import CONF_DIR
+from foresight.features import Features
+from foresight.models.adapter import QueryAdapter
+from foresight.models.ltx import LTXVideo, grid_positions, latent_grid, pack, rope_coords
+from foresight.models.vlm import FrozenVLM
+from foresight.options.clean_latents import CleanLatents
+from foresight.options.image_path import ImagePath
+from foresight.options.partial_diffusion import PartialDiffusion
+from foresight.options.text_path import TextPath
+
+PROMPT = "what happens next if the red ball rolls to the left while the camera moves slowly to the right " * 3
+
+
+def architecture(model: str) -> dict:
+    """conf/model/<model>.yaml's architecture, with its `defaults` parent merged underneath."""
+    cfg = yaml.safe_load((CONF_DIR / "model" / f"{model}.yaml").read_text())
+    arch: dict = {}
+    for parent in cfg.get("defaults", []):
+        if isinstance(parent, str) and parent != "_self_":
+            arch = architecture(parent)
+    for part, values in (cfg.get("architecture") or {}).items():
+        arch[part] = {**arch.get(part, {}), **values}
+    return arch
+
+
+def timed(fn, device: torch.device, iters: int, warmup: int = 2) -> tuple[float, object]:
+    """Median wall time in ms of fn() (synchronised on GPU), and its last result."""
+    out = None
+    for _ in range(warmup):
+        out = fn()
+    times = []
+    for _ in range(iters):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        out = fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times), out
+
+
+def peak_gib(device: torch.device) -> float | None:
+    return torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
+
+
+def bench_size(ltx: LTXVideo, vlm: FrozenVLM, adapter_width: int, size: tuple[int, int, int], device, dtype,
+               iters: int, lora_rank: int, context_frames: int) -> dict:
+    width, height, frames = size
+    grid = latent_grid(frames, height, width)
+    n = grid[0] * grid[1] * grid[2]
+    g = torch.Generator(device).manual_seed(0)
+    row = {"size": f"{width}x{height}x{frames}", "tokens": n}
+
+    context = torch.randint(0, 256, (1, context_frames, height, width, 3), dtype=torch.uint8)
+    row["vlm_ms"], (states, mask) = timed(lambda: vlm(context, [PROMPT]), device, iters)
+    row["vlm_tokens"] = int(mask.sum())
+    text = torch.randn(1, 256, ltx.caption_dim, device=device, dtype=dtype, generator=g)
+    text_mask = torch.ones(1, 256, dtype=torch.bool, device=device)
+    first = torch.randn(1, ltx.latent_channels, 1, grid[1], grid[2], device=device, generator=g)
+    feats = Features(states, mask, text, text_mask, first, grid, torch.tensor([24.0], device=device))
+
+    x = torch.randn(1, n, ltx.latent_channels, device=device, generator=g)
+    t_tok = torch.full((1, n), 0.5, device=device)
+    coords = rope_coords(grid_positions(grid, device=device), feats.fps)
+    with torch.no_grad():
+        row["dit_step_ms"], _ = timed(lambda: ltx.velocity(x, t_tok, coords, text, text_mask), device, iters)
+        row["decode_ms"], _ = timed(lambda: ltx.decode(pack_free(x, grid), generator=g), device, iters)
+
+    options = {"A": CleanLatents(), "B": PartialDiffusion(t_star=0.6, sample_steps=4),
+               "C": ImagePath(sample_steps=8), "D": TextPath(sample_steps=8)}
+    for name, option in options.items():
+        adapter = QueryAdapter(vlm.out_dim, option.adapter_out_dim(ltx), width=adapter_width, depth=2,
+                               heads=max(1, adapter_width // 64)).to(device)
+        if name == "A":
+            row["adapter_ms"], _ = timed(lambda: adapter(states, mask, feats.positions()[None]), device, iters)
+
+        def predict():  # everything after the frames are in memory: VLM, adapter, sampler, decode
+            s, m = vlm(context, [PROMPT])
+            f = Features(s, m, text, text_mask, first, grid, feats.fps)
+            return ltx.decode(option.sample(adapter, ltx, f, generator=g), generator=g)
+
+        with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
+            row[f"predict_{name}_ms"], _ = timed(predict, device, iters)
+
+    row |= train_steps(ltx, vlm, feats, adapter_width, device, dtype, iters, lora_rank)
+    return row
+
+
+def pack_free(tokens: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+    return tokens.transpose(1, 2).reshape(1, -1, *grid)
+
+
+def train_steps(ltx: LTXVideo, vlm: FrozenVLM, feats: Features, adapter_width: int, device, dtype, iters: int,
+                lora_rank: int) -> dict:
+    """LoRA training step time and peak memory: bare DiT vs option C's adapter + LoRA, +/- checkpointing."""
+    out = {}
+    z0 = torch.randn(1, feats.num_tokens, ltx.latent_channels, device=device)
+    target = Features(feats.vlm_states, feats.vlm_mask, feats.text, feats.text_mask, feats.first_latent,
+                      feats.grid, feats.fps, target=pack_free(z0, feats.grid))
+    if not any("lora_" in n for n, _ in ltx.transformer.named_parameters()):
+        ltx.add_lora(rank=lora_rank, alpha=lora_rank, targets=["to_q", "to_k", "to_v", "to_out.0"])
+    option = ImagePath()
+    adapter = QueryAdapter(vlm.out_dim, ltx.latent_channels, width=adapter_width, depth=2,
+                           heads=max(1, adapter_width // 64)).to(device)
+    lora = [p for p in ltx.parameters() if p.requires_grad]
+    coords = target.coords()
+
+    def bare_loss():
+        noise = torch.randn_like(z0)
+        t = flow.sample_t(1, feats.num_tokens, device=device)
+        x_t, t_tok = flow.noisy_input(z0, noise, t, None)
+        v = ltx.velocity(x_t, t_tok, coords, feats.text, feats.text_mask)
+        return flow.masked_mse(v, flow.velocity(z0, noise))
+
+    def option_loss():
+        return option.loss(adapter, ltx, target)["loss"]
+
+    for checkpointing in (False, True):
+        if checkpointing:
+            ltx.transformer.enable_gradient_checkpointing()
+        else:
+            ltx.transformer.disable_gradient_checkpointing()
+        suffix = "_ckpt" if checkpointing else ""
+        for name, loss_fn, params in (("bare_lora", bare_loss, lora), ("option_c", option_loss,
+                                                                      lora + list(adapter.parameters()))):
+            opt = torch.optim.AdamW(params, lr=1e-5)
+
+            def step():
+                with torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
+                    loss = loss_fn()
+                loss.backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            out[f"train_{name}{suffix}_ms"], _ = timed(step, device, iters)
+            out[f"train_{name}{suffix}_peak_gib"] = peak_gib(device)
+    ltx.transformer.disable_gradient_checkpointing()
+    return out
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="ltx_2b")
+    parser.add_argument("--vlm", default="7b")
+    parser.add_argument("--sizes", nargs="+", default=["768x512x121", "768x512x49"])
+    parser.add_argument("--tiny", action="store_true", help="tiny random twins on CPU (the CI mode)")
+    parser.add_argument("--iters", type=int, default=5)
+    parser.add_argument("--lora-rank", type=int, default=128)
+    parser.add_argument("--adapter-width", type=int, default=1024)
+    parser.add_argument("--context-frames", type=int, default=4)
+    parser.add_argument("--out", type=Path, default=Path("bench.json"))
+    args = parser.parse_args(argv)
+
+    device = torch.device("cuda" if torch.cuda.is_available() and not args.tiny else "cpu")
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    dt_name = "bfloat16" if dtype == torch.bfloat16 else "float32"
+    model, vlm_size = ("tiny", "tiny") if args.tiny else (args.model, args.vlm)
+    torch.manual_seed(0)
+    ltx = LTXVideo("", twin="random", architecture=architecture(model), dtype=dt_name, device=str(device))
+    vlm = FrozenVLM("", twin="random", size=vlm_size, dtype=dt_name, device=str(device),
+                    max_pixels=448 * 448 if not args.tiny else 56 * 56)
+    sizes = [tuple(int(v) for v in s.split("x")) for s in (["64x64x17"] if args.tiny else args.sizes)]
+    rows = []
+    for size in sizes:
+        row = bench_size(ltx, vlm, 64 if args.tiny else args.adapter_width, size, device, dtype,
+                         1 if args.tiny else args.iters, 4 if args.tiny else args.lora_rank, args.context_frames)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    meta = {"date": time.strftime("%Y-%m-%d"), "device": torch.cuda.get_device_name() if device.type == "cuda"
+            else platform.processor() or "cpu", "torch": torch.__version__, "model": model, "vlm": vlm_size,
+            "dtype": dt_name, "lora_rank": args.lora_rank, "adapter_width": args.adapter_width}
+    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    return rows
+
+
+if __name__ == "__main__":
+    main()

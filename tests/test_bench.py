@@ -1,0 +1,21 @@
+"""The benchmark's CPU mode: the same code path as on a GPU, with tiny random twins."""
+
+import json
+
+from foresight.bench import architecture, main
+
+
+def test_bench_tiny_mode_reports_every_stage(tmp_path):
+    (row,) = main(["--tiny", "--out", str(tmp_path / "bench.json")])
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert report["rows"] == [row] and report["meta"]["model"] == "tiny"
+    assert row["tokens"] == 12 and row["vlm_tokens"] > 0
+    for key in ("vlm_ms", "adapter_ms", "dit_step_ms", "decode_ms", "predict_A_ms", "predict_B_ms",
+                "predict_C_ms", "predict_D_ms", "train_bare_lora_ms", "train_option_c_ckpt_ms"):
+        assert row[key] > 0, key
+
+
+def test_architecture_merges_the_parent_config():
+    arch = architecture("ltx_13b")
+    assert arch["transformer"]["num_layers"] == 48 and arch["transformer"]["num_attention_heads"] == 32
+    assert arch["vae"] == architecture("ltx_2b")["vae"]
