@@ -103,7 +103,7 @@ def euler_sample(velocity_fn: VelocityFn, x: Tensor, ts: Tensor, cond_mask: Tens
     cond = None if cond_mask is None else cond_mask.unsqueeze(-1)  # (B, N, 1)
     clean = x
     for t_now, t_next in zip(ts[:-1].tolist(), ts[1:].tolist()):
-        t_tok = token_timesteps(torch.full((x.shape[0],), t_now), cond_mask, x.shape[1]).to(x)
+        t_tok = token_timesteps(torch.full((x.shape[0],), t_now, device=x.device), cond_mask, x.shape[1]).to(x)
         v = velocity_fn(x, t_tok)  # (B, N, C)
         x = x - (t_now - t_next) * v.to(x.dtype)
         if cond is not None:

@@ -151,8 +151,9 @@ class LTXVideo(nn.Module):
 
         The denoising decoder expects slightly noisy latents: blend 0.025 noise, decode at t=0.05.
         """
-        mean, std = self._stats(latents)
-        z = latents.to(self.vae.dtype) * std + mean
+        z = latents.to(self.vae.dtype)
+        mean, std = self._stats(z)
+        z = z * std + mean
         temb = None
         if self.vae.config.timestep_conditioning:
             noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
