@@ -1,7 +1,9 @@
 """The `foresight` command.
 
-    foresight sample-data [--out data/sample ...]   regenerate the bundled sample clips
-    foresight ckpt-info RUN_DIR_OR_FILE             what a checkpoint holds and which config made it
+    foresight data sample [--out data/sample ...]            regenerate the bundled sample clips
+    foresight data make-shards INPUT... --out DIR             folders/manifests -> probed webdataset shards
+    foresight data inspect SHARDS...                          counts, durations, sizes, undecodable samples
+    foresight ckpt-info RUN_DIR_OR_FILE                       what a checkpoint holds and which config made it
 """
 
 from __future__ import annotations
@@ -36,18 +38,46 @@ def ckpt_info(target: str) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="foresight", description="Foresight utilities")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("sample-data", help="regenerate the bundled sample clips", add_help=False)
-    info = sub.add_parser("ckpt-info", help="describe a trainable-weights checkpoint")
-    info.add_argument("target")
-    args, rest = parser.parse_known_args(argv)
-    if args.command == "sample-data":
+def data_command(args: argparse.Namespace, rest: list[str]) -> int:
+    from foresight.data import shards
+
+    if args.data_command == "sample":
         from foresight.data.sample_world import main as sample_main
 
         sample_main(rest)
         return 0
+    if args.data_command == "make-shards":
+        counts = shards.make_shards(args.inputs, args.out, args.prefix, args.maxcount, args.maxsize)
+        skipped = {k: v for k, v in counts.items() if k != "written"}
+        print(f"written {counts['written']} to {args.out}; skipped {sum(skipped.values())}"
+              + (f" ({', '.join(f'{k} {v}' for k, v in sorted(skipped.items()))})" if skipped else ""))
+        return 0
+    for spec in args.shards:
+        print(f"{spec}\n{shards.format_inspection(shards.inspect(spec))}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="foresight", description="Foresight utilities")
+    sub = parser.add_subparsers(dest="command", required=True)
+    data = sub.add_parser("data", help="sample data, writing and inspecting shards")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    data_sub.add_parser("sample", help="regenerate the bundled sample clips", add_help=False)
+    make = data_sub.add_parser("make-shards", help="write probed webdataset shards from folders or manifests")
+    make.add_argument("inputs", nargs="+", help="folders of clip.mp4 + clip.txt, or .csv/.jsonl manifests")
+    make.add_argument("--out", required=True)
+    make.add_argument("--prefix", default="clips")
+    make.add_argument("--maxcount", type=int, default=1000, help="samples per shard at most")
+    make.add_argument("--maxsize", type=float, default=1e9, help="bytes per shard at most")
+    inspect_p = data_sub.add_parser("inspect", help="summarise shards (brace patterns allowed)")
+    inspect_p.add_argument("shards", nargs="+")
+    info = sub.add_parser("ckpt-info", help="describe a trainable-weights checkpoint")
+    info.add_argument("target")
+    args, rest = parser.parse_known_args(argv)
+    if rest and not (args.command == "data" and args.data_command == "sample"):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "data":
+        return data_command(args, rest)
     return ckpt_info(args.target)
 
 

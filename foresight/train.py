@@ -30,6 +30,10 @@ def instantiate(node, **kwargs):
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit the configured option; returns {'metric': value of cfg.optimized_metric, 'metrics': all}."""
+    # Lightning prints through its own handlers and Hydra's root handler alike: keep Hydra's
+    # (console and the run's log file), drop the duplicate.
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).handlers.clear()
     # the frozen VLM and LTX stay in eval mode by design; Lightning warns about it every run
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     L.seed_everything(cfg.seed, workers=True)
