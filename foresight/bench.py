@@ -26,7 +26,7 @@ from foresight import flow
 from foresight.config import CONF_DIR
 from foresight.features import Features
 from foresight.models.adapter import QueryAdapter
-from foresight.models.ltx import LTXVideo, grid_positions, latent_grid, pack, rope_coords
+from foresight.models.ltx import LTXVideo, grid_positions, latent_grid, rope_coords, unpack
 from foresight.models.vlm import FrozenVLM
 from foresight.options.clean_latents import CleanLatents
 from foresight.options.image_path import ImagePath
@@ -90,7 +90,7 @@ def bench_size(ltx: LTXVideo, vlm: FrozenVLM, adapter_width: int, size: tuple[in
     coords = rope_coords(grid_positions(grid, device=device), feats.fps)
     with torch.no_grad():
         row["dit_step_ms"], _ = timed(lambda: ltx.velocity(x, t_tok, coords, text, text_mask), device, iters)
-        row["decode_ms"], _ = timed(lambda: ltx.decode(pack_free(x, grid), generator=g), device, iters)
+        row["decode_ms"], _ = timed(lambda: ltx.decode(unpack(x, grid), generator=g), device, iters)
 
     options = {"A": CleanLatents(), "B": PartialDiffusion(t_star=0.6, sample_steps=4),
                "C": ImagePath(sample_steps=8), "D": TextPath(sample_steps=8)}
@@ -112,17 +112,13 @@ def bench_size(ltx: LTXVideo, vlm: FrozenVLM, adapter_width: int, size: tuple[in
     return row
 
 
-def pack_free(tokens: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
-    return tokens.transpose(1, 2).reshape(1, -1, *grid)
-
-
 def train_steps(ltx: LTXVideo, vlm: FrozenVLM, feats: Features, adapter_width: int, device, dtype, iters: int,
                 lora_rank: int) -> dict:
     """LoRA training step time and peak memory: bare DiT vs option C's adapter + LoRA, +/- checkpointing."""
     out = {}
     z0 = torch.randn(1, feats.num_tokens, ltx.latent_channels, device=device)
     target = Features(feats.vlm_states, feats.vlm_mask, feats.text, feats.text_mask, feats.first_latent,
-                      feats.grid, feats.fps, target=pack_free(z0, feats.grid))
+                      feats.grid, feats.fps, target=unpack(z0, feats.grid))
     if not any("lora_" in n for n, _ in ltx.transformer.named_parameters()):
         ltx.add_lora(rank=lora_rank, alpha=lora_rank, targets=["to_q", "to_k", "to_v", "to_out.0"])
     option = ImagePath()

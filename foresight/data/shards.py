@@ -125,7 +125,7 @@ def format_inspection(stats: dict) -> str:
 
     lines = [f"samples      {stats['samples']}",
              f"duration     {spread(stats['durations'], 's')}  total {sum(stats['durations']) / 60:.1f} min",
-             f"resolutions  " + ", ".join(f"{k} x{n}" for k, n in stats["sizes"].most_common(8)),
+             "resolutions  " + ", ".join(f"{k} x{n}" for k, n in stats["sizes"].most_common(8)),
              f"caption      {spread(stats['caption_words'], ' words')}",
              f"undecodable  {len(stats['undecodable'])}"]
     lines += [f"  {u}" for u in stats["undecodable"]]
