@@ -74,7 +74,8 @@ class ForesightModule(L.LightningModule):
     # steps --------------------------------------------------------------------------------------
 
     def features(self, batch: dict) -> Features:
-        return encode_batch(batch, self.vlm, self.ltx)
+        """From the feature cache when the batch carries them (data=features), else encoded live."""
+        return batch["features"] if "features" in batch else encode_batch(batch, self.vlm, self.ltx)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         out = self.option.loss(self.adapter, self.ltx, self.features(batch), training=True)

@@ -1,0 +1,159 @@
+"""The feature cache: frozen-encoder outputs written once as shards, read back as `Features`.
+
+`python preprocess.py` (same config groups as train.py) runs the VLM, T5 and VAE over the video
+shards and writes, per input shard, a feature shard of the same name: per clip `vlm.npy` (L, D),
+`vlm_mask.npy` (L,), `text.npy` (T, D), `text_mask.npy` (T,), `latents.npy` (128, f, h, w) and
+`meta.json` (fps, caption); with `frames: true` also `context.npy` / `target.npy` (uint8), which
+validation needs for pixel metrics and the copy-last-frame baseline. Only `.npy` and `.json`:
+nothing is ever unpickled (`np.load(allow_pickle=False)`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+import webdataset as wds
+from torch.utils.data import DataLoader, IterableDataset
+
+from foresight.data.loader import ClipWindows, collate, expand_shards
+from foresight.features import Features, encode_batch
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _load_npy(data: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+@torch.no_grad()
+def write_feature_shard(windows: ClipWindows, out_path: Path, vlm, ltx, batch_size: int, frames: bool) -> int:
+    """Encode every window of `windows` (one input shard) into out_path, atomically; returns the count."""
+    tmp = out_path.with_name(f".{out_path.name}.tmp{os.getpid()}")
+    count = 0
+    loader = DataLoader(windows, batch_size=batch_size, collate_fn=collate)
+    with wds.TarWriter(str(tmp)) as sink:
+        for batch in loader:
+            feats = encode_batch(batch, vlm, ltx)
+            for i, key in enumerate(batch["key"]):
+                n_vlm = int(feats.vlm_mask[i].sum())  # right-padded: keep the real tokens only
+                sample = {
+                    "__key__": key,
+                    "vlm.npy": _npy(feats.vlm_states[i, :n_vlm].float().cpu().numpy()),
+                    "vlm_mask.npy": _npy(feats.vlm_mask[i, :n_vlm].cpu().numpy()),
+                    "text.npy": _npy(feats.text[i].float().cpu().numpy()),
+                    "text_mask.npy": _npy(feats.text_mask[i].cpu().numpy()),
+                    "latents.npy": _npy(feats.target[i].float().cpu().numpy()),
+                    "meta.json": json.dumps({"fps": float(feats.fps[i]), "caption": batch["caption"][i]}),
+                }
+                if frames:
+                    sample["context.npy"] = _npy(batch["context"][i].numpy())
+                    sample["target.npy"] = _npy(batch["target"][i].numpy())
+                sink.write(sample)
+                count += 1
+    os.replace(tmp, out_path)
+    return count
+
+
+class FeatureSamples(IterableDataset):
+    """Feature shards -> per-clip dicts of arrays (endless and shuffled for training)."""
+
+    def __init__(self, urls: list[str], train: bool, seed: int, shuffle_buffer: int) -> None:
+        self.urls, self.train, self.seed, self.shuffle_buffer = urls, train, seed, shuffle_buffer
+
+    def __iter__(self):
+        if self.train:
+            ds = wds.WebDataset(self.urls, resampled=True, shardshuffle=False, seed=self.seed,
+                                nodesplitter=wds.split_by_node, workersplitter=wds.split_by_worker, empty_check=False)
+            ds = ds.shuffle(self.shuffle_buffer)
+        else:
+            ds = wds.WebDataset(self.urls, shardshuffle=False, nodesplitter=None, workersplitter=None, empty_check=False)
+        for raw in ds:
+            sample = {k[:-4]: _load_npy(v) for k, v in raw.items() if k.endswith(".npy")}
+            sample["meta"] = json.loads(raw["meta.json"])
+            sample["key"] = raw["__key__"]
+            yield sample
+
+
+def collate_features(samples: list[dict]) -> dict:
+    """Stack cached samples into a batch holding a `Features` (VLM states right-padded to the longest)."""
+    longest = max(len(s["vlm"]) for s in samples)
+    dim = samples[0]["vlm"].shape[1]
+    states = torch.zeros(len(samples), longest, dim)
+    mask = torch.zeros(len(samples), longest, dtype=torch.bool)
+    for i, s in enumerate(samples):
+        states[i, : len(s["vlm"])] = torch.from_numpy(s["vlm"])
+        mask[i, : len(s["vlm"])] = torch.from_numpy(s["vlm_mask"])
+    latents = torch.from_numpy(np.stack([s["latents"] for s in samples]))  # (B, 128, f, h, w)
+    fps = torch.tensor([s["meta"]["fps"] for s in samples], dtype=torch.float32)
+    feats = Features(states, mask, torch.from_numpy(np.stack([s["text"] for s in samples])),
+                     torch.from_numpy(np.stack([s["text_mask"] for s in samples])), latents[:, :, :1].clone(),
+                     tuple(latents.shape[2:]), fps, latents)
+    batch = {"features": feats, "caption": [s["meta"]["caption"] for s in samples],
+             "key": [s["key"] for s in samples], "fps": fps}
+    if all("context" in s for s in samples):
+        batch["context"] = torch.from_numpy(np.stack([s["context"] for s in samples]))
+        batch["target"] = torch.from_numpy(np.stack([s["target"] for s in samples]))
+    return batch
+
+
+class FeatureDataModule(L.LightningDataModule):
+    """Train and validate from the feature cache instead of video (data=features)."""
+
+    def __init__(self, train_shards: str, val_shards: str, batch_size: int = 4, val_batch_size: int = 4,
+                 num_workers: int = 0, shuffle_buffer: int = 64, seed: int = 0) -> None:
+        super().__init__()
+        hint = "; run `python preprocess.py` first to write the feature cache"
+        try:
+            self.train_urls = expand_shards(train_shards, "data.train_shards")
+            self.val_urls = expand_shards(val_shards, "data.val_shards")
+        except FileNotFoundError as e:
+            raise FileNotFoundError(str(e).split(";")[0] + hint) from None
+        self.train_set = FeatureSamples(self.train_urls, True, seed, shuffle_buffer)
+        self.val_set = FeatureSamples(self.val_urls, False, seed, shuffle_buffer)
+        self.batch_size, self.val_batch_size, self.num_workers = batch_size, val_batch_size, num_workers
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_set, batch_size=self.batch_size, num_workers=self.num_workers,
+                          collate_fn=collate_features, persistent_workers=self.num_workers > 0)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=self.val_batch_size, num_workers=0, collate_fn=collate_features)
+
+
+def preprocess(cfg) -> dict[str, int]:
+    """Write feature shards for the train and val shards of cfg.data; finished shards are skipped.
+
+    Work is split across ranks by shard (RANK / WORLD_SIZE as torchrun sets them).
+    """
+    from hydra.utils import instantiate
+
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    data = instantiate(cfg.data)  # validates the window before any model loads
+    out = Path(cfg.preprocess.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    vlm, ltx = instantiate(cfg.vlm), instantiate(cfg.model)
+    written = {"written": 0, "skipped_shards": 0}
+    for split, urls, template in (("train", data.train_urls, data.train_set), ("val", data.val_urls, data.val_set)):
+        for index, url in enumerate(urls):
+            if index % world != rank:
+                continue
+            target = out / Path(url).name
+            if target.exists():  # finished earlier: resume where we stopped
+                written["skipped_shards"] += 1
+                continue
+            # the held-out window (start 0, in order) for every split: one fixed window per clip
+            windows = ClipWindows([url], template.c, template.f, template.h, template.w, template.fps, train=False,
+                                  seed=template.seed, shuffle_buffer=0, strict=template.strict)
+            written["written"] += write_feature_shard(windows, target, vlm, ltx, cfg.preprocess.batch_size,
+                                                      frames=split == "val" or cfg.preprocess.frames)
+    return written

@@ -1,0 +1,21 @@
+"""Write the feature cache:  python preprocess.py  (see conf/preprocess.yaml)."""
+
+import hydra
+from omegaconf import DictConfig
+
+from foresight.config import register_resolvers
+
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="preprocess")
+def main(cfg: DictConfig) -> None:
+    from foresight.data.features import preprocess
+
+    counts = preprocess(cfg)
+    print(f"feature shards in {cfg.preprocess.out_dir}: {counts['written']} clips written, "
+          f"{counts['skipped_shards']} shards already done")
+
+
+if __name__ == "__main__":
+    main()

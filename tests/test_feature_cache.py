@@ -1,0 +1,57 @@
+"""The feature cache: written once, resumable, and equal to encoding the video live."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from foresight.config import ROOT, compose
+from foresight.data.features import FeatureDataModule, preprocess
+from foresight.features import encode_batch
+from tests.helpers import build
+
+
+def test_cached_loss_equals_live_loss_and_preprocess_resumes(tmp_path, twin_dir, batch):
+    out = tmp_path / "features"
+    cfg = compose([f"paths.cache_dir={twin_dir}", f"+preprocess.out_dir={out}", "+preprocess.batch_size=8",
+                   "+preprocess.frames=false"])
+    assert preprocess(cfg) == {"written": 80, "skipped_shards": 0}
+    assert preprocess(cfg) == {"written": 0, "skipped_shards": 5}  # finished shards are not redone
+
+    cached = FeatureDataModule(str(out / "train-{000000..000003}.tar"), str(out / "val-000000.tar"), val_batch_size=8)
+    (cached_batch, *_) = list(cached.val_dataloader())
+    live = instantiate(cfg.data)
+    (live_batch,) = list(live.val_dataloader())
+    assert cached_batch["key"] == live_batch["key"]
+    assert torch.equal(cached_batch["target"], live_batch["target"])  # held-out frames kept for pixel metrics
+
+    module = build("B", twin_dir)
+    live_feats = encode_batch(live_batch, module.vlm, module.ltx)
+    cached_feats = module.features(cached_batch)
+    assert torch.allclose(cached_feats.target, live_feats.target, atol=1e-5)
+    losses = []
+    for feats in (live_feats, cached_feats):
+        torch.manual_seed(0)
+        losses.append(module.option.loss(module.adapter, module.ltx, feats)["loss"])
+    assert torch.allclose(losses[0], losses[1], rtol=1e-5), losses
+
+
+def test_training_from_the_cache(tmp_path, twin_dir):
+    out = tmp_path / "features"
+    cfg = compose([f"paths.cache_dir={twin_dir}", f"+preprocess.out_dir={out}", "+preprocess.batch_size=8",
+                   "+preprocess.frames=false"])
+    preprocess(cfg)
+    run = subprocess.run(
+        [sys.executable, "train.py", "+experiment=optionC", "data=features", f"paths.log_dir={tmp_path}/logs",
+         f"paths.cache_dir={twin_dir}", "logger=csv", "trainer.max_steps=4", "trainer.val_check_interval=4",
+         f"data.train_shards='{out}/train-{{000000..000003}}.tar'", f"data.val_shards={out}/val-000000.tar"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "validation: flow_t0.1=" in run.stderr + run.stdout
+
+
+def test_missing_cache_says_how_to_make_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python preprocess.py"):
+        FeatureDataModule(str(tmp_path / "train-{000000..000003}.tar"), str(tmp_path / "val-000000.tar"))
