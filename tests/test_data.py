@@ -143,3 +143,13 @@ def test_corrupt_bytes_raise_video_error():
         probe(b"not a video at all")
     with pytest.raises(VideoError):
         probe(io.BytesIO(b"").getvalue())
+
+
+def test_prompt_template_wraps_the_caption_for_the_vlm():
+    dm = module(str(SAMPLE / "val-000000.tar"), prompt_template="Instruction: {caption} ({source})", val_samples=2)
+    (batch,) = list(dm.val_dataloader())
+    assert batch["prompt"] == [f"Instruction: {c} (sample_world)" for c in batch["caption"]]
+    with pytest.raises(ValueError, match="data.prompt_template"):
+        module(str(SAMPLE / "val-000000.tar"), prompt_template="{caption} {")
+    dm = module(str(SAMPLE / "val-000000.tar"), prompt_template="{caption} {absent}", val_samples=2)
+    assert list(dm.val_dataloader()) == [] and dm.val_skip_counts() == {"no_prompt_field": 16}

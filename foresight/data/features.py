@@ -153,7 +153,8 @@ def preprocess(cfg) -> dict[str, int]:
                 continue
             # the held-out window (start 0, in order) for every split: one fixed window per clip
             windows = ClipWindows([url], template.c, template.f, template.h, template.w, template.fps, train=False,
-                                  seed=template.seed, shuffle_buffer=0, strict=template.strict)
+                                  seed=template.seed, shuffle_buffer=0, strict=template.strict,
+                                  prompt_template=template.prompt_template)
             written["written"] += write_feature_shard(windows, target, vlm, ltx, cfg.preprocess.batch_size,
                                                       frames=split == "val" or cfg.preprocess.frames)
     return written

@@ -3,7 +3,8 @@
 A batch is a dict:
     context  uint8 (B, C, H, W, 3)   frames [s, s+C) for the VLM
     target   uint8 (B, F, H, W, 3)   frames [s+C-1, s+C-1+F): target[:, 0] == context[:, -1]
-    caption  list[str]               the instruction / caption
+    caption  list[str]               the caption (what T5 reads)
+    prompt   list[str]               the caption in `prompt_template` (what the VLM reads)
     fps      float32 (B,)            rate of the returned frames
     key      list[str]
     skips    dict[str, int]          cumulative skips by reason in the worker that made the batch
@@ -14,6 +15,7 @@ A batch is a dict:
 from __future__ import annotations
 
 import glob
+import string
 import json
 import logging
 import random
@@ -57,10 +59,11 @@ class ClipWindows(IterableDataset):
 
     def __init__(self, urls: list[str], context_frames: int, future_frames: int, height: int, width: int,
                  fps: float | None, train: bool, seed: int, shuffle_buffer: int, strict: bool,
-                 limit: int | None = None) -> None:
+                 limit: int | None = None, prompt_template: str = "{caption}") -> None:
         self.urls, self.train, self.seed, self.strict, self.limit = urls, train, seed, strict, limit
         self.c, self.f, self.h, self.w, self.fps = context_frames, future_frames, height, width, fps
         self.shuffle_buffer = shuffle_buffer
+        self.prompt_template = prompt_template
         self.skips: Counter[str] = Counter()
 
     def raw_samples(self):
@@ -95,8 +98,12 @@ class ClipWindows(IterableDataset):
             frames = decode_window(data, start, need, self.h, self.w, fps=rate, info=info)  # (C+F-1, H, W, 3)
         except VideoError as e:
             raise BadSample(e.reason, str(e)) from None
+        try:
+            prompt = self.prompt_template.format(**{**meta, "caption": caption})
+        except KeyError as e:
+            raise BadSample("no_prompt_field", f"data.prompt_template needs {e} from the clip's .json") from None
         return {"context": frames[: self.c], "target": frames[self.c - 1:], "caption": caption,
-                "fps": rate, "key": key}
+                "prompt": prompt, "fps": rate, "key": key}
 
     def __iter__(self):
         info = get_worker_info()
@@ -129,6 +136,7 @@ def collate(samples: list[dict]) -> dict:
         "context": torch.from_numpy(np.stack([s["context"] for s in samples])),
         "target": torch.from_numpy(np.stack([s["target"] for s in samples])),
         "caption": [s["caption"] for s in samples],
+        "prompt": [s["prompt"] for s in samples],
         "fps": torch.tensor([s["fps"] for s in samples], dtype=torch.float32),
         "key": [s["key"] for s in samples],
         "skips": samples[-1]["skips"],  # cumulative in this worker, so the last is the newest
@@ -142,13 +150,21 @@ class VideoDataModule(L.LightningDataModule):
     def __init__(self, train_shards: str, val_shards: str, context_frames: int = 4, future_frames: int = 17,
                  height: int = 64, width: int = 64, fps: float | None = None, batch_size: int = 4,
                  val_batch_size: int = 4, num_workers: int = 0, shuffle_buffer: int = 64, seed: int = 0,
-                 strict: bool = False, val_samples: int | None = None) -> None:
+                 strict: bool = False, val_samples: int | None = None, prompt_template: str = "{caption}") -> None:
         super().__init__()
         check_window(context_frames, future_frames, height, width)
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(prompt_template) if name is not None]
+        except ValueError as e:
+            raise ValueError(f"data.prompt_template={prompt_template!r} is not a format string ({e}); "
+                             f"use {{caption}} and fields of the clip's .json") from None
+        if any(not f.isidentifier() for f in fields):
+            raise ValueError(f"data.prompt_template={prompt_template!r}: use named fields only, like {{caption}}")
         self.train_urls = expand_shards(train_shards, "data.train_shards")
         self.val_urls = expand_shards(val_shards, "data.val_shards")
         common = dict(context_frames=context_frames, future_frames=future_frames, height=height, width=width,
-                      fps=fps, seed=seed, shuffle_buffer=shuffle_buffer, strict=strict)
+                      fps=fps, seed=seed, shuffle_buffer=shuffle_buffer, strict=strict,
+                      prompt_template=prompt_template)
         self.train_set = ClipWindows(self.train_urls, train=True, **common)
         self.val_set = ClipWindows(self.val_urls, train=False, limit=val_samples, **common)
         self.batch_size, self.val_batch_size, self.num_workers = batch_size, val_batch_size, num_workers
