@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
         sources, window, bucket = {"480p": (854, 480), "1080p": (1920, 1080)}, 121, (512, 768)
         feat = dict(samples=24, vlm=(300, 3584), text=(256, 4096), grid=(16, 16, 24))  # 6144 target tokens
     report = {"meta": {"date": time.strftime("%Y-%m-%d"), "machine": platform.processor() or platform.machine(),
-                       "cores": os.cpu_count(), "window": window, "bucket": bucket}, "decode": {}, "cache": {}}
+                       "cores": os.cpu_count(), "window": window, "bucket": list(bucket)}, "decode": {}, "cache": {}}
     for name, (w, h) in sources.items():
         clip = render_clip(seed=0, num_frames=window + 24, width=w, height=h)
         src = encode_mp4(clip.frames, clip.fps)
