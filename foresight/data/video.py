@@ -110,14 +110,14 @@ def decode_window(src: str | Path | bytes, start: int, count: int, height: int, 
 def to_bucket(frame: av.VideoFrame, rotation: int, height: int, width: int) -> np.ndarray:
     """One decoded frame -> (height, width, 3) uint8, upright, covering the bucket, centre-cropped.
 
-    libswscale converts YUV to RGB and scales in one pass (far cheaper than PIL per frame); the
-    crop and the rotation by the display matrix follow in numpy.
+    libswscale scales in YUV (half the chroma samples of RGB), then converts to RGB: about 3x
+    cheaper than scaling RGB, and far cheaper than PIL. Crop and display rotation follow in numpy.
     """
     turned = rotation in (90, 270)
     th, tw = (width, height) if turned else (height, width)  # the bucket in stored orientation
     scale = max(tw / frame.width, th / frame.height)
     sw, sh = max(tw, round(frame.width * scale)), max(th, round(frame.height * scale))
-    rgb = frame.to_ndarray(width=sw, height=sh, format="rgb24", interpolation="BICUBIC")  # (sh, sw, 3)
+    rgb = frame.reformat(width=sw, height=sh, interpolation="BILINEAR").to_ndarray(format="rgb24")  # (sh, sw, 3)
     top, left = (sh - th) // 2, (sw - tw) // 2
     rgb = rgb[top: top + th, left: left + tw]
     return np.ascontiguousarray(np.rot90(rgb, k=rotation // 90)) if rotation else rgb
