@@ -153,3 +153,18 @@ def test_prompt_template_wraps_the_caption_for_the_vlm():
         module(str(SAMPLE / "val-000000.tar"), prompt_template="{caption} {")
     dm = module(str(SAMPLE / "val-000000.tar"), prompt_template="{caption} {absent}", val_samples=2)
     assert list(dm.val_dataloader()) == [] and dm.val_skip_counts() == {"no_prompt_field": 16}
+
+
+def test_each_batch_comes_from_one_bucket(tmp_path):
+    path = tmp_path / "mixed-000000.tar"
+    with wds.TarWriter(str(path)) as sink:
+        for seed, (w, h) in enumerate([(96, 72), (64, 128), (96, 72), (64, 128), (96, 72)]):
+            clip = render_clip(seed=seed, width=w, height=h)
+            sink.write({"__key__": f"c{seed}", "mp4": encode_mp4(clip.frames, clip.fps), "txt": clip.caption})
+    dm = module(str(path), buckets=[[64, 96, 9], [128, 64, 17], [64, 64, 33]], val_batch_size=2)
+    batches = list(dm.val_dataloader())
+    shapes = sorted((tuple(b["target"].shape[1:4]), b["key"]) for b in batches)
+    # by aspect ratio: landscape clips go to the 96x64 bucket, portrait ones to 64x128, none to 64x64
+    assert shapes == [((9, 64, 96), ["c0", "c2"]), ((9, 64, 96), ["c4"]), ((17, 128, 64), ["c1", "c3"])]
+    with pytest.raises(ValueError, match="data.future_frames=10"):
+        module(str(path), buckets=[[64, 96, 10]])

@@ -21,7 +21,7 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset
 
-from foresight.data.loader import ClipWindows, collate, expand_shards
+from foresight.data.loader import ClipWindows, batched_by, expand_shards
 from foresight.features import Features, encode_batch
 
 
@@ -36,11 +36,11 @@ def _load_npy(data: bytes) -> np.ndarray:
 
 
 @torch.no_grad()
-def write_feature_shard(windows: ClipWindows, out_path: Path, vlm, ltx, batch_size: int, frames: bool) -> int:
+def write_feature_shard(windows: ClipWindows, out_path: Path, vlm, ltx, frames: bool) -> int:
     """Encode every window of `windows` (one input shard) into out_path, atomically; returns the count."""
     tmp = out_path.with_name(f".{out_path.name}.tmp{os.getpid()}")
     count = 0
-    loader = DataLoader(windows, batch_size=batch_size, collate_fn=collate)
+    loader = DataLoader(windows, batch_size=None)  # windows batch themselves, one bucket a batch
     with wds.TarWriter(str(tmp)) as sink:
         for batch in loader:
             feats = encode_batch(batch, vlm, ltx)
@@ -65,12 +65,17 @@ def write_feature_shard(windows: ClipWindows, out_path: Path, vlm, ltx, batch_si
 
 
 class FeatureSamples(IterableDataset):
-    """Feature shards -> per-clip dicts of arrays (endless and shuffled for training)."""
+    """Feature shards -> batches of one latent grid each (endless and shuffled for training)."""
 
-    def __init__(self, urls: list[str], train: bool, seed: int, shuffle_buffer: int) -> None:
+    def __init__(self, urls: list[str], train: bool, seed: int, shuffle_buffer: int, batch_size: int) -> None:
         self.urls, self.train, self.seed, self.shuffle_buffer = urls, train, seed, shuffle_buffer
+        self.batch_size = batch_size
 
     def __iter__(self):
+        yield from batched_by(self.samples(), lambda s: s["latents"].shape, self.batch_size, collate_features,
+                              flush=not self.train)
+
+    def samples(self):
         if self.train:
             ds = wds.WebDataset(self.urls, resampled=True, shardshuffle=False, seed=self.seed,
                                 nodesplitter=wds.split_by_node, workersplitter=wds.split_by_worker, empty_check=False)
@@ -118,16 +123,16 @@ class FeatureDataModule(L.LightningDataModule):
             self.val_urls = expand_shards(val_shards, "data.val_shards")
         except FileNotFoundError as e:
             raise FileNotFoundError(str(e).split(";")[0] + hint) from None
-        self.train_set = FeatureSamples(self.train_urls, True, seed, shuffle_buffer)
-        self.val_set = FeatureSamples(self.val_urls, False, seed, shuffle_buffer)
-        self.batch_size, self.val_batch_size, self.num_workers = batch_size, val_batch_size, num_workers
+        self.train_set = FeatureSamples(self.train_urls, True, seed, shuffle_buffer, batch_size)
+        self.val_set = FeatureSamples(self.val_urls, False, seed, shuffle_buffer, val_batch_size)
+        self.num_workers = num_workers
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, batch_size=self.batch_size, num_workers=self.num_workers,
-                          collate_fn=collate_features, persistent_workers=self.num_workers > 0)
+        return DataLoader(self.train_set, batch_size=None, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=self.val_batch_size, num_workers=0, collate_fn=collate_features)
+        return DataLoader(self.val_set, batch_size=None, num_workers=0)
 
 
 def preprocess(cfg) -> dict[str, int]:
@@ -152,9 +157,9 @@ def preprocess(cfg) -> dict[str, int]:
                 written["skipped_shards"] += 1
                 continue
             # the held-out window (start 0, in order) for every split: one fixed window per clip
-            windows = ClipWindows([url], template.c, template.f, template.h, template.w, template.fps, train=False,
-                                  seed=template.seed, shuffle_buffer=0, strict=template.strict,
+            windows = ClipWindows([url], template.c, template.buckets, template.fps, train=False, seed=template.seed,
+                                  shuffle_buffer=0, strict=template.strict, batch_size=cfg.preprocess.batch_size,
                                   prompt_template=template.prompt_template)
-            written["written"] += write_feature_shard(windows, target, vlm, ltx, cfg.preprocess.batch_size,
+            written["written"] += write_feature_shard(windows, target, vlm, ltx,
                                                       frames=split == "val" or cfg.preprocess.frames)
     return written

@@ -10,6 +10,10 @@ A batch is a dict:
     skips    dict[str, int]          cumulative skips by reason in the worker that made the batch
     worker   int                     that worker's id (0 without workers)
 `VideoDataModule.skip_counts(batch)` folds the per-worker counts into totals for logging.
+
+Buckets: several (height, width, future_frames) shapes may be configured; each clip goes to the
+bucket nearest its aspect ratio among those it is long enough for, and every batch is drawn from
+one bucket (the dataset batches, so the DataLoader runs with batch_size=None).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import glob
 import string
 import json
 import logging
+import math
 import random
 from collections import Counter
 from pathlib import Path
@@ -29,7 +34,7 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from foresight.data.video import VideoError, decode_window, probe
+from foresight.data.video import TooShortError, VideoError, VideoInfo, decode_window, probe
 from foresight.data.window import check_window, window_length
 
 log = logging.getLogger(__name__)
@@ -54,14 +59,29 @@ def expand_shards(spec: str, field: str) -> list[str]:
     return [u for u in urls if u not in missing]
 
 
-class ClipWindows(IterableDataset):
-    """Samples from shards, decoded into windows; each worker counts what it had to skip."""
+def batched_by(samples, key, batch_size: int, collate_fn, flush: bool):
+    """Group an iterable of samples into batches of one key each; flush: also yield the leftovers."""
+    buffers: dict = {}
+    for sample in samples:
+        buf = buffers.setdefault(key(sample), [])
+        buf.append(sample)
+        if len(buf) == batch_size:
+            yield collate_fn(buf)
+            buffers[key(sample)] = []
+    if flush:
+        for buf in buffers.values():
+            if buf:
+                yield collate_fn(buf)
 
-    def __init__(self, urls: list[str], context_frames: int, future_frames: int, height: int, width: int,
-                 fps: float | None, train: bool, seed: int, shuffle_buffer: int, strict: bool,
+
+class ClipWindows(IterableDataset):
+    """Batches of windows from shards, one bucket a batch; each worker counts what it had to skip."""
+
+    def __init__(self, urls: list[str], context_frames: int, buckets: list[tuple[int, int, int]],
+                 fps: float | None, train: bool, seed: int, shuffle_buffer: int, strict: bool, batch_size: int,
                  limit: int | None = None, prompt_template: str = "{caption}") -> None:
         self.urls, self.train, self.seed, self.strict, self.limit = urls, train, seed, strict, limit
-        self.c, self.f, self.h, self.w, self.fps = context_frames, future_frames, height, width, fps
+        self.c, self.buckets, self.fps, self.batch_size = context_frames, [tuple(b) for b in buckets], fps, batch_size
         self.shuffle_buffer = shuffle_buffer
         self.prompt_template = prompt_template
         self.skips: Counter[str] = Counter()
@@ -74,6 +94,15 @@ class ClipWindows(IterableDataset):
         # held-out: every shard once, in order, in the main process's order of keys
         return wds.WebDataset(self.urls, shardshuffle=False, nodesplitter=None, workersplitter=None,
                               empty_check=False)
+
+    def bucket(self, info: VideoInfo, rate: float) -> tuple[int, int, int]:
+        """The (height, width, future_frames) bucket nearest the clip's aspect among those it fills."""
+        fits = [b for b in self.buckets if info.frames_at(rate) >= window_length(self.c, b[2])]
+        if not fits:
+            shortest = min(window_length(self.c, b[2]) for b in self.buckets)
+            raise TooShortError(f"{info.frames_at(rate)} frames at {rate:g} fps; the shortest bucket needs {shortest}")
+        aspect = math.log(info.width / info.height)
+        return min(fits, key=lambda b: (abs(aspect - math.log(b[1] / b[0])), -b[2]))
 
     def window(self, sample: dict, rng: random.Random) -> dict:
         key = sample.get("__key__", "?")
@@ -92,10 +121,11 @@ class ClipWindows(IterableDataset):
         try:
             info = probe(data)
             rate = self.fps or float(meta.get("fps") or info.fps)
-            need = window_length(self.c, self.f)
+            height, width, future = self.bucket(info, rate)
+            need = window_length(self.c, future)
             last_start = info.frames_at(rate) - need
             start = rng.randint(0, last_start) if self.train and last_start > 0 else 0
-            frames = decode_window(data, start, need, self.h, self.w, fps=rate, info=info)  # (C+F-1, H, W, 3)
+            frames = decode_window(data, start, need, height, width, fps=rate, info=info)  # (C+F-1, H, W, 3)
         except VideoError as e:
             raise BadSample(e.reason, str(e)) from None
         try:
@@ -103,14 +133,10 @@ class ClipWindows(IterableDataset):
         except KeyError as e:
             raise BadSample("no_prompt_field", f"data.prompt_template needs {e} from the clip's .json") from None
         return {"context": frames[: self.c], "target": frames[self.c - 1:], "caption": caption,
-                "prompt": prompt, "fps": rate, "key": key}
+                "prompt": prompt, "fps": rate, "key": key, "bucket": (height, width, future)}
 
-    def __iter__(self):
-        info = get_worker_info()
-        worker = info.id if info else 0
+    def windows(self, worker: int, skips: Counter):
         rng = random.Random(self.seed * 1009 + worker)  # window starts: reproducible per worker
-        skips: Counter[str] = Counter()
-        self.skips = skips  # readable after iterating in this process (held-out set: no workers)
         produced = 0
         for sample in self.raw_samples():
             try:
@@ -122,16 +148,30 @@ class ClipWindows(IterableDataset):
                 skips[e.reason] += 1
                 log.debug("skipped %s: %s", where, e)
                 continue
-            out["skips"], out["worker"] = dict(skips), worker
             yield out
             produced += 1
             if self.limit is not None and produced >= self.limit:
                 break
+
+    def __iter__(self):
+        info = get_worker_info()
+        worker = info.id if info else 0
+        skips: Counter[str] = Counter()
+        self.skips = skips  # readable after iterating in this process (held-out set: no workers)
+
+        def stamped(samples: list[dict]) -> dict:
+            batch = collate(samples)
+            batch["skips"], batch["worker"] = dict(skips), worker
+            return batch
+
+        yield from batched_by(self.windows(worker, skips), lambda s: s["bucket"], self.batch_size, stamped,
+                              flush=not self.train)
         if not self.train and skips:
             log.warning("held-out set: skipped %s", dict(skips))
 
 
 def collate(samples: list[dict]) -> dict:
+    """Windows of one bucket -> a batch (see the module docstring for its keys)."""
     return {
         "context": torch.from_numpy(np.stack([s["context"] for s in samples])),
         "target": torch.from_numpy(np.stack([s["target"] for s in samples])),
@@ -139,8 +179,6 @@ def collate(samples: list[dict]) -> dict:
         "prompt": [s["prompt"] for s in samples],
         "fps": torch.tensor([s["fps"] for s in samples], dtype=torch.float32),
         "key": [s["key"] for s in samples],
-        "skips": samples[-1]["skips"],  # cumulative in this worker, so the last is the newest
-        "worker": samples[-1]["worker"],
     }
 
 
@@ -150,9 +188,14 @@ class VideoDataModule(L.LightningDataModule):
     def __init__(self, train_shards: str, val_shards: str, context_frames: int = 4, future_frames: int = 17,
                  height: int = 64, width: int = 64, fps: float | None = None, batch_size: int = 4,
                  val_batch_size: int = 4, num_workers: int = 0, shuffle_buffer: int = 64, seed: int = 0,
-                 strict: bool = False, val_samples: int | None = None, prompt_template: str = "{caption}") -> None:
+                 strict: bool = False, val_samples: int | None = None, prompt_template: str = "{caption}",
+                 buckets: list[list[int]] | None = None) -> None:
+        """buckets: [[height, width, future_frames], ...] to train several shapes (one a batch);
+        None: the single bucket (height, width, future_frames)."""
         super().__init__()
-        check_window(context_frames, future_frames, height, width)
+        buckets = [tuple(b) for b in buckets] if buckets else [(height, width, future_frames)]
+        for h, w, f in buckets:
+            check_window(context_frames, f, h, w)
         try:
             fields = [name for _, name, _, _ in string.Formatter().parse(prompt_template) if name is not None]
         except ValueError as e:
@@ -162,21 +205,20 @@ class VideoDataModule(L.LightningDataModule):
             raise ValueError(f"data.prompt_template={prompt_template!r}: use named fields only, like {{caption}}")
         self.train_urls = expand_shards(train_shards, "data.train_shards")
         self.val_urls = expand_shards(val_shards, "data.val_shards")
-        common = dict(context_frames=context_frames, future_frames=future_frames, height=height, width=width,
-                      fps=fps, seed=seed, shuffle_buffer=shuffle_buffer, strict=strict,
-                      prompt_template=prompt_template)
-        self.train_set = ClipWindows(self.train_urls, train=True, **common)
-        self.val_set = ClipWindows(self.val_urls, train=False, limit=val_samples, **common)
-        self.batch_size, self.val_batch_size, self.num_workers = batch_size, val_batch_size, num_workers
+        common = dict(context_frames=context_frames, buckets=buckets, fps=fps, seed=seed,
+                      shuffle_buffer=shuffle_buffer, strict=strict, prompt_template=prompt_template)
+        self.train_set = ClipWindows(self.train_urls, train=True, batch_size=batch_size, **common)
+        self.val_set = ClipWindows(self.val_urls, train=False, batch_size=val_batch_size, limit=val_samples, **common)
+        self.num_workers = num_workers
         self._skips: dict[int, dict[str, int]] = {}
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, batch_size=self.batch_size, num_workers=self.num_workers,
-                          collate_fn=collate, persistent_workers=self.num_workers > 0)
+        return DataLoader(self.train_set, batch_size=None, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader:
         # one process: the held-out order must not depend on how many workers there are
-        return DataLoader(self.val_set, batch_size=self.val_batch_size, num_workers=0, collate_fn=collate)
+        return DataLoader(self.val_set, batch_size=None, num_workers=0)
 
     def val_skip_counts(self) -> dict[str, int]:
         """What the last pass over the held-out set skipped, by reason."""
