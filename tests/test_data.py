@@ -168,3 +168,12 @@ def test_each_batch_comes_from_one_bucket(tmp_path):
     assert shapes == [((9, 64, 96), ["c0", "c2"]), ((9, 64, 96), ["c4"]), ((17, 128, 64), ["c1", "c3"])]
     with pytest.raises(ValueError, match="data.future_frames=10"):
         module(str(path), buckets=[[64, 96, 10]])
+
+
+def test_epoch_length_and_fresh_epochs():
+    dm = VideoDataModule(str(SAMPLE / "train-{000000..000003}.tar"), str(SAMPLE / "val-000000.tar"),
+                         context_frames=4, future_frames=9, batch_size=4, epoch_samples=8)
+    loader = dm.train_dataloader()
+    first, second = list(loader), list(loader)
+    assert [len(b["key"]) for b in first] == [4, 4] and len(second) == 2  # an epoch is 8 samples
+    assert [b["key"] for b in first] != [b["key"] for b in second]  # and the next epoch is another draw

@@ -85,12 +85,14 @@ class ClipWindows(IterableDataset):
         self.shuffle_buffer = shuffle_buffer
         self.prompt_template = prompt_template
         self.skips: Counter[str] = Counter()
+        self.epoch = 0  # advances per pass in this process (workers persist), so epochs differ
 
     def raw_samples(self):
-        if self.train:  # endless, shards drawn at random per worker and node; Lightning's max_steps ends it
-            ds = wds.WebDataset(self.urls, resampled=True, shardshuffle=False, seed=self.seed,
+        if self.train:  # shards drawn at random with replacement: no worker or rank ever runs dry
+            seed = self.seed + 7919 * self.epoch
+            ds = wds.WebDataset(self.urls, resampled=True, shardshuffle=False, seed=seed,
                                 nodesplitter=wds.split_by_node, workersplitter=wds.split_by_worker, empty_check=False)
-            return ds.shuffle(self.shuffle_buffer, rng=random.Random(self.seed))
+            return ds.shuffle(self.shuffle_buffer, rng=random.Random(seed))
         # held-out: every shard once, in order, in the main process's order of keys
         return wds.WebDataset(self.urls, shardshuffle=False, nodesplitter=None, workersplitter=None,
                               empty_check=False)
@@ -136,7 +138,7 @@ class ClipWindows(IterableDataset):
                 "prompt": prompt, "fps": rate, "key": key, "bucket": (height, width, future)}
 
     def windows(self, worker: int, skips: Counter):
-        rng = random.Random(self.seed * 1009 + worker)  # window starts: reproducible per worker
+        rng = random.Random((self.seed * 1009 + worker) * 1_000_003 + self.epoch)  # window starts, per worker and epoch
         produced = 0
         for sample in self.raw_samples():
             try:
@@ -166,6 +168,7 @@ class ClipWindows(IterableDataset):
 
         yield from batched_by(self.windows(worker, skips), lambda s: s["bucket"], self.batch_size, stamped,
                               flush=not self.train)
+        self.epoch += 1
         if not self.train and skips:
             log.warning("held-out set: skipped %s", dict(skips))
 
@@ -189,9 +192,10 @@ class VideoDataModule(L.LightningDataModule):
                  height: int = 64, width: int = 64, fps: float | None = None, batch_size: int = 4,
                  val_batch_size: int = 4, num_workers: int = 0, shuffle_buffer: int = 64, seed: int = 0,
                  strict: bool = False, val_samples: int | None = None, prompt_template: str = "{caption}",
-                 buckets: list[list[int]] | None = None) -> None:
+                 buckets: list[list[int]] | None = None, epoch_samples: int | None = None) -> None:
         """buckets: [[height, width, future_frames], ...] to train several shapes (one a batch);
-        None: the single bucket (height, width, future_frames)."""
+        None: the single bucket (height, width, future_frames). epoch_samples: training samples per
+        epoch (split over workers); None streams without end (Lightning's max_steps stops it)."""
         super().__init__()
         buckets = [tuple(b) for b in buckets] if buckets else [(height, width, future_frames)]
         for h, w, f in buckets:
@@ -207,7 +211,8 @@ class VideoDataModule(L.LightningDataModule):
         self.val_urls = expand_shards(val_shards, "data.val_shards")
         common = dict(context_frames=context_frames, buckets=buckets, fps=fps, seed=seed,
                       shuffle_buffer=shuffle_buffer, strict=strict, prompt_template=prompt_template)
-        self.train_set = ClipWindows(self.train_urls, train=True, batch_size=batch_size, **common)
+        per_worker = None if epoch_samples is None else max(1, epoch_samples // max(1, num_workers))
+        self.train_set = ClipWindows(self.train_urls, train=True, batch_size=batch_size, limit=per_worker, **common)
         self.val_set = ClipWindows(self.val_urls, train=False, batch_size=val_batch_size, limit=val_samples, **common)
         self.num_workers = num_workers
         self._skips: dict[int, dict[str, int]] = {}
