@@ -54,7 +54,8 @@ def load_trainable(module: "L.LightningModule", path: str | os.PathLike) -> dict
 
 
 class TrainableCheckpoint(L.Callback):
-    """Writes `<dirpath>/last.safetensors` every `every_n_steps` (0: only at the end) and at the end."""
+    """Writes `<dirpath>/last.safetensors` every `every_n_steps` (0: only at the end) and at the end,
+    and with a LoRA on the DiT also `<dirpath>/lora/` in diffusers' and the `diffusion_model.` format."""
 
     def __init__(self, dirpath: str, every_n_steps: int = 0, config: dict[str, Any] | None = None) -> None:
         self.dirpath = Path(dirpath)
@@ -66,6 +67,10 @@ class TrainableCheckpoint(L.Callback):
         if trainer.is_global_zero:
             meta = {"config": self.config, "step": trainer.global_step, "option": module.option.name}
             self.last_path = save_trainable(module, self.dirpath / "last.safetensors", meta)
+            if module.option.lora:
+                from foresight.lora_export import export_lora
+
+                export_lora(module.ltx, self.dirpath / "lora")
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:

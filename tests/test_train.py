@@ -27,6 +27,7 @@ def test_train_py_runs_and_writes_trainable_checkpoint(experiment, logger, tmp_p
         meta = json.loads(f.metadata()["foresight"])
     assert keys and all(k.startswith("adapter.") or "lora_" in k for k in keys)
     assert any("lora_" in k for k in keys) == (experiment != "optionA")
+    assert (run / "checkpoints" / "lora" / "pytorch_lora_weights.safetensors").exists() == (experiment != "optionA")
     assert meta["step"] == 6 and meta["option"] == experiment[-1]
     target = {"A": "CleanLatents", "B": "PartialDiffusion", "C": "ImagePath", "D": "TextPath"}[experiment[-1]]
     assert meta["config"]["option"]["_target_"].endswith(target)

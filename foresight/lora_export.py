@@ -1,0 +1,34 @@
+"""The IC-LoRA in the formats other tools read.
+
+- `pytorch_lora_weights.safetensors`: diffusers' format (`transformer.`-prefixed peft keys, adapter
+  config in the metadata), what `LTXConditionPipeline.load_lora_weights(dir)` loads.
+- `lora_diffusion_model.safetensors`: the same tensors prefixed `diffusion_model.`, the layout
+  ComfyUI-style LTX tools read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from diffusers import LTXConditionPipeline
+from peft.utils import get_peft_model_state_dict
+from safetensors.torch import save_file
+
+from foresight.models.ltx import LTXVideo
+
+DIFFUSERS_FILE = "pytorch_lora_weights.safetensors"
+DIFFUSION_MODEL_FILE = "lora_diffusion_model.safetensors"
+
+
+def export_lora(ltx: LTXVideo, directory: str | Path) -> list[Path]:
+    """Write the DiT's LoRA in both formats under directory; returns the files written."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    transformer = ltx.transformer
+    state = {k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(transformer).items()}
+    config = transformer.peft_config["default"].to_dict()
+    metadata = {k: (sorted(v) if isinstance(v, set) else v) for k, v in config.items()}
+    LTXConditionPipeline.save_lora_weights(directory, transformer_lora_layers=state,
+                                           transformer_lora_adapter_metadata=metadata)
+    save_file({f"diffusion_model.{k}": v for k, v in state.items()}, str(directory / DIFFUSION_MODEL_FILE))
+    return [directory / DIFFUSERS_FILE, directory / DIFFUSION_MODEL_FILE]
