@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import av
 import pytest
 from safetensors import safe_open
 
@@ -39,6 +40,11 @@ def test_train_py_runs_and_writes_trainable_checkpoint(experiment, logger, tmp_p
             assert key in text
     else:
         assert list(run.rglob("wandb/offline-run-*")), "wandb should have written an offline run"
+        assert list(run.rglob("wandb/offline-run-*/files/media/videos/samples_*.mp4"))  # sample videos logged
+    (video,) = (run / "samples").glob("*.mp4")  # held | prediction | truth, two clips stacked
+    with av.open(str(video)) as c:
+        stream = c.streams.video[0]
+        assert (stream.width, stream.height, stream.frames, round(float(stream.average_rate))) == (192, 128, 17, 24)
 
 
 def test_train_returns_the_optimized_metric(tmp_path, twin_dir):

@@ -1,0 +1,70 @@
+"""Sample videos of fixed held-out clips during training: context | prediction | ground truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+
+from foresight.data.sample_world import encode_mp4
+from foresight.features import video_to_frames
+
+
+def side_by_side(context: torch.Tensor, prediction: torch.Tensor, truth: torch.Tensor) -> np.ndarray:
+    """(B, C, H, W, 3), (B, F, H, W, 3) x2 uint8 -> (F, B*H, 3*W, 3): the current frame held | prediction | truth."""
+    held = context[:, -1:].expand_as(truth)
+    panels = torch.cat([held, prediction, truth], dim=3)  # (B, F, H, 3W, 3)
+    return panels.permute(1, 0, 2, 3, 4).flatten(1, 2).cpu().numpy()  # clips stacked vertically
+
+
+class SampleVideos(L.Callback):
+    """Every `every_n_steps` (0: only at the end) and at the end of training, predict the first
+    `num_clips` held-out clips with a fixed seed and write `<dirpath>/step<N>.mp4` at the clips'
+    fps; wandb loggers also get the video. Rank 0 only."""
+
+    def __init__(self, dirpath: str, every_n_steps: int = 0, num_clips: int = 2, seed: int = 0) -> None:
+        self.dirpath, self.every_n_steps, self.num_clips, self.seed = Path(dirpath), every_n_steps, num_clips, seed
+        self.batch: dict | None = None
+        self.written: list[Path] = []
+
+    def held_out(self, trainer: L.Trainer) -> dict:
+        if self.batch is None:
+            batch = next(iter(trainer.datamodule.val_dataloader()))
+            n = self.num_clips
+            self.batch = {k: (v[:n] if isinstance(v, (torch.Tensor, list)) else v) for k, v in batch.items()
+                          if k != "features"}
+            if "features" in batch:  # the cache: slice the record too
+                feats = batch["features"]
+                self.batch["features"] = type(feats)(**{
+                    k: (getattr(feats, k)[:n] if isinstance(getattr(feats, k), torch.Tensor) else getattr(feats, k))
+                    for k in feats.__dataclass_fields__})
+        return self.batch
+
+    @torch.no_grad()
+    def write(self, trainer: L.Trainer, module) -> None:
+        if not trainer.is_global_zero or getattr(trainer, "datamodule", None) is None:
+            return
+        batch = trainer.strategy.batch_to_device(self.held_out(trainer), module.device)
+        feats = module.features(batch)
+        gen = torch.Generator(module.device).manual_seed(self.seed)
+        latents = module.option.sample(module.adapter, module.ltx, feats, generator=gen)
+        prediction = video_to_frames(module.ltx.decode(latents, generator=gen))  # (B, F, H, W, 3)
+        frames = side_by_side(batch["context"], prediction, batch["target"])
+        fps = float(batch["fps"][0])
+        path = self.dirpath / f"step{trainer.global_step:06d}.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(encode_mp4(frames, fps))
+        self.written.append(path)
+        for logger in trainer.loggers:
+            if hasattr(logger, "log_video"):
+                logger.log_video("samples", [str(path)], step=trainer.global_step, fps=[fps], format=["mp4"])
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
+            self.write(trainer, module)
+
+    def on_train_end(self, trainer, module) -> None:
+        if not self.written or self.written[-1].name != f"step{trainer.global_step:06d}.mp4":
+            self.write(trainer, module)
