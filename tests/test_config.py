@@ -50,7 +50,7 @@ def test_missing_vlm_directory_names_path_and_expected(tmp_path):
 def test_experiments_select_their_option(name, target):
     cfg = compose([f"+experiment={name}"])
     assert cfg.option._target_.endswith(target)
-    assert name in cfg.tags
+    assert name in cfg.tags and cfg.logger.wandb.group == name  # wandb groups runs by experiment
 
 
 def test_real_scale_is_one_override_away():
