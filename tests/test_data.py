@@ -177,3 +177,13 @@ def test_epoch_length_and_fresh_epochs():
     first, second = list(loader), list(loader)
     assert [len(b["key"]) for b in first] == [4, 4] and len(second) == 2  # an epoch is 8 samples
     assert [b["key"] for b in first] != [b["key"] for b in second]  # and the next epoch is another draw
+
+
+def test_resize_filters_agree_and_are_checked():
+    clip = render_clip(seed=2, width=96, height=72)
+    data = encode_mp4(clip.frames, clip.fps)
+    area = decode_window(data, 0, 3, 64, 64, resize_filter="area").astype(int)
+    fast = decode_window(data, 0, 3, 64, 64, resize_filter="fast_bilinear").astype(int)
+    assert np.abs(area - fast).mean() < 4  # cheaper, not different
+    with pytest.raises(ValueError, match="data.resize_filter='nearest'"):
+        module(str(SAMPLE / "val-000000.tar"), resize_filter="nearest")

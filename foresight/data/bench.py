@@ -4,7 +4,8 @@
     python -m foresight.data.bench --quick --out bench_data.json    # small sizes (CI)
 
 Decode: synthetic h264 sources at 480p and 1080p (24 fps), windows of 121 frames resized and
-cropped to 768x512, reported per CPU-second of the decoding process (windows per second per core).
+cropped to 768x512 with the `area` and `fast_bilinear` filters, reported per CPU-second of the
+decoding process (windows per second per core).
 Cache: feature shards of 2B-sized samples (6144x128 target latents, 300x3584 VLM states, 256x4096
 T5 states, float32) read through FeatureDataModule's training loader, in samples per second.
 """
@@ -26,13 +27,13 @@ from foresight.data.sample_world import encode_mp4, render_clip
 from foresight.data.video import decode_window, probe
 
 
-def decode_rate(src: bytes, window: int, height: int, width: int, windows: int) -> dict:
+def decode_rate(src: bytes, window: int, height: int, width: int, windows: int, resize_filter: str) -> dict:
     info = probe(src)
     last = info.frames_at(None) - window
     starts = np.linspace(0, last, windows).astype(int)
     wall, cpu = time.perf_counter(), time.process_time()
     for s in starts:
-        decode_window(src, int(s), window, height, width, info=info)
+        decode_window(src, int(s), window, height, width, info=info, resize_filter=resize_filter)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return {"windows": windows, "wall_s": wall, "cpu_s": cpu, "windows_per_s": windows / wall,
             "windows_per_core_s": windows / cpu}
@@ -87,8 +88,10 @@ def main(argv: list[str] | None = None) -> dict:
     for name, (w, h) in sources.items():
         clip = render_clip(seed=0, num_frames=window + 24, width=w, height=h)
         src = encode_mp4(clip.frames, clip.fps)
-        report["decode"][name] = decode_rate(src, window, bucket[0], bucket[1], args.windows)
-        print(name, json.dumps(report["decode"][name]), flush=True)
+        for resize_filter in ("area", "fast_bilinear"):
+            row = decode_rate(src, window, bucket[0], bucket[1], args.windows, resize_filter)
+            report["decode"][f"{name}_{resize_filter}"] = row
+            print(name, resize_filter, json.dumps(row), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(2):
             write_feature_shard(Path(tmp) / f"f-{i:06d}.tar", feat["samples"], feat["vlm"], feat["text"], feat["grid"])

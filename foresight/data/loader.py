@@ -34,7 +34,7 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from foresight.data.video import TooShortError, VideoError, VideoInfo, decode_window, probe
+from foresight.data.video import RESIZE_FILTERS, TooShortError, VideoError, VideoInfo, decode_window, probe
 from foresight.data.window import check_window, window_length
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,8 @@ class ClipWindows(IterableDataset):
 
     def __init__(self, urls: list[str], context_frames: int, buckets: list[tuple[int, int, int]],
                  fps: float | None, train: bool, seed: int, shuffle_buffer: int, strict: bool, batch_size: int,
-                 limit: int | None = None, prompt_template: str = "{caption}") -> None:
+                 limit: int | None = None, prompt_template: str = "{caption}", resize_filter: str = "area") -> None:
+        self.resize_filter = resize_filter
         self.urls, self.train, self.seed, self.strict, self.limit = urls, train, seed, strict, limit
         self.c, self.buckets, self.fps, self.batch_size = context_frames, [tuple(b) for b in buckets], fps, batch_size
         self.shuffle_buffer = shuffle_buffer
@@ -127,7 +128,8 @@ class ClipWindows(IterableDataset):
             need = window_length(self.c, future)
             last_start = info.frames_at(rate) - need
             start = rng.randint(0, last_start) if self.train and last_start > 0 else 0
-            frames = decode_window(data, start, need, height, width, fps=rate, info=info)  # (C+F-1, H, W, 3)
+            frames = decode_window(data, start, need, height, width, fps=rate, info=info,
+                                   resize_filter=self.resize_filter)  # (C+F-1, H, W, 3)
         except VideoError as e:
             raise BadSample(e.reason, str(e)) from None
         try:
@@ -192,11 +194,14 @@ class VideoDataModule(L.LightningDataModule):
                  height: int = 64, width: int = 64, fps: float | None = None, batch_size: int = 4,
                  val_batch_size: int = 4, num_workers: int = 0, shuffle_buffer: int = 64, seed: int = 0,
                  strict: bool = False, val_samples: int | None = None, prompt_template: str = "{caption}",
-                 buckets: list[list[int]] | None = None, epoch_samples: int | None = None) -> None:
+                 buckets: list[list[int]] | None = None, epoch_samples: int | None = None,
+                 resize_filter: str = "area") -> None:
         """buckets: [[height, width, future_frames], ...] to train several shapes (one a batch);
         None: the single bucket (height, width, future_frames). epoch_samples: training samples per
         epoch (split over workers); None streams without end (Lightning's max_steps stops it)."""
         super().__init__()
+        if resize_filter not in RESIZE_FILTERS:
+            raise ValueError(f"data.resize_filter={resize_filter!r}: use one of {', '.join(RESIZE_FILTERS)}")
         buckets = [tuple(b) for b in buckets] if buckets else [(height, width, future_frames)]
         for h, w, f in buckets:
             check_window(context_frames, f, h, w)
@@ -210,7 +215,8 @@ class VideoDataModule(L.LightningDataModule):
         self.train_urls = expand_shards(train_shards, "data.train_shards")
         self.val_urls = expand_shards(val_shards, "data.val_shards")
         common = dict(context_frames=context_frames, buckets=buckets, fps=fps, seed=seed,
-                      shuffle_buffer=shuffle_buffer, strict=strict, prompt_template=prompt_template)
+                      shuffle_buffer=shuffle_buffer, strict=strict, prompt_template=prompt_template,
+                      resize_filter=resize_filter)
         per_worker = None if epoch_samples is None else max(1, epoch_samples // max(1, num_workers))
         self.train_set = ClipWindows(self.train_urls, train=True, batch_size=batch_size, limit=per_worker, **common)
         self.val_set = ClipWindows(self.val_urls, train=False, batch_size=val_batch_size, limit=val_samples, **common)

@@ -67,8 +67,12 @@ def probe(src: str | Path | bytes) -> VideoInfo:
         return VideoInfo(fps, duration, w, h, rotation)
 
 
+# libswscale filters by name: area is the cleanest for downscaling, fast_bilinear the cheapest
+RESIZE_FILTERS = {"area": "AREA", "bilinear": "BILINEAR", "fast_bilinear": "FAST_BILINEAR", "bicubic": "BICUBIC"}
+
+
 def decode_window(src: str | Path | bytes, start: int, count: int, height: int, width: int,
-                  fps: float | None = None, info: VideoInfo | None = None) -> np.ndarray:
+                  fps: float | None = None, info: VideoInfo | None = None, resize_filter: str = "area") -> np.ndarray:
     """Frames start .. start+count-1 (counted at `fps`, the clip's own rate if None) as (count, H, W, 3) uint8.
 
     Seeks to the keyframe before the window instead of decoding from the start; each wanted time
@@ -103,11 +107,11 @@ def decode_window(src: str | Path | bytes, start: int, count: int, height: int, 
     times_arr = np.asarray(times)
     out = np.empty((count, height, width, 3), dtype=np.uint8)
     for i, t in enumerate(wanted):
-        out[i] = to_bucket(frames[int(np.abs(times_arr - t).argmin())], info.rotation, height, width)
+        out[i] = to_bucket(frames[int(np.abs(times_arr - t).argmin())], info.rotation, height, width, resize_filter)
     return out
 
 
-def to_bucket(frame: av.VideoFrame, rotation: int, height: int, width: int) -> np.ndarray:
+def to_bucket(frame: av.VideoFrame, rotation: int, height: int, width: int, resize_filter: str = "area") -> np.ndarray:
     """One decoded frame -> (height, width, 3) uint8, upright, covering the bucket, centre-cropped.
 
     libswscale scales in YUV (half the chroma samples of RGB), then converts to RGB: about 3x
@@ -117,7 +121,7 @@ def to_bucket(frame: av.VideoFrame, rotation: int, height: int, width: int) -> n
     th, tw = (width, height) if turned else (height, width)  # the bucket in stored orientation
     scale = max(tw / frame.width, th / frame.height)
     sw, sh = max(tw, round(frame.width * scale)), max(th, round(frame.height * scale))
-    rgb = frame.reformat(width=sw, height=sh, interpolation="BILINEAR").to_ndarray(format="rgb24")  # (sh, sw, 3)
+    rgb = frame.reformat(width=sw, height=sh, interpolation=RESIZE_FILTERS[resize_filter]).to_ndarray(format="rgb24")
     top, left = (sh - th) // 2, (sw - tw) // 2
     rgb = rgb[top: top + th, left: left + tw]
     return np.ascontiguousarray(np.rot90(rgb, k=rotation // 90)) if rotation else rgb
