@@ -187,3 +187,12 @@ def test_resize_filters_agree_and_are_checked():
     assert np.abs(area - fast).mean() < 4  # cheaper, not different
     with pytest.raises(ValueError, match="data.resize_filter='nearest'"):
         module(str(SAMPLE / "val-000000.tar"), resize_filter="nearest")
+
+
+def test_more_workers_than_shards_do_not_hang():
+    dm = VideoDataModule(str(SAMPLE / "val-000000.tar"), str(SAMPLE / "val-000000.tar"), context_frames=4,
+                         future_frames=9, batch_size=2, num_workers=2)
+    it = iter(dm.train_dataloader())  # one shard, two workers: each resamples it, none runs dry
+    batches = [next(it) for _ in range(4)]
+    assert {b["worker"] for b in batches} == {0, 1}
+    assert all(dm.skip_counts(b) == {} for b in batches)
