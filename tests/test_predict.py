@@ -1,0 +1,61 @@
+"""Predicting with a trained checkpoint: the Python API and predict.py."""
+
+import subprocess
+import sys
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from foresight.config import ROOT, compose
+from foresight.data.sample_world import render_clip
+from foresight.predict import Predictor
+from foresight.train import train
+from tests.conftest import REAL
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, twin_dir):
+    out = tmp_path_factory.mktemp("run")
+    cfg = compose([f"paths.cache_dir={twin_dir}", f"paths.output_dir={out}", "logger=none", "+experiment=optionB",
+                   "trainer.max_steps=2", "trainer.val_check_interval=2", "callbacks.sample_videos.num_clips=1"])
+    train(cfg)
+    return out
+
+
+def test_predictor_loads_once_and_is_reproducible(run_dir):
+    predictor = Predictor(run_dir)
+    context = render_clip(seed=5, width=64, height=64).frames[:4]  # (4, 64, 64, 3)
+    a, timings = predictor.predict(context, "a red circle moves right", seed=1)
+    b, _ = predictor.predict(context, "a red circle moves right", seed=1)
+    c, _ = predictor.predict(context, "a red circle moves right", seed=2)
+    assert a.shape == (1, 17, 64, 64, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert set(timings) == {"encode_s", "sample_s", "decode_s", "total_s"} and timings["total_s"] > 0
+
+
+def test_predictor_reads_images_and_refuses_short_clips(run_dir, tmp_path):
+    predictor = Predictor(run_dir)
+    Image.fromarray(render_clip(seed=1).frames[0]).save(tmp_path / "frame.png")
+    context, _ = predictor.read_context(tmp_path / "frame.png")
+    assert context.shape == (4, 64, 64, 3)
+    if REAL.exists():
+        with pytest.raises(ValueError, match="has 3 frames; this checkpoint reads 4"):
+            predictor.read_context(REAL / "video_0.mov")
+    with pytest.raises(FileNotFoundError, match="no checkpoints/last.safetensors"):
+        Predictor(tmp_path)
+
+
+def test_predict_py_writes_videos_and_never_overwrites(run_dir, tmp_path):
+    clip = tmp_path / "clip.png"
+    Image.fromarray(render_clip(seed=2).frames[0]).save(clip)
+    args = [sys.executable, "predict.py", f"ckpt={run_dir}", f"input={clip}", "prompt=a blue square moves up",
+            f"out_dir={tmp_path / 'out'}", f"paths.log_dir={tmp_path / 'logs'}"]
+    first = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    with av.open(str(tmp_path / "out" / "side_by_side.mp4")) as c:
+        s = c.streams.video[0]
+        assert (s.width, s.height, s.frames) == (128, 64, 4 + 17 - 1)
+    again = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode != 0 and "pass overwrite=true" in again.stderr
