@@ -1,20 +1,33 @@
-"""Self-describing checkpoints of the trainable weights only (safetensors, never pickle).
+"""Checkpoints, all safetensors (never pickle): trainable weights, and training state for resuming.
 
-The frozen VLM and LTX-Video are reloaded from their own sources; a checkpoint holds the adapter
-and LoRA tensors plus, in the safetensors metadata, the resolved config that built them, so a
-file alone says which option, model sizes and adapter shape it belongs to.
+Two kinds, both self-describing:
+- `checkpoints/last.safetensors` (TrainableCheckpoint): the adapter and LoRA tensors plus, in the
+  metadata, the resolved config that built them -- what predict.py and evaluation load. The frozen
+  VLM and LTX-Video are reloaded from their own sources.
+- `checkpoints/state/step<N>.safetensors` (TrainingState, the last `keep_last` kept): everything
+  Lightning saves to continue a run (trainable weights, optimizer, LR schedule, loop counters), plus
+  the RNG states, the data position and the wandb run id. `SafetensorsIO` stores Lightning's
+  checkpoint dict as tensors + a JSON skeleton, so resuming never unpickles anything.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import random
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins.io import CheckpointIO
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
+
+log = logging.getLogger("foresight")
 
 
 def save_trainable(module: "L.LightningModule", path: str | os.PathLike, meta: dict[str, Any]) -> Path:
@@ -39,8 +52,6 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
 
 def load_trainable(module: "L.LightningModule", path: str | os.PathLike) -> dict[str, Any]:
     """Load trainable weights into module; refuses files whose tensors do not match it exactly."""
-    from safetensors.torch import load_file
-
     state = load_file(str(path))
     expected = module.trainable_state_dict()
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
@@ -78,3 +89,188 @@ class TrainableCheckpoint(L.Callback):
 
     def on_train_end(self, trainer, module) -> None:
         self._save(trainer, module)
+
+
+# training state -----------------------------------------------------------------------------------
+
+def _encode(obj: Any, tensors: dict[str, torch.Tensor], where: str) -> Any:
+    """Lightning's checkpoint dict -> JSON skeleton; tensors go to `tensors` under generated names."""
+    if isinstance(obj, torch.Tensor):
+        name = f"t{len(tensors)}"
+        tensors[name] = obj.detach().cpu().contiguous().clone()  # clone: no shared storage in the file
+        return {"__tensor__": name}
+    if isinstance(obj, np.ndarray):
+        return {"__ndarray__": _encode(torch.from_numpy(obj.copy()), tensors, where)}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_encode(v, tensors, f"{where}[{i}]") for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [_encode(v, tensors, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
+            return {k: _encode(v, tensors, f"{where}.{k}") for k, v in obj.items()}
+        return {"__items__": [[_encode(k, tensors, where), _encode(v, tensors, f"{where}[{k!r}]")] for k, v in obj.items()]}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"training state {where} holds a {type(obj).__name__}, which the safetensors checkpoint "
+                    f"cannot store; keep checkpoint state to tensors, numbers, strings, lists and dicts")
+
+
+def _decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, list):
+        return [_decode(v, tensors) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if "__tensor__" in obj:
+        return tensors[obj["__tensor__"]]
+    if "__ndarray__" in obj:
+        return _decode(obj["__ndarray__"], tensors).numpy()
+    if "__tuple__" in obj:
+        return tuple(_decode(v, tensors) for v in obj["__tuple__"])
+    if "__items__" in obj:
+        return {_decode(k, tensors): _decode(v, tensors) for k, v in obj["__items__"]}
+    return {k: _decode(v, tensors) for k, v in obj.items()}
+
+
+class SafetensorsIO(CheckpointIO):
+    """Lightning's checkpoint dict as a safetensors file: tensors, and the rest as JSON in the metadata."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors: dict[str, torch.Tensor] = {}
+        skeleton = json.dumps(_encode(checkpoint, tensors, "checkpoint"))
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        save_file(tensors, str(tmp), metadata={"foresight_state": skeleton})
+        os.replace(tmp, path)  # atomic: a kill mid-write leaves the previous checkpoints intact
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
+        return _decode(json.loads(_state_skeleton(path)), load_file(str(path)))
+
+    def remove_checkpoint(self, path) -> None:
+        Path(path).unlink(missing_ok=True)
+
+
+def _state_skeleton(path) -> str:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"ckpt_path={path}: no such file; pass a checkpoints/state/step*.safetensors "
+                                f"of a run, or resume=auto")
+    with safe_open(str(path), framework="pt") as f:
+        raw = (f.metadata() or {}).get("foresight_state")
+    if raw is None:
+        raise ValueError(f"ckpt_path={path} is not a training-state checkpoint; pass a file from a run's "
+                         f"checkpoints/state/ (last.safetensors holds weights only: use it with predict.py)")
+    return raw
+
+
+def read_state(path) -> dict:
+    """The non-tensor part of a training-state checkpoint (step, config, wandb run id, ...), no tensors read."""
+    skeleton = json.loads(_state_skeleton(path))
+    return {"global_step": skeleton.get("global_step"), **(skeleton.get("foresight") or {})}
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(_as_tuple(state["python"]))
+    np.random.set_state(state["numpy"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuple(x):
+    return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+# the config keys that shape the trained tensors: a resume must agree on all of them
+SHAPING_GROUPS = ("option", "adapter", "model", "vlm")
+RUNTIME_KEYS = {"dtype", "device", "gradient_checkpointing", "compile", "_convert_", "_partial_"}
+
+
+def shaping_config(config: dict) -> dict[str, Any]:
+    """Flattened `group.key: value` of the config that shapes the model (runtime knobs excluded)."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            if node.get("twin"):  # a twin is named by `twin`; its directory is machine-local
+                node = {k: v for k, v in node.items() if k != "pretrained"}
+            for k, v in node.items():
+                if k not in RUNTIME_KEYS:
+                    walk(v, f"{prefix}.{k}")
+        else:
+            flat[prefix] = node
+
+    for group in SHAPING_GROUPS:
+        walk(config.get(group), group)
+    return flat
+
+
+def fingerprint_mismatch(saved: dict, current: dict) -> list[str]:
+    keys = sorted(set(saved) | set(current))
+    return [f"{k}: {saved.get(k, '<unset>')!r} -> {current.get(k, '<unset>')!r}"
+            for k in keys if saved.get(k) != current.get(k)]
+
+
+class TrainingState(ModelCheckpoint):
+    """Writes `<dirpath>/step<N>.safetensors` every `every_n_steps`, keeping the newest `keep_last`.
+
+    Besides what Lightning saves, each file holds the RNG states, the resolved config, the shaping
+    config (checked on resume) and the wandb run id. To make a resumed run draw exactly the random
+    numbers the uninterrupted run draws, the RNG state at the end of every training step is put back
+    at the start of the next: whatever runs between steps (validation, sample videos, creating data
+    iterators after a restart) cannot shift the training noise.
+    """
+
+    FILE_EXTENSION = ".safetensors"
+
+    def __init__(self, dirpath: str, every_n_steps: int = 500, keep_last: int = 3) -> None:
+        super().__init__(dirpath=dirpath, filename="step{step:06d}", auto_insert_metric_name=False,
+                         every_n_train_steps=every_n_steps, save_top_k=keep_last, monitor="step", mode="max",
+                         save_last=False, save_on_train_epoch_end=False)
+        self.config: dict[str, Any] = {}
+        self.experiment: dict[str, Any] = {}
+        self.rng: dict | None = None
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        if self.rng is not None:
+            set_rng_state(self.rng)
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.rng = rng_state()
+        super().on_train_batch_end(trainer, module, outputs, batch, batch_idx)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "rng": self.rng}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.rng = state_dict.pop("rng", None)
+        super().load_state_dict(state_dict)
+
+    def on_save_checkpoint(self, trainer, module, checkpoint: dict) -> None:
+        run_ids = [lg.experiment.id for lg in trainer.loggers
+                   if type(lg).__name__ == "WandbLogger" and trainer.is_global_zero]
+        checkpoint["foresight"] = {"config": self.config, "shaping": shaping_config(self.config),
+                                   "experiment": self.experiment, "wandb_run_id": run_ids[0] if run_ids else None}
+
+
+def find_resumable(log_dir: str | os.PathLike, experiment: dict) -> Path | None:
+    """The newest training-state checkpoint under log_dir written by the same experiment."""
+    found = []
+    for path in Path(log_dir).glob("**/checkpoints/state/step*.safetensors"):
+        try:
+            meta = read_state(path)
+        except (ValueError, OSError):
+            continue
+        if meta.get("experiment") == experiment:
+            found.append((path.stat().st_mtime, meta.get("global_step") or 0, path))
+    return max(found)[2] if found else None

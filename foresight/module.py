@@ -44,6 +44,7 @@ class ForesightModule(L.LightningModule):
         self.optimizer_factory = optimizer
         self.warmup_steps = warmup_steps
         self.val_seed = val_seed
+        self.strict_loading = False  # training-state checkpoints hold the trainable tensors only
 
     # parameters ---------------------------------------------------------------------------------
 
@@ -55,6 +56,17 @@ class ForesightModule(L.LightningModule):
         total = sum(p.numel() for p in self.parameters())
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         return {"params/total": total, "params/trainable": trainable, "params/frozen": total - trainable}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        trainable = self.trainable_state_dict()
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved, trainable = set(checkpoint["state_dict"]), set(self.trainable_state_dict())
+        if saved != trainable:
+            missing, unexpected = sorted(trainable - saved), sorted(saved - trainable)
+            raise ValueError(f"the checkpoint's trainable tensors do not fit this model (missing {missing[:3]}, "
+                             f"unexpected {unexpected[:3]}); resume with the config it was trained with")
 
     def configure_optimizers(self) -> dict[str, Any]:
         params = [p for p in self.parameters() if p.requires_grad]
@@ -83,8 +95,8 @@ class ForesightModule(L.LightningModule):
         self.log_dict({f"train/{k}": v for k, v in out.items()}, prog_bar=False, batch_size=bs)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=bs)
         dm = getattr(self.trainer, "datamodule", None)
-        if dm is not None and hasattr(dm, "skip_counts"):
-            skips = dm.skip_counts(batch)
+        if dm is not None and hasattr(dm, "consumed"):
+            skips = dm.consumed(batch)  # also records the data position that checkpoints save
             if skips:
                 self.log_dict({f"data/skipped_{k}": float(v) for k, v in skips.items()}, batch_size=bs)
         return out["loss"]

@@ -59,7 +59,7 @@ def write_feature_shard(path: Path, samples: int, vlm: tuple[int, int], text: tu
 
 def cache_rate(directory: Path, batches: int, batch_size: int, workers: int) -> dict:
     dm = FeatureDataModule(str(directory / "f-{000000..000001}.tar"), str(directory / "f-000000.tar"),
-                           batch_size=batch_size, num_workers=workers, shuffle_buffer=8)
+                           batch_size=batch_size, num_workers=workers, open_shards=4)
     it = iter(dm.train_dataloader())
     next(it)  # workers started, buffers warm
     start = time.perf_counter()

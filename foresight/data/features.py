@@ -15,13 +15,13 @@ import json
 import os
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 import webdataset as wds
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import DataLoader
 
-from foresight.data.loader import ClipWindows, batched_by, expand_shards
+from foresight.data.loader import ClipWindows, expand_shards
+from foresight.data.stream import BadSample, ResumableBatches, ResumableData
 from foresight.features import Features, encode_batch
 
 
@@ -64,29 +64,23 @@ def write_feature_shard(windows: ClipWindows, out_path: Path, vlm, ltx, frames: 
     return count
 
 
-class FeatureSamples(IterableDataset):
-    """Feature shards -> batches of one latent grid each (endless and shuffled for training)."""
+class FeatureSamples(ResumableBatches):
+    """Feature shards -> batches of one latent grid each (endless and random for training)."""
 
-    def __init__(self, urls: list[str], train: bool, seed: int, shuffle_buffer: int, batch_size: int) -> None:
-        self.urls, self.train, self.seed, self.shuffle_buffer = urls, train, seed, shuffle_buffer
-        self.batch_size = batch_size
+    def make_item(self, sample: dict, rng) -> dict:
+        try:
+            item = {k[:-4]: _load_npy(v) for k, v in sample.items() if k.endswith(".npy")}
+            item["meta"] = json.loads(sample["meta.json"])
+        except (KeyError, ValueError) as e:
+            raise BadSample("bad_features", f"unreadable cached features ({e}); re-run preprocess.py") from None
+        item["key"] = sample["__key__"]
+        return item
 
-    def __iter__(self):
-        yield from batched_by(self.samples(), lambda s: s["latents"].shape, self.batch_size, collate_features,
-                              flush=not self.train)
+    def bucket_of(self, item: dict) -> tuple[int, ...]:
+        return item["latents"].shape
 
-    def samples(self):
-        if self.train:
-            ds = wds.WebDataset(self.urls, resampled=True, shardshuffle=False, seed=self.seed,
-                                nodesplitter=wds.split_by_node, workersplitter=wds.split_by_worker, empty_check=False)
-            ds = ds.shuffle(self.shuffle_buffer)
-        else:
-            ds = wds.WebDataset(self.urls, shardshuffle=False, nodesplitter=None, workersplitter=None, empty_check=False)
-        for raw in ds:
-            sample = {k[:-4]: _load_npy(v) for k, v in raw.items() if k.endswith(".npy")}
-            sample["meta"] = json.loads(raw["meta.json"])
-            sample["key"] = raw["__key__"]
-            yield sample
+    def collate(self, items: list[dict]) -> dict:
+        return collate_features(items)
 
 
 def collate_features(samples: list[dict]) -> dict:
@@ -111,11 +105,11 @@ def collate_features(samples: list[dict]) -> dict:
     return batch
 
 
-class FeatureDataModule(L.LightningDataModule):
+class FeatureDataModule(ResumableData):
     """Train and validate from the feature cache instead of video (data=features)."""
 
     def __init__(self, train_shards: str, val_shards: str, batch_size: int = 4, val_batch_size: int = 4,
-                 num_workers: int = 0, shuffle_buffer: int = 64, seed: int = 0) -> None:
+                 num_workers: int = 0, open_shards: int = 4, seed: int = 0) -> None:
         super().__init__()
         hint = "; run `python preprocess.py` first to write the feature cache"
         try:
@@ -123,16 +117,9 @@ class FeatureDataModule(L.LightningDataModule):
             self.val_urls = expand_shards(val_shards, "data.val_shards")
         except FileNotFoundError as e:
             raise FileNotFoundError(str(e).split(";")[0] + hint) from None
-        self.train_set = FeatureSamples(self.train_urls, True, seed, shuffle_buffer, batch_size)
-        self.val_set = FeatureSamples(self.val_urls, False, seed, shuffle_buffer, val_batch_size)
+        self.train_set = FeatureSamples(self.train_urls, True, seed, batch_size, open_shards=open_shards)
+        self.val_set = FeatureSamples(self.val_urls, False, seed, val_batch_size)
         self.num_workers = num_workers
-
-    def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, batch_size=None, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_set, batch_size=None, num_workers=0)
 
 
 def preprocess(cfg) -> dict[str, int]:
@@ -158,7 +145,7 @@ def preprocess(cfg) -> dict[str, int]:
                 continue
             # the held-out window (start 0, in order) for every split: one fixed window per clip
             windows = ClipWindows([url], template.c, template.buckets, template.fps, train=False, seed=template.seed,
-                                  shuffle_buffer=0, strict=template.strict, batch_size=cfg.preprocess.batch_size,
+                                  strict=template.strict, batch_size=cfg.preprocess.batch_size,
                                   prompt_template=template.prompt_template, resize_filter=template.resize_filter)
             written["written"] += write_feature_shard(windows, target, vlm, ltx,
                                                       frames=split == "val" or cfg.preprocess.frames)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -49,3 +50,15 @@ def freeze(module: nn.Module) -> nn.Module:
     """No gradients, eval mode: the frozen parts never train."""
     module.requires_grad_(False)
     return module.eval()
+
+
+def own_rng(build):
+    """For twin builders: they seed torch for reproducible weights, and the caller's random stream
+    (a training run's initialisation) must come out the same whether a twin was built or loaded."""
+
+    @functools.wraps(build)
+    def wrapper(*args, **kwargs):
+        with torch.random.fork_rng(devices=[]):
+            return build(*args, **kwargs)
+
+    return wrapper

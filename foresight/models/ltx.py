@@ -19,7 +19,7 @@ import torch
 from diffusers import AutoencoderKLLTXVideo, LTXVideoTransformer3DModel
 from torch import Tensor, nn
 
-from foresight.models.hub import freeze, resolve_pretrained, torch_dtype
+from foresight.models.hub import freeze, own_rng, resolve_pretrained, torch_dtype
 from foresight.models.text import FrozenTextEncoder, build_tiny_text_encoder
 
 SPATIAL = 32  # pixels per latent row/column
@@ -181,6 +181,7 @@ class LTXVideo(nn.Module):
 # --- tiny twins -------------------------------------------------------------------------------------
 
 
+@own_rng
 def build_twin(directory: str | os.PathLike, architecture: dict[str, Any], seed: int = 0) -> None:
     """Write a random LTX-Video of the given architecture as a `save_pretrained` directory.
 

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from transformers import AutoTokenizer, T5Config, T5EncoderModel
 
-from foresight.models.hub import freeze, resolve_pretrained, torch_dtype
+from foresight.models.hub import freeze, own_rng, resolve_pretrained, torch_dtype
 from foresight.models.tokenizers import word_tokenizer
 
 # T5-v1.1-XXL's encoder: d_model 4096, 24 layers, 64 heads of 64, gated-GELU FFN of 10240.
@@ -45,6 +45,7 @@ class FrozenTextEncoder(nn.Module):
         return states, mask.bool()
 
 
+@own_rng
 def build_tiny_text_encoder(directory: str | Path, seed: int = 0) -> None:
     """Save a random 2-layer T5 encoder (d_model 64) and an offline tokenizer under directory/."""
     directory = Path(directory)

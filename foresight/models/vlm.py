@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from transformers import (AutoTokenizer, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration,
                           Qwen2VLImageProcessorPil)
 
-from foresight.models.hub import freeze, resolve_pretrained, torch_dtype
+from foresight.models.hub import freeze, own_rng, resolve_pretrained, torch_dtype
 from foresight.models.tokenizers import word_tokenizer
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
@@ -144,6 +144,7 @@ def _vision_ids(tokenizer) -> dict[str, int]:
         ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>")]}
 
 
+@own_rng
 def build_tiny_vlm(directory: str | Path, seed: int = 0) -> None:
     """Save a tiny random Qwen2.5-VL with an offline tokenizer and image processor (atomically)."""
     target = Path(directory)
