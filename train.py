@@ -10,9 +10,9 @@ register_resolvers()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    from foresight.train import train
+    from foresight.train import train_or_record_failure
 
-    return train(cfg)["metric"]
+    return train_or_record_failure(cfg)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import gc
+import json
 import logging
+import math
+import traceback
 import warnings
+from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -31,6 +37,34 @@ def instantiate(node, **kwargs):
         raise
 
 
+def in_sweep() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def train_or_record_failure(cfg: DictConfig) -> float | None:
+    """train.py's job. In a sweep a failed trial (CUDA out of memory included) is logged, written to
+    `<run>/failed.json`, and returns NaN, which Optuna records as a failed trial, so the sweep goes on.
+    A single run fails loudly."""
+    if not in_sweep():
+        return train(cfg)["metric"]
+    try:
+        return train(cfg)["metric"]
+    except Exception as e:  # noqa: BLE001 -- any trial may fail; the sweep must not
+        log.error("trial failed, the sweep goes on: %s: %s", type(e).__name__, e)
+        out = Path(cfg.paths.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "failed.json").write_text(json.dumps({"error": type(e).__name__, "message": str(e),
+                                                     "traceback": traceback.format_exc()}, indent=1))
+        del e
+        gc.collect()  # drop the failed trial's tensors before the next trial in this process
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return math.nan
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit the configured option; returns {'metric': value of cfg.optimized_metric, 'metrics': all}."""
     # Lightning prints through its own handlers and Hydra's root handler alike: keep Hydra's
@@ -42,6 +76,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     # The data module validates frame counts and sizes first: a bad window fails before any model loads.
     datamodule = instantiate(cfg.data)
+    group_wandb_by_sweep(cfg)
     job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])  # Hydra's own node is not the job's
     resolved = OmegaConf.to_container(job, resolve=True)
     experiment = experiment_identity(cfg)
@@ -81,18 +116,22 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 DEFINING = ("experiment", "option", "model", "vlm", "adapter", "data", "module", "seed", "run_group")
 
 
-def experiment_identity(cfg: DictConfig) -> dict[str, Any]:
-    """What `resume=auto` matches: the run group and the overrides that define the job (a sweep's
-    jobs differ in theirs, so each resumes its own run)."""
+def defining_overrides(cfg: DictConfig) -> list[str]:
+    """The job's command-line overrides that make it another experiment, in order."""
     from hydra.core.hydra_config import HydraConfig
 
     if HydraConfig.initialized():
         overrides = list(HydraConfig.get().overrides.task)
     else:  # composed outside a Hydra run (tests, scripts)
         overrides = list(OmegaConf.select(cfg, "hydra.overrides.task", default=[]) or [])
-    keep = [o for o in overrides if o.lstrip("+~").split("=")[0].split(".")[0] in DEFINING
+    return [o for o in overrides if o.lstrip("+~").split("=")[0].split(".")[0] in DEFINING
             and not o.startswith("data.num_workers")]
-    return {"run_group": cfg.get("run_group"), "overrides": sorted(keep)}
+
+
+def experiment_identity(cfg: DictConfig) -> dict[str, Any]:
+    """What `resume=auto` matches: the run group and the defining overrides (a sweep's jobs differ in
+    theirs, so each resumes its own run)."""
+    return {"run_group": cfg.get("run_group"), "overrides": sorted(defining_overrides(cfg))}
 
 
 def resume_from(cfg: DictConfig, resolved: dict, experiment: dict) -> str | None:
@@ -122,3 +161,17 @@ def resume_from(cfg: DictConfig, resolved: dict, experiment: dict) -> str | None
     log.info("resuming from %s (step %s%s)", path, saved.get("global_step"),
              f", wandb run {run_id}" if run_id else "")
     return path
+
+
+def group_wandb_by_sweep(cfg: DictConfig) -> None:
+    """In a sweep, the wandb group is the sweep (its directory's name), the job type the experiment
+    and the run name the job's defining overrides, so a sweep is one group in wandb's UI."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not in_sweep() or OmegaConf.select(cfg, "logger.wandb") is None:
+        return
+    hc = HydraConfig.get()
+    with open_dict(cfg):
+        cfg.logger.wandb.group = f"sweep-{Path(hc.sweep.dir).name}"
+        cfg.logger.wandb.job_type = cfg.run_group
+        cfg.logger.wandb.name = cfg.logger.wandb.name or ",".join(defining_overrides(cfg)) or f"job{hc.job.num}"

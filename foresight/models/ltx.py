@@ -73,6 +73,13 @@ def rope_coords(positions: Tensor, fps: Tensor) -> Tensor:
 # --- the frozen model -----------------------------------------------------------------------------
 
 
+def dit_block_classes() -> set[type[nn.Module]]:
+    """The DiT's transformer block: the unit FSDP shards and checkpoints (conf/trainer/fsdp.yaml)."""
+    from diffusers.models.transformers.transformer_ltx import LTXVideoTransformerBlock
+
+    return {LTXVideoTransformerBlock}
+
+
 class LTXVideo(nn.Module):
     """Frozen LTX-Video: `encode` pixels to normalised latents, `velocity` from the DiT, `decode`.
 
