@@ -222,7 +222,8 @@ def fingerprint_mismatch(saved: dict, current: dict) -> list[str]:
 
 
 class TrainingState(ModelCheckpoint):
-    """Writes `<dirpath>/step<N>.safetensors` every `every_n_steps`, keeping the newest `keep_last`.
+    """Writes `<dirpath>/step<N>.safetensors` every `every_n_steps` and at the end, keeping the newest
+    `keep_last`.
 
     Besides what Lightning saves, each file holds the RNG states, the resolved config, the shaping
     config (checked on resume) and the wandb run id. To make a resumed run draw exactly the random
@@ -248,6 +249,13 @@ class TrainingState(ModelCheckpoint):
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         self.rng = rng_state()
         super().on_train_batch_end(trainer, module, outputs, batch, batch_idx)
+
+    def on_train_end(self, trainer, module) -> None:
+        # the final step too, so a finished run can be extended (resume=auto trainer.max_steps=...)
+        if trainer.global_step != self._last_global_step_saved:
+            self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
+            self._last_global_step_saved = trainer.global_step
+        super().on_train_end(trainer, module)
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "rng": self.rng}

@@ -4,6 +4,7 @@
     foresight data make-shards INPUT... --out DIR             folders/manifests -> probed webdataset shards
     foresight data inspect SHARDS...                          counts, durations, sizes, undecodable samples
     foresight ckpt-info RUN_DIR_OR_FILE                       what a checkpoint holds and which config made it
+    foresight compare SOURCE... --out DIR [--by KEY]          runs by group: report.md/.html, summary.json
 """
 
 from __future__ import annotations
@@ -73,11 +74,27 @@ def main(argv: list[str] | None = None) -> int:
     inspect_p.add_argument("shards", nargs="+")
     info = sub.add_parser("ckpt-info", help="describe a trainable-weights checkpoint")
     info.add_argument("target")
+    cmp = sub.add_parser("compare", help="compare runs by group: report.md, report.html, summary.json, plots")
+    cmp.add_argument("sources", nargs="+", metavar="SOURCE",
+                     help="run or sweep directories (searched for .hydra/) or wandb:ENTITY/PROJECT")
+    cmp.add_argument("--out", required=True, help="directory for the report")
+    cmp.add_argument("--by", default="run_group",
+                     help="dotted config key to group by (a _target_ node groups by class name: option)")
     args, rest = parser.parse_known_args(argv)
     if rest and not (args.command == "data" and args.data_command == "sample"):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "data":
         return data_command(args, rest)
+    if args.command == "compare":
+        from foresight.compare import compare
+
+        try:
+            summary = compare(args.sources, args.out, args.by)
+        except ValueError as e:  # a bad source: one line, no traceback
+            print(f"foresight compare: {e}", file=sys.stderr)
+            return 2
+        print("\n".join(summary["files"]))
+        return 0
     return ckpt_info(args.target)
 
 

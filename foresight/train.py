@@ -6,6 +6,8 @@ import gc
 import json
 import logging
 import math
+import sys
+import time
 import traceback
 import warnings
 from pathlib import Path
@@ -49,10 +51,16 @@ def train_or_record_failure(cfg: DictConfig) -> float | None:
     `<run>/failed.json`, and returns NaN, which Optuna records as a failed trial, so the sweep goes on.
     A single run fails loudly."""
     if not in_sweep():
-        return train(cfg)["metric"]
+        try:
+            return train(cfg)["metric"]
+        finally:
+            finish_wandb()
     try:
-        return train(cfg)["metric"]
+        metric = train(cfg)["metric"]
+        finish_wandb()  # the next trial runs in this process and must get its own wandb run
+        return metric
     except Exception as e:  # noqa: BLE001 -- any trial may fail; the sweep must not
+        finish_wandb(exit_code=1)
         log.error("trial failed, the sweep goes on: %s: %s", type(e).__name__, e)
         out = Path(cfg.paths.output_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -63,6 +71,12 @@ def train_or_record_failure(cfg: DictConfig) -> float | None:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         return math.nan
+
+
+def finish_wandb(exit_code: int = 0) -> None:
+    wandb = sys.modules.get("wandb")  # only if a logger imported it
+    if wandb is not None and wandb.run is not None:
+        wandb.finish(exit_code=exit_code)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -100,16 +114,39 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks,
                                      plugins=[SafetensorsIO()],
                                      enable_checkpointing=any(isinstance(c, TrainingState) for c in callbacks))
+    started = time.monotonic()
+    first_step = trainer.global_step if state_path is None else read_state(state_path)["global_step"]
     trainer.fit(module, datamodule=datamodule, ckpt_path=state_path)
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metric = metrics.get(cfg.optimized_metric) if cfg.get("optimized_metric") else None
     ckpts = [str(cb.last_path) for cb in callbacks if getattr(cb, "last_path", None)]
-    val = "  ".join(f"{k[4:]}={v:.4g}" for k, v in sorted(metrics.items()) if k.startswith("val/"))
-    log.info("validation: %s", val or "none run")
-    log.info("done: %s=%s; checkpoint %s; logs in %s", cfg.get("optimized_metric"), metric,
-             ", ".join(ckpts) or "none", cfg.paths.output_dir)
+    if trainer.is_global_zero:
+        log_summary(cfg, trainer, callbacks, metrics, trainer.global_step - first_step, time.monotonic() - started)
     return {"metric": metric, "metrics": metrics, "checkpoints": ckpts}
+
+
+def log_summary(cfg: DictConfig, trainer: L.Trainer, callbacks: list, metrics: dict[str, float], steps: int,
+                seconds: float) -> None:
+    """The end of a run in a few lines: what it reached, beside the baseline, and where its files are."""
+    out = Path(cfg.paths.output_dir)
+    lines = [f"{cfg.run_group}: {steps} steps in {seconds:.0f} s ({steps / max(seconds, 1e-9):.2f} steps/s), "
+             f"now at step {trainer.global_step}"]
+    for key in sorted(k for k in metrics if k.startswith("val/") and not k.endswith("_copy_last")):
+        base = metrics.get(f"{key}_copy_last")
+        lines.append(f"  {key:<22} {metrics[key]:.4g}" + (f"   (copy last frame: {base:.4g})" if base is not None else ""))
+    for cb in callbacks:
+        if isinstance(cb, TrainingState) and cb.best_model_path:
+            lines.append(f"  resume state           {cb.best_model_path}   (continue: resume=auto)")
+        elif getattr(cb, "last_path", None):
+            lines.append(f"  checkpoint             {cb.last_path}   (python predict.py ckpt={out} ...)")
+        elif getattr(cb, "written", None):
+            lines.append(f"  sample videos          {cb.written[-1].parent}")
+    for lg in trainer.loggers:
+        where = getattr(lg, "log_dir", None) or getattr(getattr(lg, "experiment", None), "dir", None)
+        lines.append(f"  {type(lg).__name__:<22} {where or out}")
+    lines.append(f"  run directory          {out}")
+    log.info("\n".join(lines))
 
 
 # the task overrides that make another experiment (paths, schedule length, logging, workers do not)

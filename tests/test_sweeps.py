@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from foresight.checkpoint import SafetensorsIO
+from foresight.compare import wandb_records
 from foresight.config import ROOT
 
 SHORT = ["trainer.max_steps=2", "trainer.val_check_interval=2", "callbacks.sample_videos.every_n_steps=0"]
@@ -21,21 +22,23 @@ def train_py(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     return out
 
 
-def wandb_run_bytes(run_dir: Path) -> bytes:
+def wandb_run(run_dir: Path):
+    """The run record (group, job type, name) of the offline wandb run under run_dir."""
     (path,) = run_dir.rglob("wandb/offline-run-*/run-*.wandb")
-    return path.read_bytes()  # protobuf records: the run record's strings appear verbatim
+    return next(r.run for r in wandb_records(path) if r.WhichOneof("record_type") == "run")
 
 
 def test_basic_sweep_goes_on_past_a_failed_trial_and_groups_wandb_by_sweep(tmp_path, twin_dir):
-    train_py("-m", "+experiment=optionA", "data.future_frames=10,9", "logger=wandb", *SHORT,
+    train_py("-m", "+experiment=optionA", "data.future_frames=9,10,17", "logger=wandb", *SHORT,
              f"paths.log_dir={tmp_path}", f"paths.cache_dir={twin_dir}")
     (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
-    failed = json.loads((sweep / "0" / "failed.json").read_text())
+    failed = json.loads((sweep / "1" / "failed.json").read_text())
     assert failed["error"] == "ValueError" and "data.future_frames=10" in failed["message"]
-    assert (sweep / "1" / "checkpoints" / "last.safetensors").exists()  # the next trial ran
-    run = wandb_run_bytes(sweep / "1")
-    assert f"sweep-{sweep.name}".encode() in run  # group: the sweep
-    assert b"+experiment=optionA,data.future_frames=9" in run  # name: the trial's overrides
+    for job, frames in (("0", 9), ("2", 17)):  # the trials before and after it ran, each its own wandb run
+        assert (sweep / job / "checkpoints" / "last.safetensors").exists()
+        run = wandb_run(sweep / job)
+        assert run.run_group == f"sweep-{sweep.name}" and run.job_type == "optionA"
+        assert run.display_name == f"+experiment=optionA,data.future_frames={frames}"  # the trial's overrides
 
 
 def test_optuna_study_optimises_the_validation_metric(tmp_path, twin_dir):

@@ -23,6 +23,10 @@ def test_train_py_runs_and_writes_trainable_checkpoint(experiment, logger, tmp_p
     assert out.returncode == 0, out.stderr[-3000:]
     (run,) = (tmp_path / "train" / "runs").iterdir()
     ckpt = run / "checkpoints" / "last.safetensors"
+    text = out.stdout + out.stderr  # progress lines (not a terminal) and the end-of-run summary
+    assert "step 5/6  loss" in text and "steps/s  ETA" in text
+    assert f"resume state           {run}/checkpoints/state/step000006.safetensors" in text
+    assert f"checkpoint             {ckpt}" in text and f"run directory          {run}" in text
     with safe_open(str(ckpt), framework="pt") as f:
         keys = list(f.keys())
         meta = json.loads(f.metadata()["foresight"])

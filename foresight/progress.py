@@ -1,0 +1,90 @@
+"""Training progress in optimizer steps: a rich bar on a terminal, a log line per interval elsewhere.
+
+Lightning's bars count epochs and batches per epoch; our training stream is endless, so the unit
+that means something is the step out of `trainer.max_steps` (a resumed run starts where it stopped).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import lightning as L
+from lightning.pytorch.callbacks.progress import ProgressBar
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+from rich.text import Text
+
+log = logging.getLogger("foresight")
+
+
+class StepsPerSecond(ProgressColumn):
+    def render(self, task) -> Text:
+        return Text(f"{task.speed:.2f} steps/s" if task.speed else "- steps/s", style="cyan")
+
+
+class StepProgress(ProgressBar):
+    """Loss, steps/s and ETA for the run; validation as a passing second bar. `log_every`: steps
+    between log lines when stdout is not a terminal (SLURM, CI); 0 uses trainer.log_every_n_steps."""
+
+    def __init__(self, log_every: int = 0) -> None:
+        super().__init__()
+        self.log_every = log_every
+        self.enabled = True
+        self.progress: Progress | None = None
+        self.train_task = self.val_task = None
+        self.started = self.start_step = 0
+
+    def disable(self) -> None:
+        self.enabled = False
+
+    def enable(self) -> None:
+        self.enabled = True
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if not (self.enabled and trainer.is_global_zero):
+            return
+        self.started, self.start_step = time.monotonic(), trainer.global_step
+        console = Console(stderr=True)
+        if console.is_terminal:
+            self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("loss {task.fields[loss]}"), StepsPerSecond(), TimeRemainingColumn(),
+                                     TimeElapsedColumn(), console=console, speed_estimate_period=60)
+            self.progress.start()
+            self.train_task = self.progress.add_task("train", total=trainer.max_steps,
+                                                     completed=trainer.global_step, loss="-")
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if not (self.enabled and trainer.is_global_zero):
+            return
+        loss = f"{float(outputs['loss']):.4f}" if isinstance(outputs, dict) and "loss" in outputs else "-"
+        if self.progress is not None:
+            self.progress.update(self.train_task, completed=trainer.global_step, loss=loss)
+            return
+        every = self.log_every or trainer.log_every_n_steps
+        if trainer.global_step % every == 0 or trainer.global_step == trainer.max_steps:
+            done = trainer.global_step - self.start_step
+            rate = done / max(time.monotonic() - self.started, 1e-9)
+            eta = (trainer.max_steps - trainer.global_step) / rate if rate else float("nan")
+            log.info("step %d/%d  loss %s  %.2f steps/s  ETA %s", trainer.global_step, trainer.max_steps, loss,
+                     rate, time.strftime("%H:%M:%S", time.gmtime(eta)) if eta == eta else "-")
+
+    def on_validation_start(self, trainer, module) -> None:
+        if self.progress is not None and not trainer.sanity_checking:
+            total = trainer.num_val_batches[0] if trainer.num_val_batches else None
+            self.val_task = self.progress.add_task("validate", total=None if total == float("inf") else total, loss="-")
+
+    def on_validation_batch_end(self, trainer, module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if self.progress is not None and self.val_task is not None:
+            self.progress.advance(self.val_task)
+
+    def on_validation_end(self, trainer, module) -> None:
+        if self.progress is not None and self.val_task is not None:
+            self.progress.remove_task(self.val_task)
+            self.val_task = None
+
+    def on_train_end(self, trainer, module) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
