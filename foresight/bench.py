@@ -7,7 +7,9 @@ Speed does not depend on weight values, so nothing is downloaded: the frozen mod
 with random weights at their published sizes (conf/model/*.yaml, foresight.models.vlm.SIZES).
 Per size it times, each as the median of `--iters` runs after warm-up: the VLM on the context
 clip, the adapter, one DiT step, the denoising decode, end-to-end prediction per option (the
-options' own samplers), and LoRA training steps (the bare DiT, and option C's adapter + LoRA).
+options' own samplers), and LoRA training steps (the bare DiT, and option C's adapter + LoRA, each
+with and without gradient checkpointing; a configuration that does not fit is reported as out of
+memory) with their model FLOPs utilisation. `--compile` compiles the DiT blocks first.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import statistics
 import time
 from pathlib import Path
 
+import diffusers
 import torch
+import transformers
 import yaml
 
 from foresight import flow
@@ -67,6 +71,27 @@ def timed(fn, device: torch.device, iters: int, warmup: int = 2) -> tuple[float,
 
 def peak_gib(device: torch.device) -> float | None:
     return torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
+
+
+# dense bf16 peak of the GPUs we measure on (datasheet, SXM parts), for model FLOPs utilisation
+PEAK_TFLOPS = {"H100": 989.4, "H200": 989.4}
+
+
+def lora_step_flops(transformer, tokens: int, text_tokens: int) -> float:
+    """Model FLOPs of one LoRA training step of the DiT: the frozen weights need the forward (2 per
+    weight and token) and the input gradients (2 more), but no weight gradients; attention adds
+    4·N²·d per layer forward for self- and 4·N·T·d for cross-attention, three times over with backward."""
+    cfg = transformer.config
+    dim = cfg.num_attention_heads * cfg.attention_head_dim
+    linear = sum(p.numel() for n, p in transformer.named_parameters() if p.dim() == 2 and "lora_" not in n)
+    attention = cfg.num_layers * 4 * dim * (tokens * tokens + tokens * text_tokens)
+    return 4 * linear * tokens + 3 * attention
+
+
+def mfu(flops: float, ms: float | None, device: torch.device) -> float | None:
+    name = torch.cuda.get_device_name() if device.type == "cuda" else ""
+    peak = next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
+    return None if peak is None or not ms else flops / (ms / 1e3) / (peak * 1e12)
 
 
 def bench_size(ltx: LTXVideo, vlm: FrozenVLM, adapter_width: int, size: tuple[int, int, int], device, dtype,
@@ -155,10 +180,19 @@ def train_steps(ltx: LTXVideo, vlm: FrozenVLM, feats: Features, adapter_width: i
                 opt.zero_grad(set_to_none=True)
 
             if device.type == "cuda":
+                torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
-            out[f"train_{name}{suffix}_ms"], _ = timed(step, device, iters)
-            out[f"train_{name}{suffix}_peak_gib"] = peak_gib(device)
+            try:
+                out[f"train_{name}{suffix}_ms"], _ = timed(step, device, iters)
+                out[f"train_{name}{suffix}_peak_gib"] = peak_gib(device)
+            except torch.OutOfMemoryError:  # a row that does not fit is a result, not a crash
+                opt.zero_grad(set_to_none=True)
+                out[f"train_{name}{suffix}_ms"], out[f"train_{name}{suffix}_peak_gib"] = None, "out of memory"
     ltx.transformer.disable_gradient_checkpointing()
+    flops = lora_step_flops(ltx.transformer, feats.num_tokens, feats.text.shape[1])
+    out["train_step_tflop"] = flops / 1e12
+    for key in [k for k in out if k.endswith("_ms") and k.startswith("train_")]:
+        out[key.replace("_ms", "_mfu")] = mfu(flops, out[key], device)
     return out
 
 
@@ -172,6 +206,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--lora-rank", type=int, default=128)
     parser.add_argument("--adapter-width", type=int, default=1024)
     parser.add_argument("--context-frames", type=int, default=4)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the DiT blocks (model.compile)")
     parser.add_argument("--out", type=Path, default=Path("bench.json"))
     args = parser.parse_args(argv)
 
@@ -180,7 +215,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     dt_name = "bfloat16" if dtype == torch.bfloat16 else "float32"
     model, vlm_size = ("tiny", "tiny") if args.tiny else (args.model, args.vlm)
     torch.manual_seed(0)
-    ltx = LTXVideo("", twin="random", architecture=architecture(model), dtype=dt_name, device=str(device))
+    ltx = LTXVideo("", twin="random", architecture=architecture(model), dtype=dt_name, device=str(device),
+                   compile=args.compile)
     vlm = FrozenVLM("", twin="random", size=vlm_size, dtype=dt_name, device=str(device),
                     max_pixels=448 * 448 if not args.tiny else 56 * 56)
     sizes = [tuple(int(v) for v in s.split("x")) for s in (["64x64x17"] if args.tiny else args.sizes)]
@@ -192,7 +228,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(json.dumps(row), flush=True)
     meta = {"date": time.strftime("%Y-%m-%d"), "device": torch.cuda.get_device_name() if device.type == "cuda"
             else platform.processor() or "cpu", "torch": torch.__version__, "model": model, "vlm": vlm_size,
-            "dtype": dt_name, "lora_rank": args.lora_rank, "adapter_width": args.adapter_width}
+            "dtype": dt_name, "lora_rank": args.lora_rank, "adapter_width": args.adapter_width,
+            "compile": args.compile, "diffusers": diffusers.__version__, "transformers": transformers.__version__}
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     return rows
 

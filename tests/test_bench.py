@@ -19,3 +19,17 @@ def test_architecture_merges_the_parent_config():
     arch = architecture("ltx_13b")
     assert arch["transformer"]["num_layers"] == 48 and arch["transformer"]["num_attention_heads"] == 32
     assert arch["vae"] == architecture("ltx_2b")["vae"]
+
+
+def test_lora_step_flops_of_the_2b_dit_are_in_the_expected_range():
+    import torch
+    from diffusers import LTXVideoTransformer3DModel
+
+    from foresight.bench import lora_step_flops
+
+    with torch.device("meta"):
+        dit = LTXVideoTransformer3DModel(**architecture("ltx_2b")["transformer"])
+    flops = lora_step_flops(dit, tokens=6144, text_tokens=256)
+    # 4 x 1.9e9 weights x 6144 tokens for the linear layers, plus attention over 6144^2 in 28 layers
+    linear = 4 * 1.88e9 * 6144
+    assert 1.3 * linear < flops < 1.7 * linear

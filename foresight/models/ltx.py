@@ -95,10 +95,13 @@ class LTXVideo(nn.Module):
         text_max_tokens: int = 256,
         gradient_checkpointing: bool = False,
         device: str | None = None,
+        compile: bool = False,
     ) -> None:
         """twin="tiny": build a twin of `architecture` into `pretrained` if absent, then load it.
         twin="random": random weights of `architecture` in memory on `device`, no text encoder
-        (speed benchmarks: speed does not depend on weight values, and nothing is downloaded)."""
+        (speed benchmarks: speed does not depend on weight values, and nothing is downloaded).
+        compile: torch.compile each DiT block (all blocks share one compiled graph per shape; the
+        first step at a new shape pays the compilation)."""
         super().__init__()
         dt = torch_dtype(dtype)
         if twin == "random":
@@ -117,6 +120,12 @@ class LTXVideo(nn.Module):
         self.vae, self.transformer = freeze(vae), freeze(transformer)
         if gradient_checkpointing:
             self.transformer.enable_gradient_checkpointing()
+        if compile:
+            # one graph per (shape, grad mode, autocast, checkpointing): training with validation,
+            # or a benchmark over sizes, needs more than dynamo's default 8 variants
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+            for block in self.transformer.transformer_blocks:
+                block.compile(dynamic=False)
         self.latent_channels = self.vae.config.latent_channels
         self.caption_dim = self.transformer.config.caption_channels
 
