@@ -112,11 +112,12 @@ class ForesightModule(L.LightningModule):
                 self.log(f"data/val_skipped_{reason}", float(n))
 
     @torch.no_grad()
-    def evaluate_batch(self, batch: dict, seed: int) -> dict[str, Tensor]:
+    def evaluate_batch(self, batch: dict, seed: int, per_frame: bool = False) -> dict[str, Tensor]:
         """Seeded losses and prediction quality, each beside the copy-last-frame baseline.
 
         Keys are the same for every option (flow_t* only where a DiT is trained), so a sweep can
         rank options on any of them. The known first frame is excluded from every score.
+        per_frame: also `<psnr|ssim>[_copy_last]_frames`, (F-1,) means over the batch per future frame.
         """
         feats = self.features(batch)
         metrics: dict[str, Tensor] = {}
@@ -137,12 +138,15 @@ class ForesightModule(L.LightningModule):
         still = batch["context"][:, -1:].expand_as(batch["target"])  # (B, F, H, W, 3)
         still_latents = self.ltx.encode(frames_to_video(still))
         truth = batch["target"][:, 1:]  # frame 0 is the given current frame
+        frame_scores = {  # each (B, F-1)
+            "psnr": psnr(frames[:, 1:], truth), "psnr_copy_last": psnr(still[:, 1:], truth),
+            "ssim": ssim(frames[:, 1:], truth), "ssim_copy_last": ssim(still[:, 1:], truth),
+        }
         metrics |= {
             "latent_mse": masked_mse(pack(pred), target, future),
             "latent_mse_copy_last": masked_mse(pack(still_latents), target, future),
-            "psnr": psnr(frames[:, 1:], truth).mean(),
-            "psnr_copy_last": psnr(still[:, 1:], truth).mean(),
-            "ssim": ssim(frames[:, 1:], truth).mean(),
-            "ssim_copy_last": ssim(still[:, 1:], truth).mean(),
+            **{k: v.mean() for k, v in frame_scores.items()},
         }
+        if per_frame:
+            metrics |= {f"{k}_frames": v.mean(0) for k, v in frame_scores.items()}
         return metrics

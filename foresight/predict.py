@@ -46,7 +46,8 @@ class Predictor:
         from foresight.train import instantiate
 
         self.path = find_checkpoint(ckpt)
-        cfg = OmegaConf.create(read_meta(self.path)["config"])
+        self.meta = read_meta(self.path)  # config, step, option
+        cfg = OmegaConf.create(self.meta["config"])
         self.cfg = cfg
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         module = instantiate(cfg.module)(vlm=instantiate(cfg.vlm), ltx=instantiate(cfg.model),
