@@ -1,4 +1,4 @@
-"""Predict a future video:  python predict.py ckpt=RUN_DIR input=VIDEO_OR_IMAGE prompt="..."  (conf/predict.yaml)."""
+"""Predict future videos:  python predict.py ckpt=RUN_DIR input=VIDEO_IMAGE_DIR_OR_SHARDS prompt="..."  (conf/predict.yaml)."""
 
 from pathlib import Path
 
@@ -12,22 +12,16 @@ register_resolvers()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
-    from foresight.data.sample_world import encode_mp4
-    from foresight.predict import Predictor, side_by_side
+    from foresight.predict import Predictor, predict_inputs
 
     out = Path(cfg.out_dir)
-    targets = [out / "prediction.mp4", out / "side_by_side.mp4"]
-    existing = [str(p) for p in targets if p.exists()]
-    if existing and not cfg.overwrite:
-        raise FileExistsError(f"{', '.join(existing)} exist; pass overwrite=true or another out_dir")
-    predictor = Predictor(cfg.ckpt)
-    context, fps = predictor.read_context(cfg.input)
-    frames, timings = predictor.predict(context, cfg.prompt, fps=fps, seed=cfg.seed)
-    out.mkdir(parents=True, exist_ok=True)
-    targets[0].write_bytes(encode_mp4(frames[0], fps))
-    targets[1].write_bytes(encode_mp4(side_by_side(context, frames[0]), fps))
-    print(f"wrote {targets[0]} and {targets[1]} ({len(frames[0])} frames at {fps:g} fps); "
-          + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()))
+    existing = sorted(str(p) for p in out.glob("*.mp4")) if out.is_dir() else []
+    if existing and not cfg.overwrite:  # checked before any model loads
+        raise FileExistsError(f"{out} already holds predictions ({existing[0]}, ...); pass overwrite=true or "
+                              f"another out_dir")
+    report = predict_inputs(Predictor(cfg.ckpt), cfg.input, cfg.prompt, out, batch_size=cfg.batch_size, seed=cfg.seed)
+    print(f"wrote {len(report['written'])} prediction(s) and side-by-side videos to {out} in "
+          f"{report['seconds']:.2f} s" + (f"; skipped {report['skipped']}" if report["skipped"] else ""))
 
 
 if __name__ == "__main__":

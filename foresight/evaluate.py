@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 
-from foresight.data.loader import ClipWindows, expand_shards
 from foresight.predict import Predictor
 
 # LPIPS and FVD need pretrained networks (VGG/AlexNet, I3D) that no machine of this project can
@@ -26,22 +25,12 @@ NOT_COMPUTED = {"lpips": "not implemented in this version (needs VGG/AlexNet LPI
 SCALARS = ("latent_mse", "psnr", "ssim")
 
 
-def held_out_windows(predictor: Predictor, shards: str | None, limit: int | None, batch_size: int) -> ClipWindows:
-    data = predictor.cfg.data
-    spec = shards or data.val_shards
-    buckets = [tuple(b) for b in data.buckets] if data.get("buckets") else [(data.height, data.width, data.future_frames)]
-    return ClipWindows(expand_shards(spec, "shards"), data.context_frames, buckets, data.get("fps"), train=False,
-                       seed=0, strict=False, batch_size=batch_size, limit=limit,
-                       prompt_template=data.get("prompt_template", "{caption}"),
-                       resize_filter=data.get("resize_filter", "area"))
-
-
 def evaluate(ckpt: str | Path, shards: str | None = None, limit: int | None = None, batch_size: int = 4,
              seed: int = 0, device: str | None = None) -> dict:
     """Mean metrics over the clips (each batch weighted by its size) and per-frame curves."""
     predictor = Predictor(ckpt, device=device)
     module = predictor.module
-    windows = held_out_windows(predictor, shards, limit, batch_size)
+    windows = predictor.held_out(shards, limit, batch_size)
     sums: dict[str, torch.Tensor] = {}
     clips, started = 0, time.perf_counter()
     for index, batch in enumerate(torch.utils.data.DataLoader(windows, batch_size=None)):

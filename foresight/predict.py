@@ -22,7 +22,9 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from foresight.checkpoint import load_trainable, read_meta
-from foresight.data.video import decode_window, probe, to_bucket
+from foresight.data.loader import VIDEO_EXTS, ClipWindows, expand_shards
+from foresight.data.sample_world import encode_mp4
+from foresight.data.video import VideoError, decode_window, probe, to_bucket
 from foresight.features import encode_batch, video_to_frames
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -59,6 +61,18 @@ class Predictor:
         self.height, self.width = data.height, data.width
         self.prompt_template = data.get("prompt_template", "{caption}")
 
+    def held_out(self, shards: str | None = None, limit: int | None = None, batch_size: int = 4) -> ClipWindows:
+        """Windows of shards (default: the checkpoint's data.val_shards) cut as the checkpoint was
+        trained (context and future frames, buckets, fps, prompt template), in order, bad clips counted."""
+        data = self.cfg.data
+        spec = shards or data.val_shards
+        buckets = ([tuple(b) for b in data.buckets] if data.get("buckets")
+                   else [(data.height, data.width, data.future_frames)])
+        return ClipWindows(expand_shards(spec, "shards" if shards else "data.val_shards"), data.context_frames,
+                           buckets, data.get("fps"), train=False, seed=0, strict=False, batch_size=batch_size,
+                           limit=limit, prompt_template=self.prompt_template,
+                           resize_filter=data.get("resize_filter", "area"))
+
     def read_context(self, source: str | Path) -> tuple[np.ndarray, float]:
         """The last C frames of a video (or one image repeated), fitted to the trained bucket."""
         source = Path(source)
@@ -77,14 +91,17 @@ class Predictor:
         return decode_window(source, start, self.context_frames, self.height, self.width, info=info), info.fps
 
     @torch.no_grad()
-    def predict(self, context: np.ndarray | torch.Tensor, text: str | list[str], fps: float = 24.0,
+    def predict(self, context: np.ndarray | torch.Tensor, text: str | list[str], fps: float | list[float] = 24.0,
                 seed: int = 0) -> tuple[np.ndarray, dict[str, float]]:
-        """Context uint8 (C, H, W, 3) or (B, C, H, W, 3) + text(s) -> future frames (B, F, H, W, 3), timings (s)."""
+        """Context uint8 (C, H, W, 3) or (B, C, H, W, 3) + text(s) -> future frames (B, F, H, W, 3), timings (s).
+
+        fps: the frame rate of the context (one, or one per clip): LTX places frames in time with it."""
         ctx = torch.as_tensor(np.asarray(context))
         if ctx.ndim == 4:
             ctx = ctx[None]
         texts = [text] * ctx.shape[0] if isinstance(text, str) else list(text)
-        batch = {"context": ctx.to(self.device), "caption": texts, "fps": torch.full((len(texts),), float(fps)),
+        rates = torch.as_tensor(fps, dtype=torch.float32).reshape(-1).expand(len(texts)).clone()
+        batch = {"context": ctx.to(self.device), "caption": texts, "fps": rates,
                  "prompt": [self.prompt_template.format(caption=t) for t in texts]}
         m, timings = self.module, {}
         sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
@@ -109,3 +126,73 @@ def side_by_side(context: np.ndarray, frames: np.ndarray) -> np.ndarray:
     left = np.concatenate([context, np.repeat(context[-1:], len(frames) - 1, axis=0)])
     right = np.concatenate([np.repeat(frames[:1], len(context) - 1, axis=0), frames])
     return np.concatenate([left, right], axis=2)
+
+
+def targets(out: Path, name: str) -> list[Path]:
+    return [out / f"{name}.mp4", out / f"{name}_side_by_side.mp4"]
+
+
+def write_prediction(out: Path, name: str, context: np.ndarray, frames: np.ndarray, fps: float) -> None:
+    prediction, both = targets(out, name)
+    prediction.write_bytes(encode_mp4(frames, fps))
+    both.write_bytes(encode_mp4(side_by_side(context, frames), fps))
+
+
+def caption_beside(path: Path) -> str | None:
+    """A clip's own instruction: `clip.txt` next to `clip.mp4`."""
+    sidecar = path.with_suffix(".txt")
+    return sidecar.read_text().strip() or None if sidecar.exists() else None
+
+
+def predict_inputs(predictor: Predictor, source: str, prompt: str | None, out: Path, batch_size: int = 4,
+                   seed: int = 0) -> dict:
+    """Predict for a video or image, every video and image in a directory, or every clip of shards
+    (`*.tar`, brace patterns), in batches; each clip gives `<name>.mp4` (the future, starting at the
+    current frame) and `<name>_side_by_side.mp4` (context then prediction). A clip's instruction: `prompt` if given, else its caption
+    (`<name>.txt` beside a file, the shard's `.txt`). Batch i uses seed + i. Returns counts and timings;
+    clips that cannot be read are skipped and counted, the rest go on."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = Path(source)
+    written, skipped, seconds, windows = [], {}, 0.0, None
+    if path.is_file() and path.suffix != ".tar":
+        text = prompt or caption_beside(path)
+        if text is None:
+            raise ValueError(f"input={path}: give prompt=\"...\" (or a {path.with_suffix('.txt').name} beside it)")
+        context, fps = predictor.read_context(path)
+        frames, timings = predictor.predict(context, text, fps=fps, seed=seed)
+        write_prediction(out, path.stem, context, frames[0], fps)
+        return {"written": [path.stem], "skipped": {}, "seconds": timings["total_s"], "timings": timings}
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower().lstrip(".") in VIDEO_EXTS
+                       or p.suffix.lower() in IMAGE_EXTS)
+        if not files:
+            raise FileNotFoundError(f"input={path}: no video ({', '.join(VIDEO_EXTS)}) or image in this directory")
+        clips = []
+        for file in files:
+            text = prompt or caption_beside(file)
+            try:
+                if text is None:
+                    raise ValueError(f"no prompt= and no {file.with_suffix('.txt').name}")
+                clips.append((file.stem, *predictor.read_context(file), text))
+            except (ValueError, VideoError, OSError) as e:
+                skipped[file.name] = str(e)
+        batches = [clips[i:i + batch_size] for i in range(0, len(clips), batch_size)]
+        batches = [[{"key": k, "context": c, "fps": f, "text": t} for k, c, f, t in b] for b in batches]
+    else:
+        windows = predictor.held_out(source, batch_size=batch_size)
+        batches = ([{"key": k, "context": c, "fps": float(f), "text": prompt or t}
+                    for k, c, f, t in zip(b["key"], b["context"].numpy(), b["fps"], b["caption"])]
+                   for b in torch.utils.data.DataLoader(windows, batch_size=None))
+    for index, batch in enumerate(batches):
+        shapes = dict.fromkeys(clip["context"].shape for clip in batch)
+        groups = [[clip for clip in batch if clip["context"].shape == shape] for shape in shapes]
+        for group in groups:  # one shape per forward (shard buckets already are)
+            frames, timings = predictor.predict(np.stack([c["context"] for c in group]), [c["text"] for c in group],
+                                                fps=[c["fps"] for c in group], seed=seed + index)
+            seconds += timings["total_s"]
+            for clip, future in zip(group, frames):
+                write_prediction(out, clip["key"], clip["context"], future, clip["fps"])
+                written.append(clip["key"])
+    if windows is not None:
+        skipped |= dict(windows.skips)  # by reason
+    return {"written": written, "skipped": skipped, "seconds": seconds}

@@ -26,7 +26,7 @@ def run_dir(tmp_path_factory, twin_dir):
 
 def test_scores_match_the_windows_and_the_baseline_is_computed_honestly(run_dir):
     from foresight.eval.metrics import psnr
-    from foresight.evaluate import evaluate, held_out_windows, markdown
+    from foresight.evaluate import evaluate, markdown
     from foresight.predict import Predictor
 
     result = evaluate(run_dir, shards=str(SAMPLE / "val-000000.tar"), limit=4, batch_size=2)
@@ -35,7 +35,7 @@ def test_scores_match_the_windows_and_the_baseline_is_computed_honestly(run_dir)
                                       "ssim_copy_last", "loss", "flow_t0.5"}
     assert all(len(v) == 16 for v in result["per_frame"].values())  # 17 target frames, the first is given
     # the baseline does not depend on the model: recompute it from the same windows
-    windows = held_out_windows(Predictor(run_dir), str(SAMPLE / "val-000000.tar"), 4, 2)
+    windows = Predictor(run_dir).held_out(str(SAMPLE / "val-000000.tar"), limit=4, batch_size=2)
     batches = list(torch.utils.data.DataLoader(windows, batch_size=None))
     target = torch.cat([b["target"] for b in batches])
     still = torch.cat([b["context"][:, -1:] for b in batches]).expand_as(target)

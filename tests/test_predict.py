@@ -54,8 +54,31 @@ def test_predict_py_writes_videos_and_never_overwrites(run_dir, tmp_path):
             f"out_dir={tmp_path / 'out'}", f"paths.log_dir={tmp_path / 'logs'}"]
     first = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]
-    with av.open(str(tmp_path / "out" / "side_by_side.mp4")) as c:
+    with av.open(str(tmp_path / "out" / "clip_side_by_side.mp4")) as c:
         s = c.streams.video[0]
         assert (s.width, s.height, s.frames) == (128, 64, 4 + 17 - 1)
     again = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode != 0 and "pass overwrite=true" in again.stderr
+
+
+def test_predict_py_on_a_directory_and_on_shards_in_batches(run_dir, tmp_path):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for i in range(3):
+        Image.fromarray(render_clip(seed=i).frames[0]).save(clips / f"c{i}.png")
+        (clips / f"c{i}.txt").write_text(f"clip {i} moves left")
+    (clips / "broken.mp4").write_bytes(b"not a video")
+    common = [sys.executable, "predict.py", f"ckpt={run_dir}", "batch_size=2", f"paths.log_dir={tmp_path / 'logs'}"]
+    out = subprocess.run([*common, f"input={clips}", f"out_dir={tmp_path / 'dir'}"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "dir").glob("*.mp4")) == [
+        "c0.mp4", "c0_side_by_side.mp4", "c1.mp4", "c1_side_by_side.mp4", "c2.mp4", "c2_side_by_side.mp4"]
+    assert "wrote 3 prediction(s)" in out.stdout and "broken.mp4" in out.stdout  # the bad file: skipped, named
+    shards = subprocess.run([*common, f"input={ROOT / 'data/sample/val-000000.tar'}", f"out_dir={tmp_path / 'shards'}"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert shards.returncode == 0, shards.stderr[-2000:]
+    videos = sorted((tmp_path / "shards").glob("*_side_by_side.mp4"))
+    assert len(videos) == 16 and "wrote 16 prediction(s)" in shards.stdout  # every clip of the shard, captions as prompts
+    with av.open(str(videos[0])) as c:
+        assert c.streams.video[0].frames == 4 + 17 - 1
