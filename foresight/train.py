@@ -116,6 +116,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                                      enable_checkpointing=any(isinstance(c, TrainingState) for c in callbacks))
     started = time.monotonic()
     first_step = trainer.global_step if state_path is None else read_state(state_path)["global_step"]
+    shard_only_the_dit(trainer, module)
     trainer.fit(module, datamodule=datamodule, ckpt_path=state_path)
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -198,6 +199,16 @@ def resume_from(cfg: DictConfig, resolved: dict, experiment: dict) -> str | None
     log.info("resuming from %s (step %s%s)", path, saved.get("global_step"),
              f", wandb run {run_id}" if run_id else "")
     return path
+
+
+def shard_only_the_dit(trainer: L.Trainer, module) -> None:
+    """Under FSDP, shard the DiT (its blocks are the wrap units) and keep the frozen encoders (VLM,
+    VAE, T5) whole on every rank: they only run forward, and the VAE holds scalar parameters FSDP refuses."""
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    if isinstance(trainer.strategy, FSDPStrategy):
+        frozen = (module.vlm, module.ltx.vae, module.ltx.text_encoder)
+        trainer.strategy.kwargs["ignored_modules"] = [m for m in frozen if m is not None]
 
 
 def group_wandb_by_sweep(cfg: DictConfig) -> None:

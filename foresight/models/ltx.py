@@ -100,8 +100,8 @@ class LTXVideo(nn.Module):
         """twin="tiny": build a twin of `architecture` into `pretrained` if absent, then load it.
         twin="random": random weights of `architecture` in memory on `device`, no text encoder
         (speed benchmarks: speed does not depend on weight values, and nothing is downloaded).
-        compile: torch.compile each DiT block (all blocks share one compiled graph per shape; the
-        first step at a new shape pays the compilation)."""
+        compile: torch.compile each DiT block (all blocks share one compiled graph per shape) and
+        the VAE decoder; the first call at a new shape pays the compilation."""
         super().__init__()
         dt = torch_dtype(dtype)
         if twin == "random":
@@ -126,6 +126,7 @@ class LTXVideo(nn.Module):
             torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
             for block in self.transformer.transformer_blocks:
                 block.compile(dynamic=False)
+            self.vae.decoder.compile(dynamic=False)  # conv3d stacks: fused norms and activations
         self.latent_channels = self.vae.config.latent_channels
         self.caption_dim = self.transformer.config.caption_channels
 
