@@ -20,6 +20,7 @@ import yaml
 
 STEP_KEYS = ("trainer/global_step", "step", "_step")  # WandbLogger's step, CSVLogger's, wandb.log's
 BASELINE = "_copy_last"
+SCORED = ("val/", "eval/")  # validation during training; evaluate.py on held-out shards
 _WANDB_HEADER = struct.pack("<4sHB", b":W&B", 0xBEE1, 0)
 _BLOCK = 32768  # the LevelDB log format's block size; record headers never straddle blocks
 
@@ -132,15 +133,26 @@ def _wandb_project_runs(source: str) -> list[Run]:
 
 
 def find_runs(source: str) -> list[Run]:
-    """All runs in a source: a directory searched recursively for `.hydra/config.yaml`, or `wandb:E/P`."""
+    """All runs in a source: a directory searched recursively for training runs (`.hydra/config.yaml`)
+    and evaluations (`evaluation.json`), or `wandb:E/P`."""
     if source.startswith("wandb:"):
         return _wandb_project_runs(source)
     root = Path(source)
     if not root.is_dir():
         raise ValueError(f"{source}: no such directory (pass run or sweep directories, or wandb:E/P)")
-    configs = sorted(root.glob("**/.hydra/config.yaml"))
-    return [Run(str(c.parent.parent), yaml.safe_load(c.read_text()) or {}, read_history(c.parent.parent))
-            for c in configs]
+    run_dirs = ({c.parent.parent for c in root.glob("**/.hydra/config.yaml")}
+                | {e.parent for e in root.glob("**/evaluation.json")})
+    runs = []
+    for run_dir in sorted(run_dirs):
+        evaluation = run_dir / "evaluation.json"
+        if evaluation.exists():  # evaluate.py's output: its scores as eval/*, grouped as the checkpoint's run
+            result = json.loads(evaluation.read_text())
+            history = {f"eval/{k}": {result["step"] or 0: v} for k, v in result["metrics"].items()}
+            runs.append(Run(str(run_dir), result.get("config") or {}, history))
+        else:
+            config = run_dir / ".hydra" / "config.yaml"
+            runs.append(Run(str(run_dir), yaml.safe_load(config.read_text()) or {}, read_history(run_dir)))
+    return runs
 
 
 def _stats(values: list[float]) -> dict:
@@ -164,7 +176,7 @@ def summarise(runs: list[Run], by: str) -> dict:
         finals: dict[str, list[float]] = {}
         for run in members:
             for key, series in run.history.items():
-                if key.startswith("val/"):
+                if key.startswith(SCORED):
                     finals.setdefault(key, []).append(series[max(series)])
         summary["groups"][name] = {
             "n": len(members),

@@ -44,8 +44,11 @@ def evaluate(ckpt: str | Path, shards: str | None = None, limit: int | None = No
                          f"(skipped: {dict(windows.skips) or 'none'}); check the shards and the window")
     means = {k: v / clips for k, v in sums.items()}
     meta = predictor.meta
+    trained = meta.get("config", {})
     return {
         "checkpoint": str(predictor.path), "option": meta.get("option"), "step": meta.get("step"),
+        # what `foresight compare` groups by, as for the training runs
+        "config": {k: trained.get(k) for k in ("run_group", "seed", "option")},
         "shards": shards or predictor.cfg.data.val_shards, "clips": clips, "skipped": dict(windows.skips),
         "seed": seed, "seconds": round(time.perf_counter() - started, 2),
         "metrics": {k: float(v) for k, v in means.items() if v.ndim == 0},

@@ -56,3 +56,17 @@ def test_evaluate_py_writes_json_and_markdown(run_dir, tmp_path):
     bad = subprocess.run([sys.executable, "evaluate.py", f"ckpt={run_dir}", f"shards={tmp_path}/none-*.tar",
                           f"out_dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "shards=" in bad.stderr and "matched no files" in bad.stderr
+
+
+def test_compare_includes_evaluations_beside_their_run_group(run_dir, tmp_path):
+    from foresight.compare import compare
+    from foresight.evaluate import evaluate, write
+
+    result = evaluate(run_dir, limit=2, batch_size=2)
+    write(result, tmp_path / "evals" / "b")
+    summary = compare([str(tmp_path / "evals")], tmp_path / "report")
+    (group,) = summary["groups"].values()
+    assert list(summary["groups"]) == ["optionB"] and group["seeds"] == [0]
+    assert group["metrics"]["eval/psnr"]["mean"] == pytest.approx(result["metrics"]["psnr"])
+    assert group["metrics"]["eval/latent_mse_copy_last"]["mean"] == pytest.approx(result["metrics"]["latent_mse_copy_last"])
+    assert "eval/psnr" in (tmp_path / "report" / "report.md").read_text()
