@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "real"
+
+
+@pytest.fixture(autouse=True)
+def own_wandb_service():
+    """wandb.init in this process starts a service and exports WANDB_SERVICE, which every train.py
+    subprocess started later would share: a killed run's id would stay "in use" in it. Stop it after
+    each test, as separate user processes never share one."""
+    yield
+    wandb = sys.modules.get("wandb")
+    if wandb is not None:
+        wandb.teardown()
 
 
 @pytest.fixture(scope="session")
