@@ -12,7 +12,8 @@ register_resolvers()
 def main(cfg: DictConfig) -> float:
     from foresight.evaluate import evaluate, markdown, write
 
-    result = evaluate(cfg.ckpt, shards=cfg.shards, limit=cfg.limit, batch_size=cfg.batch_size, seed=cfg.seed)
+    result = evaluate(cfg.ckpt, shards=cfg.shards, limit=cfg.limit, batch_size=cfg.batch_size, seed=cfg.seed,
+                      lpips_vgg=cfg.lpips.vgg, lpips_lin=cfg.lpips.lin)
     paths = write(result, cfg.out_dir)
     print(markdown(result))
     print("wrote " + " and ".join(map(str, paths)))

@@ -18,25 +18,38 @@ import torch
 
 from foresight.predict import Predictor
 
-# LPIPS and FVD need pretrained networks (VGG/AlexNet, I3D) that no machine of this project can
-# download, and this version carries no implementation of them: say so rather than report nothing.
-NOT_COMPUTED = {"lpips": "not implemented in this version (needs VGG/AlexNet LPIPS weights)",
-                "fvd": "not implemented in this version (needs I3D weights)"}
-SCALARS = ("latent_mse", "psnr", "ssim")
+# FVD needs an I3D network that no machine of this project can download; this version carries no
+# implementation of it: say so rather than report nothing.
+FVD_MISSING = "not implemented in this version (needs I3D weights)"
+SCALARS = ("latent_mse", "psnr", "ssim", "lpips")
+
+
+def lpips_metric(vgg: str | None, lin: str | None, device) -> tuple[dict, dict]:
+    """({"lpips": scorer}, {}) when both weight files exist, else ({}, {"lpips": why it was skipped})."""
+    from foresight.eval.lpips import LPIPS
+
+    missing = [f"lpips.{name}={path}" for name, path in (("vgg", vgg), ("lin", lin)) if not path or not Path(path).is_file()]
+    if missing:
+        return {}, {"lpips": f"skipped: no weights at {', '.join(missing)} (set lpips.vgg to torchvision's "
+                             f"vgg16-397923af.pth and lpips.lin to LPIPS v0.1's vgg.pth)"}
+    return {"lpips": LPIPS(vgg, lin).to(device)}, {}
 
 
 def evaluate(ckpt: str | Path, shards: str | None = None, limit: int | None = None, batch_size: int = 4,
-             seed: int = 0, device: str | None = None) -> dict:
+             seed: int = 0, device: str | None = None, lpips_vgg: str | None = None,
+             lpips_lin: str | None = None) -> dict:
     """Mean metrics over the clips (each batch weighted by its size) and per-frame curves."""
     predictor = Predictor(ckpt, device=device)
     module = predictor.module
+    extra, not_computed = lpips_metric(lpips_vgg, lpips_lin, module.device)
     windows = predictor.held_out(shards, limit, batch_size)
     sums: dict[str, torch.Tensor] = {}
     clips, started = 0, time.perf_counter()
     for index, batch in enumerate(torch.utils.data.DataLoader(windows, batch_size=None)):
         batch = {k: v.to(module.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         size = len(batch["caption"])
-        for key, value in module.evaluate_batch(batch, seed=seed + index, per_frame=True).items():
+        scores = module.evaluate_batch(batch, seed=seed + index, per_frame=True, frame_metrics=extra)
+        for key, value in scores.items():
             sums[key] = sums.get(key, 0) + value.double().cpu() * size
         clips += size
     if clips == 0:
@@ -53,7 +66,7 @@ def evaluate(ckpt: str | Path, shards: str | None = None, limit: int | None = No
         "seed": seed, "seconds": round(time.perf_counter() - started, 2),
         "metrics": {k: float(v) for k, v in means.items() if v.ndim == 0},
         "per_frame": {k.removesuffix("_frames"): v.tolist() for k, v in means.items() if v.ndim == 1},
-        "not_computed": NOT_COMPUTED,
+        "not_computed": {**not_computed, "fvd": FVD_MISSING},
     }
 
 
@@ -64,17 +77,18 @@ def markdown(result: dict) -> str:
              f"`{result['checkpoint']}` on {result['clips']} clips of `{result['shards']}` "
              f"(seed {result['seed']}; skipped: {result['skipped'] or 'none'}).", "",
              "| metric | model | copy last frame | better |", "|---|---|---|---|"]
-    for key in SCALARS:
+    for key in (k for k in SCALARS if k in m):
         better = "higher" if key in ("psnr", "ssim") else "lower"
         lines.append(f"| {key} | {m[key]:.4g} | {m[key + '_copy_last']:.4g} | {better} |")
     other = [k for k in m if k not in SCALARS and not k.endswith("_copy_last")]
+    pf = result["per_frame"]
+    columns = [c for k in pf if not k.endswith("_copy_last") for c in (k, f"{k} copy last")]
     lines += ["", "Losses: " + ", ".join(f"{k} {m[k]:.4g}" for k in other) + ".", "",
               "Per future frame (frame 1 is the first predicted frame):", "",
-              "| frame | psnr | psnr copy last | ssim | ssim copy last |", "|---|---|---|---|---|"]
-    pf = result["per_frame"]
+              "| frame | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for i in range(len(pf["psnr"])):
-        lines.append(f"| {i + 1} | {pf['psnr'][i]:.3g} | {pf['psnr_copy_last'][i]:.3g} | {pf['ssim'][i]:.3g} | "
-                     f"{pf['ssim_copy_last'][i]:.3g} |")
+        lines.append(f"| {i + 1} | " + " | ".join(f"{pf[c.replace(' copy last', '_copy_last')][i]:.3g}"
+                                                 for c in columns) + " |")
     lines += ["", *(f"{k.upper()}: {v}." for k, v in result["not_computed"].items())]
     return "\n".join(lines) + "\n"
 

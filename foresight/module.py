@@ -23,6 +23,7 @@ from foresight.options.base import Option
 
 
 FLOW_QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)  # flow times at which validation reports the DiT's loss
+FRAME_METRICS = {"psnr": psnr, "ssim": ssim}  # per-frame scores of decoded futures, each beside copy-last
 
 
 class ForesightModule(L.LightningModule):
@@ -112,12 +113,15 @@ class ForesightModule(L.LightningModule):
                 self.log(f"data/val_skipped_{reason}", float(n))
 
     @torch.no_grad()
-    def evaluate_batch(self, batch: dict, seed: int, per_frame: bool = False) -> dict[str, Tensor]:
+    def evaluate_batch(self, batch: dict, seed: int, per_frame: bool = False,
+                       frame_metrics: dict[str, Callable[[Tensor, Tensor], Tensor]] | None = None) -> dict[str, Tensor]:
         """Seeded losses and prediction quality, each beside the copy-last-frame baseline.
 
         Keys are the same for every option (flow_t* only where a DiT is trained), so a sweep can
         rank options on any of them. The known first frame is excluded from every score.
-        per_frame: also `<psnr|ssim>[_copy_last]_frames`, (F-1,) means over the batch per future frame.
+        per_frame: also `<metric>[_copy_last]_frames`, (F-1,) means over the batch per future frame.
+        frame_metrics: more per-frame scores beside PSNR and SSIM, name -> fn(pred, truth) with videos
+        (B, F, H, W, 3) in [0, 255] -> (B, F) (evaluate.py adds LPIPS this way).
         """
         feats = self.features(batch)
         metrics: dict[str, Tensor] = {}
@@ -138,10 +142,10 @@ class ForesightModule(L.LightningModule):
         still = batch["context"][:, -1:].expand_as(batch["target"])  # (B, F, H, W, 3)
         still_latents = self.ltx.encode(frames_to_video(still))
         truth = batch["target"][:, 1:]  # frame 0 is the given current frame
-        frame_scores = {  # each (B, F-1)
-            "psnr": psnr(frames[:, 1:], truth), "psnr_copy_last": psnr(still[:, 1:], truth),
-            "ssim": ssim(frames[:, 1:], truth), "ssim_copy_last": ssim(still[:, 1:], truth),
-        }
+        frame_scores = {}  # each (B, F-1)
+        for name, score in {**FRAME_METRICS, **(frame_metrics or {})}.items():
+            frame_scores[name] = score(frames[:, 1:], truth)
+            frame_scores[f"{name}_copy_last"] = score(still[:, 1:], truth)
         metrics |= {
             "latent_mse": masked_mse(pack(pred), target, future),
             "latent_mse_copy_last": masked_mse(pack(still_latents), target, future),

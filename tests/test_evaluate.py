@@ -43,7 +43,8 @@ def test_scores_match_the_windows_and_the_baseline_is_computed_honestly(run_dir)
     assert result["metrics"]["psnr_copy_last"] == pytest.approx(expected.mean().item(), rel=1e-5)
     assert result["per_frame"]["psnr_copy_last"] == pytest.approx(expected.mean(0).tolist(), rel=1e-5)
     report = markdown(result)
-    assert "| psnr |" in report and "LPIPS: not implemented" in report and "| 16 |" in report
+    assert "| psnr |" in report and "| 16 |" in report
+    assert "LPIPS: skipped: no weights at lpips.vgg=None, lpips.lin=None" in report and "FVD: not implemented" in report
 
 
 def test_evaluate_py_writes_json_and_markdown(run_dir, tmp_path):
@@ -70,3 +71,44 @@ def test_compare_includes_evaluations_beside_their_run_group(run_dir, tmp_path):
     assert group["metrics"]["eval/psnr"]["mean"] == pytest.approx(result["metrics"]["psnr"])
     assert group["metrics"]["eval/latent_mse_copy_last"]["mean"] == pytest.approx(result["metrics"]["latent_mse_copy_last"])
     assert "eval/psnr" in (tmp_path / "report" / "report.md").read_text()
+
+
+def lpips_weights(directory):
+    """Random weights in the two published formats: torchvision VGG16 and LPIPS v0.1's heads."""
+    from foresight.eval.lpips import VGG_BLOCKS
+
+    torch.manual_seed(0)
+    vgg, channels = {}, 3
+    for block, width in zip(VGG_BLOCKS, [64, 128, 256, 512, 512]):
+        for index in block:
+            vgg[f"features.{index}.weight"] = torch.randn(width, channels, 3, 3) * (2 / (9 * channels)) ** 0.5
+            vgg[f"features.{index}.bias"] = torch.zeros(width)
+            channels = width
+    lin = {f"lin{k}.model.1.weight": torch.rand(1, w, 1, 1) for k, w in enumerate([64, 128, 256, 512, 512])}
+    torch.save(vgg, directory / "vgg16.pth")
+    torch.save(lin, directory / "vgg.pth")
+    return directory / "vgg16.pth", directory / "vgg.pth"
+
+
+def test_lpips_from_local_weights(run_dir, tmp_path):
+    from foresight.data.sample_world import render_clip
+    from foresight.eval.lpips import LPIPS
+    from foresight.evaluate import evaluate
+
+    vgg, lin = lpips_weights(tmp_path)
+    lpips = LPIPS(vgg, lin)
+    a = torch.from_numpy(render_clip(seed=1, width=64, height=64).frames[None, :3])  # (1, 3, 64, 64, 3)
+    b = torch.from_numpy(render_clip(seed=2, width=64, height=64).frames[None, :3])
+    same, diff = lpips(a, a), lpips(a, b)
+    assert same.shape == (1, 3) and torch.allclose(same, torch.zeros(1, 3))
+    assert (diff > 0).all() and torch.allclose(diff, lpips(b, a))  # a distance: symmetric, 0 on equals
+    result = evaluate(run_dir, limit=2, batch_size=2, lpips_vgg=str(vgg), lpips_lin=str(lin))
+    assert result["metrics"]["lpips"] > 0 and result["metrics"]["lpips_copy_last"] > 0
+    assert len(result["per_frame"]["lpips"]) == 16 and "lpips" not in result["not_computed"]
+    with pytest.raises(ValueError, match="expected \\[64, 128, 256, 512, 512\\]"):
+        LPIPS(vgg, _wrong_heads(tmp_path))
+
+
+def _wrong_heads(directory):
+    torch.save({f"lin{k}.model.1.weight": torch.rand(1, 8, 1, 1) for k in range(5)}, directory / "bad.pth")
+    return directory / "bad.pth"
