@@ -12,6 +12,7 @@ Two kinds, both self-describing:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -75,13 +76,21 @@ class TrainableCheckpoint(L.Callback):
         self.last_path: Path | None = None
 
     def _save(self, trainer: "L.Trainer", module: "L.LightningModule") -> None:
-        if trainer.is_global_zero:
-            meta = {"config": self.config, "step": trainer.global_step, "option": module.option.name}
-            self.last_path = save_trainable(module, self.dirpath / "last.safetensors", meta)
-            if module.option.lora:
-                from foresight.lora_export import export_lora
+        from lightning.pytorch.strategies import FSDPStrategy
 
-                export_lora(module.ltx, self.dirpath / "lora")
+        full = contextlib.nullcontext()
+        if isinstance(trainer.strategy, FSDPStrategy):  # every rank gathers the shards; rank 0 writes
+            from torch.distributed.fsdp import FullyShardedDataParallel
+
+            full = FullyShardedDataParallel.summon_full_params(trainer.strategy.model, writeback=False)
+        with full:
+            if trainer.is_global_zero:
+                meta = {"config": self.config, "step": trainer.global_step, "option": module.option.name}
+                self.last_path = save_trainable(module, self.dirpath / "last.safetensors", meta)
+                if module.option.lora:
+                    from foresight.lora_export import export_lora
+
+                    export_lora(module.ltx, self.dirpath / "lora")
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:

@@ -15,6 +15,7 @@ from peft.utils import get_peft_model_state_dict
 from safetensors.torch import save_file
 
 from foresight.models.ltx import LTXVideo
+from foresight.module import plain_name
 
 DIFFUSERS_FILE = "pytorch_lora_weights.safetensors"
 DIFFUSION_MODEL_FILE = "lora_diffusion_model.safetensors"
@@ -25,7 +26,8 @@ def export_lora(ltx: LTXVideo, directory: str | Path) -> list[Path]:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     transformer = ltx.transformer
-    state = {k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(transformer).items()}
+    lora = {plain_name(n): p for n, p in transformer.named_parameters() if "lora_" in n}  # plain under FSDP too
+    state = {k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(transformer, lora).items()}
     config = transformer.peft_config["default"].to_dict()
     metadata = {k: (sorted(v) if isinstance(v, set) else v) for k, v in config.items()}
     LTXConditionPipeline.save_lora_weights(directory, transformer_lora_layers=state,

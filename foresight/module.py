@@ -26,6 +26,11 @@ FLOW_QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)  # flow times at which validation rep
 FRAME_METRICS = {"psnr": psnr, "ssim": ssim}  # per-frame scores of decoded futures, each beside copy-last
 
 
+def plain_name(name: str) -> str:
+    """A parameter's path without the segments FSDP and activation-checkpoint wrappers insert."""
+    return name.replace("_fsdp_wrapped_module.", "").replace("_checkpoint_wrapped_module.", "")
+
+
 class ForesightModule(L.LightningModule):
     def __init__(
         self,
@@ -50,13 +55,31 @@ class ForesightModule(L.LightningModule):
     # parameters ---------------------------------------------------------------------------------
 
     def trainable_state_dict(self) -> dict[str, Tensor]:
-        """Only what trains (adapter, LoRA): the frozen models are reloaded from their source."""
-        return {n: p.detach() for n, p in self.named_parameters() if p.requires_grad}
+        """Only what trains (adapter, LoRA): the frozen models are reloaded from their source.
+        Names are the plain module paths, also under FSDP (whose wrappers add path segments)."""
+        return {plain_name(n): p.detach() for n, p in self.named_parameters() if p.requires_grad}
 
     def parameter_counts(self) -> dict[str, int]:
         total = sum(p.numel() for p in self.parameters())
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         return {"params/total": total, "params/trainable": trainable, "params/frozen": total - trainable}
+
+    def on_fit_start(self) -> None:
+        # Under FSDP the frozen encoders are ignored modules (train.shard_only_the_dit), and FSDP moves
+        # only what it manages: put them on this rank's device (a no-op otherwise).
+        device = self.trainer.strategy.root_device
+        for frozen in (self.vlm, self.ltx.vae, self.ltx.text_encoder):
+            if frozen is not None:
+                frozen.to(device)
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        if gradient_clip_val and isinstance(self.trainer.strategy, FSDPStrategy):
+            # Lightning's FSDP precision refuses norm clipping; FSDP computes the norm over all shards
+            self.trainer.strategy.model.clip_grad_norm_(gradient_clip_val)
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         trainable = self.trainable_state_dict()
