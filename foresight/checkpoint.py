@@ -90,7 +90,10 @@ class TrainableCheckpoint(L.Callback):
                 if module.option.lora:
                     from foresight.lora_export import export_lora
 
-                    export_lora(module.ltx, self.dirpath / "lora")
+                    prefix = "ltx.transformer."
+                    lora = {k[len(prefix):]: v for k, v in module.trainable_state_dict().items()
+                            if k.startswith(prefix)}
+                    export_lora(module.ltx, self.dirpath / "lora", lora)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:

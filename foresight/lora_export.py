@@ -14,19 +14,24 @@ from diffusers import LTXConditionPipeline
 from peft.utils import get_peft_model_state_dict
 from safetensors.torch import save_file
 
+from torch import Tensor
+
 from foresight.models.ltx import LTXVideo
-from foresight.module import plain_name
 
 DIFFUSERS_FILE = "pytorch_lora_weights.safetensors"
 DIFFUSION_MODEL_FILE = "lora_diffusion_model.safetensors"
 
 
-def export_lora(ltx: LTXVideo, directory: str | Path) -> list[Path]:
-    """Write the DiT's LoRA in both formats under directory; returns the files written."""
+def export_lora(ltx: LTXVideo, directory: str | Path, lora: dict[str, Tensor] | None = None) -> list[Path]:
+    """Write the DiT's LoRA in both formats under directory; returns the files written.
+
+    lora: the LoRA tensors by transformer-relative name (default: read from the transformer; under
+    FSDP the caller passes the gathered ones)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     transformer = ltx.transformer
-    lora = {plain_name(n): p for n, p in transformer.named_parameters() if "lora_" in n}  # plain under FSDP too
+    if lora is None:
+        lora = {n: p for n, p in transformer.named_parameters() if "lora_" in n}
     state = {k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(transformer, lora).items()}
     config = transformer.peft_config["default"].to_dict()
     metadata = {k: (sorted(v) if isinstance(v, set) else v) for k, v in config.items()}
