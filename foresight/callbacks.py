@@ -47,10 +47,11 @@ class SampleVideos(L.Callback):
         if not trainer.is_global_zero or getattr(trainer, "datamodule", None) is None:
             return
         batch = trainer.strategy.batch_to_device(self.held_out(trainer), module.device)
-        feats = module.features(batch)
-        gen = torch.Generator(module.device).manual_seed(self.seed)
-        latents = module.option.sample(module.adapter, module.ltx, feats, generator=gen)
-        prediction = video_to_frames(module.ltx.decode(latents, generator=gen))  # (B, F, H, W, 3)
+        with trainer.precision_plugin.forward_context():  # the precision training runs in (bf16-mixed: autocast)
+            feats = module.features(batch)
+            gen = torch.Generator(module.device).manual_seed(self.seed)
+            latents = module.option.sample(module.adapter, module.ltx, feats, generator=gen)
+            prediction = video_to_frames(module.ltx.decode(latents, generator=gen))  # (B, F, H, W, 3)
         frames = side_by_side(batch["context"], prediction, batch["target"])
         fps = float(batch["fps"][0])
         path = self.dirpath / f"step{trainer.global_step:06d}.mp4"

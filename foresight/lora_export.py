@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from diffusers import LTXConditionPipeline
-from peft.utils import get_peft_model_state_dict
 from safetensors.torch import save_file
 
 from torch import Tensor
@@ -32,7 +31,9 @@ def export_lora(ltx: LTXVideo, directory: str | Path, lora: dict[str, Tensor] | 
     transformer = ltx.transformer
     if lora is None:
         lora = {n: p for n, p in transformer.named_parameters() if "lora_" in n}
-    state = {k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(transformer, lora).items()}
+    # peft's names carry the adapter name (`to_q.lora_A.default.weight`); the files do not. (Done here
+    # rather than by peft's get_peft_model_state_dict, which drops every key under FSDP's wrappers.)
+    state = {k.replace(".default.", "."): v.detach().contiguous().cpu() for k, v in lora.items() if "lora_" in k}
     config = transformer.peft_config["default"].to_dict()
     metadata = {k: (sorted(v) if isinstance(v, set) else v) for k, v in config.items()}
     LTXConditionPipeline.save_lora_weights(directory, transformer_lora_layers=state,
