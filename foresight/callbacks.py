@@ -22,12 +22,13 @@ def side_by_side(context: torch.Tensor, prediction: torch.Tensor, truth: torch.T
 class SampleVideos(L.Callback):
     """Every `every_n_steps` (0: only at the end) and at the end of training, predict the first
     `num_clips` held-out clips with a fixed seed and write `<dirpath>/step<N>.mp4` at the clips'
-    fps; wandb loggers also get the video. Rank 0 only."""
+    fps; wandb loggers also get the video. Rank 0 writes (under FSDP every rank runs the sampler)."""
 
     def __init__(self, dirpath: str, every_n_steps: int = 0, num_clips: int = 2, seed: int = 0) -> None:
         self.dirpath, self.every_n_steps, self.num_clips, self.seed = Path(dirpath), every_n_steps, num_clips, seed
         self.batch: dict | None = None
         self.written: list[Path] = []
+        self.last_step: int | None = None  # on every rank, so all ranks agree whether to render at the end
 
     def held_out(self, trainer: L.Trainer) -> dict:
         if self.batch is None:
@@ -44,14 +45,20 @@ class SampleVideos(L.Callback):
 
     @torch.no_grad()
     def write(self, trainer: L.Trainer, module) -> None:
-        if not trainer.is_global_zero or getattr(trainer, "datamodule", None) is None:
+        from lightning.pytorch.strategies import FSDPStrategy
+
+        sharded = isinstance(trainer.strategy, FSDPStrategy)  # each rank holds a shard of the DiT: all must run it
+        if getattr(trainer, "datamodule", None) is None or not (trainer.is_global_zero or sharded):
             return
+        self.last_step = trainer.global_step
         batch = trainer.strategy.batch_to_device(self.held_out(trainer), module.device)
         with trainer.precision_plugin.forward_context():  # the precision training runs in (bf16-mixed: autocast)
             feats = module.features(batch)
             gen = torch.Generator(module.device).manual_seed(self.seed)
             latents = module.option.sample(module.adapter, module.ltx, feats, generator=gen)
             prediction = video_to_frames(module.ltx.decode(latents, generator=gen))  # (B, F, H, W, 3)
+        if not trainer.is_global_zero:
+            return
         frames = side_by_side(batch["context"], prediction, batch["target"])
         fps = float(batch["fps"][0])
         path = self.dirpath / f"step{trainer.global_step:06d}.mp4"
@@ -67,5 +74,5 @@ class SampleVideos(L.Callback):
             self.write(trainer, module)
 
     def on_train_end(self, trainer, module) -> None:
-        if not self.written or self.written[-1].name != f"step{trainer.global_step:06d}.mp4":
+        if self.last_step != trainer.global_step:
             self.write(trainer, module)
