@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import lightning as L
@@ -10,6 +11,8 @@ import torch
 
 from foresight.data.sample_world import encode_mp4
 from foresight.features import video_to_frames
+
+log = logging.getLogger("foresight")
 
 
 def side_by_side(context: torch.Tensor, prediction: torch.Tensor, truth: torch.Tensor) -> np.ndarray:
@@ -22,13 +25,13 @@ def side_by_side(context: torch.Tensor, prediction: torch.Tensor, truth: torch.T
 class SampleVideos(L.Callback):
     """Every `every_n_steps` (0: only at the end) and at the end of training, predict the first
     `num_clips` held-out clips with a fixed seed and write `<dirpath>/step<N>.mp4` at the clips'
-    fps; wandb loggers also get the video. Rank 0 writes (under FSDP every rank runs the sampler)."""
+    fps; wandb loggers also get the video. Rank 0 only; off under multi-GPU FSDP (says so once)."""
 
     def __init__(self, dirpath: str, every_n_steps: int = 0, num_clips: int = 2, seed: int = 0) -> None:
         self.dirpath, self.every_n_steps, self.num_clips, self.seed = Path(dirpath), every_n_steps, num_clips, seed
         self.batch: dict | None = None
         self.written: list[Path] = []
-        self.last_step: int | None = None  # on every rank, so all ranks agree whether to render at the end
+        self.last_step: int | None = None  # the step last rendered (or skipped)
 
     def held_out(self, trainer: L.Trainer) -> dict:
         if self.batch is None:
@@ -47,8 +50,14 @@ class SampleVideos(L.Callback):
     def write(self, trainer: L.Trainer, module) -> None:
         from lightning.pytorch.strategies import FSDPStrategy
 
-        sharded = isinstance(trainer.strategy, FSDPStrategy)  # each rank holds a shard of the DiT: all must run it
-        if getattr(trainer, "datamodule", None) is None or not (trainer.is_global_zero or sharded):
+        if isinstance(trainer.strategy, FSDPStrategy) and trainer.world_size > 1:
+            # outside the training step the adapter and the DiT are shards; rendering needs them whole
+            if self.last_step is None and trainer.is_global_zero:
+                log.warning("sample videos are off under FSDP on %d GPUs (the models are sharded outside the "
+                            "training step); predict.py renders from the checkpoint", trainer.world_size)
+            self.last_step = trainer.global_step
+            return
+        if not trainer.is_global_zero or getattr(trainer, "datamodule", None) is None:
             return
         self.last_step = trainer.global_step
         batch = trainer.strategy.batch_to_device(self.held_out(trainer), module.device)
@@ -57,8 +66,6 @@ class SampleVideos(L.Callback):
             gen = torch.Generator(module.device).manual_seed(self.seed)
             latents = module.option.sample(module.adapter, module.ltx, feats, generator=gen)
             prediction = video_to_frames(module.ltx.decode(latents, generator=gen))  # (B, F, H, W, 3)
-        if not trainer.is_global_zero:
-            return
         frames = side_by_side(batch["context"], prediction, batch["target"])
         fps = float(batch["fps"][0])
         path = self.dirpath / f"step{trainer.global_step:06d}.mp4"
