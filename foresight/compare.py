@@ -250,6 +250,7 @@ def write_report(summary: dict, plots: list[Path], sources: list[str], out: Path
              f"`{summary['by']}`. Cells: final logged value, mean ± std over runs (n runs); copy last: the "
              f"copy-last-frame baseline's mean.")
     skipped = [f"Skipped (no metrics): {', '.join(summary['skipped'])}."] if summary["skipped"] else []
+    skipped += [f"Failed: {name} ({error})." for name, error in summary.get("failed", {}).items()]
     direction = "Better: " + ", ".join(f"{m.removeprefix('val/')} {better(m)}" for m in metrics) + "."
     md = ["# Foresight comparison", "", intro, "", *(line + "\n" for line in skipped),
           *("| " + " | ".join(r) + " |" for r in [header, ["---"] * len(header), *rows]),
@@ -276,11 +277,19 @@ def compare(sources: list[str], out: str | Path, by: str = "run_group") -> dict:
     for source in sources:
         for run in find_runs(source):
             (runs if run.history else skipped).append(run)
+    failed = {}  # sweep trials that failed: train.py left failed.json with the error
     for run in skipped:
-        print(f"warning: skipping {run.name}: no metrics (no metrics.csv, no wandb run)", file=sys.stderr)
+        record = Path(run.name) / "failed.json"
+        if record.exists():
+            error = json.loads(record.read_text())
+            failed[run.name] = f"{error['error']}: {error['message']}".splitlines()[0]
+            print(f"warning: {run.name} failed ({failed[run.name]})", file=sys.stderr)
+        else:
+            print(f"warning: skipping {run.name}: no metrics (no metrics.csv, no wandb run)", file=sys.stderr)
     if not runs:
         raise ValueError(f"no runs with metrics in {', '.join(sources)} ({len(skipped)} without metrics)")
-    summary = {**summarise(runs, by), "skipped": [r.name for r in skipped]}
+    summary = {**summarise(runs, by), "skipped": [r.name for r in skipped if r.name not in failed],
+               "failed": failed}
     out.mkdir(parents=True, exist_ok=True)
     keys = sorted({k for r in runs for k in r.history if not k.endswith(BASELINE)})
     plots = [plot(runs, by, k, out) for k in keys if k == "train/loss" or k.startswith("val/")]

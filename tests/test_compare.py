@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -48,6 +49,8 @@ def sweep(tmp_path_factory) -> Path:
         wandb.log(row, step=step)
     run.finish()
     make_run(root / "5", "optionA", 9)  # crashed before logging anything
+    (make_run(root / "6", "optionB", 7) / "failed.json").write_text(json.dumps(  # a trial train.py recorded as failed
+        {"error": "OutOfMemoryError", "message": "CUDA out of memory. Tried to allocate 2.00 GiB", "traceback": ""}))
     return root
 
 
@@ -55,6 +58,8 @@ def test_summary_numbers_baseline_and_files(sweep, tmp_path, capsys):
     out = tmp_path / "report"
     summary = compare([str(sweep)], out)
     assert "warning: skipping" in capsys.readouterr().err and summary["skipped"] == [str(sweep / "5")]
+    assert summary["failed"] == {str(sweep / "6"): "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"}
+    assert f"Failed: {sweep / '6'} (OutOfMemoryError" in (out / "report.md").read_text()
     a, b = summary["groups"]["optionA"], summary["groups"]["optionB"]
     assert (a["n"], a["seeds"], b["n"], b["seeds"]) == (2, [0, 1], 3, [0, 1, 2])
     assert a["metrics"]["val/psnr"] == pytest.approx({"mean": 21.0, "std": math.sqrt(2), "n": 2})
