@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import CheckpointIO
+from lightning.pytorch.strategies import FSDPStrategy
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
@@ -164,6 +165,22 @@ class SafetensorsIO(CheckpointIO):
 
     def remove_checkpoint(self, path) -> None:
         Path(path).unlink(missing_ok=True)
+
+
+class SafetensorsFSDP(FSDPStrategy):
+    """Lightning's FSDP, except that a full checkpoint is read through the strategy's CheckpointIO
+    (SafetensorsIO) where Lightning's FSDP loader would torch.load it; the rest of the loading
+    (gathered module state, FSDP optimizer state) is Lightning's."""
+
+    def load_checkpoint(self, checkpoint_path, weights_only=None) -> dict:
+        import lightning.pytorch.strategies.fsdp as lightning_fsdp
+
+        torch_loader = lightning_fsdp._lazy_load
+        lightning_fsdp._lazy_load = self.checkpoint_io.load_checkpoint
+        try:
+            return super().load_checkpoint(checkpoint_path, weights_only)
+        finally:
+            lightning_fsdp._lazy_load = torch_loader
 
 
 def _state_skeleton(path) -> str:

@@ -86,6 +86,8 @@ class ForesightModule(L.LightningModule):
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "state_dict" not in checkpoint:  # FSDP's loader has already put the weights in (and popped them)
+            return
         saved, trainable = set(checkpoint["state_dict"]), set(self.trainable_state_dict())
         if saved != trainable:
             missing, unexpected = sorted(trainable - saved), sorted(saved - trainable)

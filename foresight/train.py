@@ -186,9 +186,6 @@ def resume_from(cfg: DictConfig, resolved: dict, experiment: dict) -> str | None
         raise ValueError(f"resume={cfg.resume!r}: use resume=auto, or ckpt_path=PATH for a given checkpoint")
     if path is None:
         return None
-    if "FSDPStrategy" in str(OmegaConf.select(cfg, "trainer.strategy._target_", default="")):
-        raise ValueError(f"resuming under trainer=fsdp is not supported yet (Lightning's FSDP loader reads only "
-                         f"torch checkpoints); resume {path} with trainer=gpu or trainer=ddp")
     saved = read_state(path)
     diff = fingerprint_mismatch(saved.get("shaping", {}), shaping_config(resolved))
     if diff:

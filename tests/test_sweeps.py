@@ -72,3 +72,15 @@ def test_ddp_on_two_cpu_ranks_reads_different_samples_and_writes_one_checkpoint(
     assert first["samples"] > 0 and second["samples"] > 0
     assert first["slots"] != second["slots"]  # each rank draws its own shards and samples
     assert len(list(run.rglob("metrics.csv"))) == 1 and (run / "checkpoints" / "last.safetensors").exists()
+
+
+def test_fsdp_config_shards_dit_blocks_and_loads_safetensors_state():
+    from hydra.utils import instantiate
+
+    from foresight.checkpoint import SafetensorsFSDP
+    from foresight.config import compose
+
+    strategy = instantiate(compose(["trainer=fsdp"]).trainer.strategy)  # runs on GPUs only; built here
+    assert isinstance(strategy, SafetensorsFSDP)
+    policy = strategy.kwargs["auto_wrap_policy"]
+    assert {c.__name__ for c in policy._module_classes} == {"LTXVideoTransformerBlock"}
