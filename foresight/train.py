@@ -49,18 +49,14 @@ def in_sweep() -> bool:
 def train_or_record_failure(cfg: DictConfig) -> float | None:
     """train.py's job. In a sweep a failed trial (CUDA out of memory included) is logged, written to
     `<run>/failed.json`, and returns NaN, which Optuna records as a failed trial, so the sweep goes on.
-    A single run fails loudly."""
-    if not in_sweep():
-        try:
-            return train(cfg)["metric"]
-        finally:
-            finish_wandb()
+    A single run fails loudly. Either way the wandb run is closed: the next trial of a sweep runs in
+    this process and must get its own."""
     try:
         metric = train(cfg)["metric"]
-        finish_wandb()  # the next trial runs in this process and must get its own wandb run
-        return metric
     except Exception as e:  # noqa: BLE001 -- any trial may fail; the sweep must not
         finish_wandb(exit_code=1)
+        if not in_sweep():
+            raise
         log.error("trial failed, the sweep goes on: %s: %s", type(e).__name__, e)
         out = Path(cfg.paths.output_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -71,6 +67,8 @@ def train_or_record_failure(cfg: DictConfig) -> float | None:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         return math.nan
+    finish_wandb()
+    return metric
 
 
 def finish_wandb(exit_code: int = 0) -> None:

@@ -7,9 +7,9 @@ A batch is a dict:
     prompt   list[str]               the caption in `prompt_template` (what the VLM reads)
     fps      float32 (B,)            rate of the returned frames
     key      list[str]
-    skips    dict[str, int]          cumulative skips by reason in the worker that made the batch
     worker   int                     that worker's (logical) id (0 without workers)
-    position dict                    training only: where that worker's stream stands (see stream.py)
+    position dict                    training only: where that worker's stream stands, its skip counts
+                                     by reason included (see stream.py)
 `VideoDataModule.consumed(batch)` folds the per-worker counts into totals for logging and records
 the position a checkpoint saves.
 

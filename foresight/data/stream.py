@@ -219,7 +219,7 @@ class ResumableBatches(IterableDataset):
             if len(buf) < self.batch_size:
                 continue
             batch = self.collate(buffers.pop(self.bucket_of(item)))
-            batch["worker"], batch["skips"] = logical, dict(skips)
+            batch["worker"] = logical
             batch["position"] = {"epoch": self.epoch, "produced": produced, **stream.position(),
                                  "pending": [i["ref"] for buf in buffers.values() for i in buf],
                                  "skips": dict(skips)}
@@ -250,7 +250,7 @@ class ResumableData(L.LightningDataModule):
     def consumed(self, batch: dict) -> dict[str, int]:
         """Record a training batch as used; returns skip totals by reason over all workers."""
         worker = batch["worker"]
-        self.positions[str(worker)] = batch.get("position", {"skips": batch["skips"]})
+        self.positions[str(worker)] = batch["position"]
         self.last_worker = worker
         totals: Counter[str] = Counter()
         for position in self.positions.values():
