@@ -144,13 +144,39 @@ def caption_beside(path: Path) -> str | None:
     return sidecar.read_text().strip() or None if sidecar.exists() else None
 
 
+def directory_batches(predictor: Predictor, path: Path, prompt: str | None, batch_size: int,
+                      skipped: dict[str, str]):
+    """Batches of the videos and images in a directory, read as they are needed (every clip is fitted
+    to the checkpoint's window, so a batch stacks); unreadable ones land in `skipped` with the reason."""
+    files = sorted(p for p in path.iterdir() if p.suffix.lower().lstrip(".") in VIDEO_EXTS
+                   or p.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        raise FileNotFoundError(f"input={path}: no video ({', '.join(VIDEO_EXTS)}) or image in this directory")
+    batch = []
+    for file in files:
+        text = prompt or caption_beside(file)
+        try:
+            if text is None:
+                raise ValueError(f"no prompt= and no {file.with_suffix('.txt').name}")
+            context, fps = predictor.read_context(file)
+        except (ValueError, VideoError, OSError) as e:
+            skipped[file.name] = str(e)
+            continue
+        batch.append({"key": file.stem, "context": context, "fps": fps, "text": text})
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def predict_inputs(predictor: Predictor, source: str, prompt: str | None, out: Path, batch_size: int = 4,
                    seed: int = 0) -> dict:
     """Predict for a video or image, every video and image in a directory, or every clip of shards
     (`*.tar`, brace patterns), in batches; each clip gives `<name>.mp4` (the future, starting at the
-    current frame) and `<name>_side_by_side.mp4` (context then prediction). A clip's instruction: `prompt` if given, else its caption
-    (`<name>.txt` beside a file, the shard's `.txt`). Batch i uses seed + i. Returns counts and timings;
-    clips that cannot be read are skipped and counted, the rest go on."""
+    current frame) and `<name>_side_by_side.mp4` (context then prediction). A clip's instruction:
+    `prompt` if given, else its caption (`<name>.txt` beside a file, the shard's `.txt`). Batch i uses
+    seed + i. Returns what was written and skipped, and the seconds spent predicting."""
     out.mkdir(parents=True, exist_ok=True)
     path = Path(source)
     written, skipped, seconds, windows = [], {}, 0.0, None
@@ -163,36 +189,19 @@ def predict_inputs(predictor: Predictor, source: str, prompt: str | None, out: P
         write_prediction(out, path.stem, context, frames[0], fps)
         return {"written": [path.stem], "skipped": {}, "seconds": timings["total_s"], "timings": timings}
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower().lstrip(".") in VIDEO_EXTS
-                       or p.suffix.lower() in IMAGE_EXTS)
-        if not files:
-            raise FileNotFoundError(f"input={path}: no video ({', '.join(VIDEO_EXTS)}) or image in this directory")
-        clips = []
-        for file in files:
-            text = prompt or caption_beside(file)
-            try:
-                if text is None:
-                    raise ValueError(f"no prompt= and no {file.with_suffix('.txt').name}")
-                clips.append((file.stem, *predictor.read_context(file), text))
-            except (ValueError, VideoError, OSError) as e:
-                skipped[file.name] = str(e)
-        batches = [clips[i:i + batch_size] for i in range(0, len(clips), batch_size)]
-        batches = [[{"key": k, "context": c, "fps": f, "text": t} for k, c, f, t in b] for b in batches]
-    else:
+        batches = directory_batches(predictor, path, prompt, batch_size, skipped)
+    else:  # shards: batches of one bucket each, cut with the checkpoint's window
         windows = predictor.held_out(source, batch_size=batch_size)
         batches = ([{"key": k, "context": c, "fps": float(f), "text": prompt or t}
                     for k, c, f, t in zip(b["key"], b["context"].numpy(), b["fps"], b["caption"])]
                    for b in torch.utils.data.DataLoader(windows, batch_size=None))
     for index, batch in enumerate(batches):
-        shapes = dict.fromkeys(clip["context"].shape for clip in batch)
-        groups = [[clip for clip in batch if clip["context"].shape == shape] for shape in shapes]
-        for group in groups:  # one shape per forward (shard buckets already are)
-            frames, timings = predictor.predict(np.stack([c["context"] for c in group]), [c["text"] for c in group],
-                                                fps=[c["fps"] for c in group], seed=seed + index)
-            seconds += timings["total_s"]
-            for clip, future in zip(group, frames):
-                write_prediction(out, clip["key"], clip["context"], future, clip["fps"])
-                written.append(clip["key"])
+        frames, timings = predictor.predict(np.stack([c["context"] for c in batch]), [c["text"] for c in batch],
+                                            fps=[c["fps"] for c in batch], seed=seed + index)
+        seconds += timings["total_s"]
+        for clip, future in zip(batch, frames):
+            write_prediction(out, clip["key"], clip["context"], future, clip["fps"])
+            written.append(clip["key"])
     if windows is not None:
         skipped |= dict(windows.skips)  # by reason
     return {"written": written, "skipped": skipped, "seconds": seconds}
