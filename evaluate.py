@@ -13,7 +13,7 @@ def main(cfg: DictConfig) -> float:
     from foresight.evaluate import evaluate, markdown, write
 
     result = evaluate(cfg.ckpt, shards=cfg.shards, limit=cfg.limit, batch_size=cfg.batch_size, seed=cfg.seed,
-                      lpips_vgg=cfg.lpips.vgg, lpips_lin=cfg.lpips.lin)
+                      lpips_vgg=cfg.lpips.vgg, lpips_lin=cfg.lpips.lin, fvd_i3d=cfg.fvd.i3d)
     paths = write(result, cfg.out_dir)
     print(markdown(result))
     print("wrote " + " and ".join(map(str, paths)))

@@ -5,7 +5,8 @@
 The same seeded metrics as validation during training (ForesightModule.evaluate_batch): latent
 MSE, PSNR and SSIM of the decoded future frames (the known current frame excluded), averaged over
 clips and per future frame. Clips are read with the checkpoint's own window (context frames,
-future frames, buckets, fps, prompt template); unusable clips are skipped and counted.
+future frames, buckets, fps, prompt template); unusable clips are skipped and counted. LPIPS and FVD
+need network weights from local files; without them each is skipped with one line saying why.
 """
 
 from __future__ import annotations
@@ -18,10 +19,7 @@ import torch
 
 from foresight.predict import Predictor
 
-# FVD needs an I3D network that no machine of this project can download; this version carries no
-# implementation of it: say so rather than report nothing.
-FVD_MISSING = "not implemented in this version (needs I3D weights)"
-SCALARS = ("latent_mse", "psnr", "ssim", "lpips")
+SCALARS = ("latent_mse", "psnr", "ssim", "lpips", "fvd")
 
 
 def lpips_metric(vgg: str | None, lin: str | None, device) -> tuple[dict, dict]:
@@ -35,20 +33,49 @@ def lpips_metric(vgg: str | None, lin: str | None, device) -> tuple[dict, dict]:
     return {"lpips": LPIPS(vgg, lin).to(device)}, {}
 
 
+def fvd_network(i3d: str | None, device) -> tuple[torch.nn.Module | None, dict]:
+    """(I3D, {}) when its weight file exists, else (None, {"fvd": why it was skipped})."""
+    from foresight.eval.fvd import load_i3d
+
+    if not i3d or not Path(i3d).is_file():
+        return None, {"fvd": f"skipped: no weights at fvd.i3d={i3d} (set fvd.i3d to pytorch-i3d's rgb_imagenet.pt)"}
+    return load_i3d(i3d).to(device), {}
+
+
+def fvd_scores(features: dict[str, list[torch.Tensor]]) -> tuple[dict, dict]:
+    """FVD of the predicted and of the copy-last futures against the true ones, from their I3D features."""
+    from foresight.eval.fvd import frechet_distance
+
+    real = torch.cat(features["truth"])  # (clips, 400)
+    if len(real) < 2:
+        return {}, {"fvd": f"skipped: FVD needs at least 2 clips, got {len(real)}"}
+    return {"fvd": frechet_distance(torch.cat(features["pred"]), real),
+            "fvd_copy_last": frechet_distance(torch.cat(features["copy_last"]), real)}, {}
+
+
 def evaluate(ckpt: str | Path, shards: str | None = None, limit: int | None = None, batch_size: int = 4,
              seed: int = 0, device: str | None = None, lpips_vgg: str | None = None,
-             lpips_lin: str | None = None) -> dict:
-    """Mean metrics over the clips (each batch weighted by its size) and per-frame curves."""
+             lpips_lin: str | None = None, fvd_i3d: str | None = None) -> dict:
+    """Mean metrics over the clips (each batch weighted by its size), per-frame curves, and FVD over all clips."""
     predictor = Predictor(ckpt, device=device)
     module = predictor.module
     extra, not_computed = lpips_metric(lpips_vgg, lpips_lin, module.device)
+    i3d, skipped = fvd_network(fvd_i3d, module.device)
+    not_computed |= skipped
+    features: dict[str, list[torch.Tensor]] = {"pred": [], "copy_last": [], "truth": []}
+
+    def collect(pred: torch.Tensor, still: torch.Tensor, truth: torch.Tensor) -> None:
+        for key, videos in (("pred", pred), ("copy_last", still), ("truth", truth)):
+            features[key].append(i3d(videos).double().cpu())  # (B, 400)
+
     windows = predictor.held_out(shards, limit, batch_size)
     sums: dict[str, torch.Tensor] = {}
     clips, started = 0, time.perf_counter()
     for index, batch in enumerate(torch.utils.data.DataLoader(windows, batch_size=None)):
         batch = {k: v.to(module.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         size = len(batch["caption"])
-        scores = module.evaluate_batch(batch, seed=seed + index, per_frame=True, frame_metrics=extra)
+        scores = module.evaluate_batch(batch, seed=seed + index, per_frame=True, frame_metrics=extra,
+                                       on_futures=collect if i3d is not None else None)
         for key, value in scores.items():
             sums[key] = sums.get(key, 0) + value.double().cpu() * size
         clips += size
@@ -56,6 +83,8 @@ def evaluate(ckpt: str | Path, shards: str | None = None, limit: int | None = No
         raise ValueError(f"no usable clip in {shards or predictor.cfg.data.val_shards} "
                          f"(skipped: {dict(windows.skips) or 'none'}); check the shards and the window")
     means = {k: v / clips for k, v in sums.items()}
+    fvd, skipped = fvd_scores(features) if i3d is not None else ({}, {})
+    not_computed |= skipped
     meta = predictor.meta
     trained = meta.get("config", {})
     return {
@@ -64,9 +93,9 @@ def evaluate(ckpt: str | Path, shards: str | None = None, limit: int | None = No
         "config": {k: trained.get(k) for k in ("run_group", "seed", "option")},
         "shards": shards or predictor.cfg.data.val_shards, "clips": clips, "skipped": dict(windows.skips),
         "seed": seed, "seconds": round(time.perf_counter() - started, 2),
-        "metrics": {k: float(v) for k, v in means.items() if v.ndim == 0},
+        "metrics": {**{k: float(v) for k, v in means.items() if v.ndim == 0}, **fvd},
         "per_frame": {k.removesuffix("_frames"): v.tolist() for k, v in means.items() if v.ndim == 1},
-        "not_computed": {**not_computed, "fvd": FVD_MISSING},
+        "not_computed": not_computed,
     }
 
 
@@ -89,7 +118,12 @@ def markdown(result: dict) -> str:
     for i in range(len(pf["psnr"])):
         lines.append(f"| {i + 1} | " + " | ".join(f"{pf[c.replace(' copy last', '_copy_last')][i]:.3g}"
                                                  for c in columns) + " |")
-    lines += ["", *(f"{k.upper()}: {v}." for k, v in result["not_computed"].items())]
+    if "fvd" in m:
+        lines += ["", f"FVD: Fréchet distance of I3D (Kinetics-400) logits over the {result['clips']} predicted, "
+                      f"copy-last and true futures (the given frame excluded). With fewer than a few hundred "
+                      f"clips FVD is strongly biased upward: compare values only at the same clip count."]
+    if result["not_computed"]:
+        lines += ["", *(f"{k.upper()}: {v}." for k, v in result["not_computed"].items())]
     return "\n".join(lines) + "\n"
 
 

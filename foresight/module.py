@@ -139,7 +139,8 @@ class ForesightModule(L.LightningModule):
 
     @torch.no_grad()
     def evaluate_batch(self, batch: dict, seed: int, per_frame: bool = False,
-                       frame_metrics: dict[str, Callable[[Tensor, Tensor], Tensor]] | None = None) -> dict[str, Tensor]:
+                       frame_metrics: dict[str, Callable[[Tensor, Tensor], Tensor]] | None = None,
+                       on_futures: Callable[[Tensor, Tensor, Tensor], None] | None = None) -> dict[str, Tensor]:
         """Seeded losses and prediction quality, each beside the copy-last-frame baseline.
 
         Keys are the same for every option (flow_t* only where a DiT is trained), so a sweep can
@@ -147,6 +148,8 @@ class ForesightModule(L.LightningModule):
         per_frame: also `<metric>[_copy_last]_frames`, (F-1,) means over the batch per future frame.
         frame_metrics: more per-frame scores beside PSNR and SSIM, name -> fn(pred, truth) with videos
         (B, F, H, W, 3) in [0, 255] -> (B, F) (evaluate.py adds LPIPS this way).
+        on_futures: called with the scored futures (predicted, copy-last, true), each (B, F-1, H, W, 3)
+        uint8, for scores over whole sets of videos (evaluate.py collects I3D features for FVD this way).
         """
         feats = self.features(batch)
         metrics: dict[str, Tensor] = {}
@@ -171,6 +174,8 @@ class ForesightModule(L.LightningModule):
         for name, score in {**FRAME_METRICS, **(frame_metrics or {})}.items():
             frame_scores[name] = score(frames[:, 1:], truth)
             frame_scores[f"{name}_copy_last"] = score(still[:, 1:], truth)
+        if on_futures is not None:
+            on_futures(frames[:, 1:], still[:, 1:], truth)
         metrics |= {
             "latent_mse": masked_mse(pack(pred), target, future),
             "latent_mse_copy_last": masked_mse(pack(still_latents), target, future),

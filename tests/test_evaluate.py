@@ -1,6 +1,7 @@
 """evaluate.py: a checkpoint's scores on held-out shards, beside the copy-last-frame baseline."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from foresight.config import ROOT
+from tests.test_fvd import i3d_weights
 
 SAMPLE = ROOT / "data" / "sample"
 
@@ -44,16 +46,19 @@ def test_scores_match_the_windows_and_the_baseline_is_computed_honestly(run_dir)
     assert result["per_frame"]["psnr_copy_last"] == pytest.approx(expected.mean(0).tolist(), rel=1e-5)
     report = markdown(result)
     assert "| psnr |" in report and "| 16 |" in report
-    assert "LPIPS: skipped: no weights at lpips.vgg=None, lpips.lin=None" in report and "FVD: not implemented" in report
+    assert "LPIPS: skipped: no weights at lpips.vgg=None, lpips.lin=None" in report
+    assert "FVD: skipped: no weights at fvd.i3d=None (set fvd.i3d to pytorch-i3d's rgb_imagenet.pt)." in report
+    assert "fvd" not in result["metrics"] and "| fvd |" not in report
 
 
 def test_evaluate_py_writes_json_and_markdown(run_dir, tmp_path):
     out = subprocess.run([sys.executable, "evaluate.py", f"ckpt={run_dir}", "limit=2", "batch_size=2",
-                          f"out_dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "FORESIGHT_ROOT": str(ROOT)})
+                          f"out_dir={tmp_path}", f"fvd.i3d={i3d_weights(tmp_path)}"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "FORESIGHT_ROOT": str(ROOT)})
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads((tmp_path / "evaluation.json").read_text())
     assert result["clips"] == 2 and (tmp_path / "evaluation.md").read_text().startswith("# Evaluation of option B")
+    assert {"fvd", "fvd_copy_last"} <= set(result["metrics"])  # fvd.i3d reaches evaluate()
     bad = subprocess.run([sys.executable, "evaluate.py", f"ckpt={run_dir}", f"shards={tmp_path}/none-*.tar",
                           f"out_dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "shards=" in bad.stderr and "matched no files" in bad.stderr
@@ -112,3 +117,17 @@ def test_lpips_from_local_weights(run_dir, tmp_path):
 def _wrong_heads(directory):
     torch.save({f"lin{k}.model.1.weight": torch.rand(1, 8, 1, 1) for k in range(5)}, directory / "bad.pth")
     return directory / "bad.pth"
+
+
+def test_fvd_from_local_i3d_weights(run_dir, tmp_path):
+    from foresight.evaluate import evaluate, markdown
+
+    result = evaluate(run_dir, limit=4, batch_size=2, fvd_i3d=str(i3d_weights(tmp_path)))
+    m = result["metrics"]
+    assert "fvd" not in result["not_computed"] and result["clips"] == 4
+    assert m["fvd"] > 0 and m["fvd_copy_last"] > 0 and all(map(math.isfinite, (m["fvd"], m["fvd_copy_last"])))
+    report = markdown(result)
+    assert f"| fvd | {m['fvd']:.4g} | {m['fvd_copy_last']:.4g} | lower |" in report
+    assert "I3D (Kinetics-400) logits over the 4 predicted" in report and "strongly biased" in report
+    missing = evaluate(run_dir, limit=1, batch_size=1, fvd_i3d=str(tmp_path / "absent.pt"))
+    assert missing["not_computed"]["fvd"].startswith(f"skipped: no weights at fvd.i3d={tmp_path / 'absent.pt'}")
