@@ -25,6 +25,7 @@ import diffusers
 import torch
 import transformers
 import yaml
+from torch import Tensor
 
 from foresight import flow
 from foresight.config import CONF_DIR
@@ -137,6 +138,46 @@ def bench_size(ltx: LTXVideo, vlm: FrozenVLM, adapter_width: int, size: tuple[in
     return row
 
 
+def bare_lora_loss(ltx: LTXVideo, grid: tuple[int, int, int], text: Tensor, text_mask: Tensor, device):
+    """The bare DiT LoRA objective on random in-memory latents of `grid` (B=1, no adapter, no
+    conditioning): the reference an option's training step is compared with. Returns a loss closure."""
+    tokens = grid[0] * grid[1] * grid[2]
+    z0 = torch.randn(1, tokens, ltx.latent_channels, device=device)
+    coords = rope_coords(grid_positions(grid, device=device), torch.tensor([24.0], device=device))  # (1, 3, N)
+
+    def loss() -> Tensor:
+        noise = torch.randn_like(z0)
+        t = flow.sample_t(1, tokens, device=device)
+        x_t, t_tok = flow.noisy_input(z0, noise, t, None)
+        v = ltx.velocity(x_t, t_tok, coords, text, text_mask)
+        return flow.masked_mse(v, flow.velocity(z0, noise))
+
+    return loss
+
+
+def time_train_step(loss_fn, params: list, device, dtype, iters: int) -> tuple[float | None, float | str | None]:
+    """(median ms, peak GiB) of forward + backward + AdamW on `params`; (None, "out of memory") when it
+    does not fit: a row that does not fit is a result, not a crash."""
+    opt = torch.optim.AdamW(params, lr=1e-5)
+
+    def step():
+        with torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
+            loss = loss_fn()
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    try:
+        ms, _ = timed(step, device, iters)
+        return ms, peak_gib(device)
+    except torch.OutOfMemoryError:
+        opt.zero_grad(set_to_none=True)
+        return None, "out of memory"
+
+
 def train_steps(ltx: LTXVideo, vlm: FrozenVLM, feats: Features, adapter_width: int, device, dtype, iters: int,
                 lora_rank: int) -> dict:
     """LoRA training step time and peak memory: bare DiT vs option C's adapter + LoRA, +/- checkpointing."""
@@ -150,14 +191,7 @@ def train_steps(ltx: LTXVideo, vlm: FrozenVLM, feats: Features, adapter_width: i
     adapter = QueryAdapter(vlm.out_dim, ltx.latent_channels, width=adapter_width, depth=2,
                            heads=max(1, adapter_width // 64)).to(device)
     lora = [p for p in ltx.parameters() if p.requires_grad]
-    coords = target.coords()
-
-    def bare_loss():
-        noise = torch.randn_like(z0)
-        t = flow.sample_t(1, feats.num_tokens, device=device)
-        x_t, t_tok = flow.noisy_input(z0, noise, t, None)
-        v = ltx.velocity(x_t, t_tok, coords, feats.text, feats.text_mask)
-        return flow.masked_mse(v, flow.velocity(z0, noise))
+    bare_loss = bare_lora_loss(ltx, feats.grid, feats.text, feats.text_mask, device)
 
     def option_loss():
         return option.loss(adapter, ltx, target)["loss"]
@@ -170,30 +204,22 @@ def train_steps(ltx: LTXVideo, vlm: FrozenVLM, feats: Features, adapter_width: i
         suffix = "_ckpt" if checkpointing else ""
         for name, loss_fn, params in (("bare_lora", bare_loss, lora), ("option_c", option_loss,
                                                                       lora + list(adapter.parameters()))):
-            opt = torch.optim.AdamW(params, lr=1e-5)
-
-            def step():
-                with torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
-                    loss = loss_fn()
-                loss.backward()
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-                torch.cuda.reset_peak_memory_stats()
-            try:
-                out[f"train_{name}{suffix}_ms"], _ = timed(step, device, iters)
-                out[f"train_{name}{suffix}_peak_gib"] = peak_gib(device)
-            except torch.OutOfMemoryError:  # a row that does not fit is a result, not a crash
-                opt.zero_grad(set_to_none=True)
-                out[f"train_{name}{suffix}_ms"], out[f"train_{name}{suffix}_peak_gib"] = None, "out of memory"
+            out[f"train_{name}{suffix}_ms"], out[f"train_{name}{suffix}_peak_gib"] = time_train_step(
+                loss_fn, params, device, dtype, iters)
     ltx.transformer.disable_gradient_checkpointing()
     flops = lora_step_flops(ltx.transformer, feats.num_tokens, feats.text.shape[1])
     out["train_step_tflop"] = flops / 1e12
     for key in [k for k in out if k.endswith("_ms") and k.startswith("train_")]:
         out[key.replace("_ms", "_mfu")] = mfu(flops, out[key], device)
     return out
+
+
+def run_meta(device, model: str, vlm: str, dtype: str, lora_rank: int, adapter_width: int, compile: bool) -> dict:
+    """What a benchmark's JSON says about where and with what it ran."""
+    return {"date": time.strftime("%Y-%m-%d"), "device": torch.cuda.get_device_name() if device.type == "cuda"
+            else platform.processor() or "cpu", "torch": torch.__version__, "model": model, "vlm": vlm,
+            "dtype": dtype, "lora_rank": lora_rank, "adapter_width": adapter_width, "compile": compile,
+            "diffusers": diffusers.__version__, "transformers": transformers.__version__}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -226,10 +252,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                          1 if args.tiny else args.iters, 4 if args.tiny else args.lora_rank, args.context_frames)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    meta = {"date": time.strftime("%Y-%m-%d"), "device": torch.cuda.get_device_name() if device.type == "cuda"
-            else platform.processor() or "cpu", "torch": torch.__version__, "model": model, "vlm": vlm_size,
-            "dtype": dt_name, "lora_rank": args.lora_rank, "adapter_width": args.adapter_width,
-            "compile": args.compile, "diffusers": diffusers.__version__, "transformers": transformers.__version__}
+    meta = run_meta(device, model, vlm_size, dt_name, args.lora_rank, args.adapter_width, args.compile)
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     return rows
 

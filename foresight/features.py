@@ -8,7 +8,7 @@ last context frame, which LTX's causal VAE encodes on its own) and the grid size
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import torch
 from torch import Tensor
@@ -57,6 +57,11 @@ class Features:
         mask = torch.zeros(self.batch_size, self.num_tokens, dtype=torch.bool, device=self.first_latent.device)
         mask[:, : h * w] = True
         return mask
+
+    def pin_memory(self) -> "Features":
+        """Page-locked copies of the tensors (what DataLoader(pin_memory=True) asks of a batch)."""
+        return replace(self, **{f.name: getattr(self, f.name).pin_memory() for f in fields(self)
+                                if isinstance(getattr(self, f.name), Tensor)})
 
     def known_tokens(self) -> Tensor:
         """(B, N, 128): the first latent frame in place, zeros elsewhere (values under first_frame_mask)."""

@@ -119,12 +119,13 @@ class ForesightModule(L.LightningModule):
         out = self.option.loss(self.adapter, self.ltx, self.features(batch), training=True)
         bs = len(batch["caption"])
         self.log_dict({f"train/{k}": v for k, v in out.items()}, prog_bar=False, batch_size=bs)
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=bs)
+        # host numbers go in as CPU tensors: a logged float is copied to the GPU, which waits for the step
+        self.log("train/lr", torch.tensor(self.optimizers().param_groups[0]["lr"]), batch_size=bs)
         dm = getattr(self.trainer, "datamodule", None)
         if dm is not None and hasattr(dm, "consumed"):
             skips = dm.consumed(batch)  # also records the data position that checkpoints save
             if skips:
-                self.log_dict({f"data/skipped_{k}": float(v) for k, v in skips.items()}, batch_size=bs)
+                self.log_dict({f"data/skipped_{k}": torch.tensor(float(v)) for k, v in skips.items()}, batch_size=bs)
         return out["loss"]
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:

@@ -7,9 +7,12 @@ that means something is the step out of `trainer.max_steps` (a resumed run start
 from __future__ import annotations
 
 import logging
+import statistics
 import time
+from collections import deque
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks.progress import ProgressBar
 from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn,
@@ -26,7 +29,8 @@ class StepsPerSecond(ProgressColumn):
 
 class StepProgress(ProgressBar):
     """Loss, steps/s and ETA for the run; validation as a passing second bar. `log_every`: steps
-    between log lines when stdout is not a terminal (SLURM, CI); 0 uses trainer.log_every_n_steps."""
+    between loss updates (and log lines when stdout is not a terminal: SLURM, CI); 0 uses
+    trainer.log_every_n_steps."""
 
     def __init__(self, log_every: int = 0) -> None:
         super().__init__()
@@ -58,12 +62,14 @@ class StepProgress(ProgressBar):
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if not (self.enabled and trainer.is_global_zero):
             return
-        loss = f"{float(outputs['loss']):.4f}" if isinstance(outputs, dict) and "loss" in outputs else "-"
-        if self.progress is not None:
-            self.progress.update(self.train_task, completed=trainer.global_step, loss=loss)
-            return
         every = self.log_every or trainer.log_every_n_steps
-        if trainer.global_step % every == 0 or trainer.global_step == trainer.max_steps:
+        shown = trainer.global_step % every == 0 or trainer.global_step == trainer.max_steps
+        # reading the loss waits for the GPU to finish the step: only when it is shown, not every step
+        loss = f"{float(outputs['loss']):.4f}" if shown and isinstance(outputs, dict) and "loss" in outputs else None
+        if self.progress is not None:
+            self.progress.update(self.train_task, completed=trainer.global_step, **({"loss": loss} if loss else {}))
+            return
+        if shown:
             done = trainer.global_step - self.start_step
             rate = done / max(time.monotonic() - self.started, 1e-9)
             eta = (trainer.max_steps - trainer.global_step) / rate if rate else float("nan")
@@ -88,3 +94,43 @@ class StepProgress(ProgressBar):
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+
+class StepTimes(L.Callback):
+    """Logs `perf/step_ms`, the median time between the last `window` step ends, and on a GPU
+    `perf/peak_gib`, the peak memory allocated since training started.
+
+    Time between step ends is the step as the run pays for it: data wait, forward, backward,
+    optimizer and every callback. On a GPU it is read from CUDA events recorded on the stream at
+    each step end, once they have completed, so measuring never makes the host wait for the GPU (a
+    host sync per step would leave the GPU idle while the next step is prepared). The median shrugs
+    off the compile of the first steps and the rare slow step, so a sweep can compare runs on it."""
+
+    def __init__(self, window: int = 20) -> None:
+        self.window = window
+        self.times: deque[float] = deque(maxlen=window)  # ms
+        self.marks: deque = deque()  # step ends not yet measured: CUDA events, or host times on a CPU
+
+    def on_train_start(self, trainer, module) -> None:
+        self.times.clear()
+        self.marks.clear()
+        if module.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(module.device)
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if module.device.type == "cuda":
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self.marks.append(event)
+            while len(self.marks) >= 2 and self.marks[1].query():  # events complete in stream order
+                start = self.marks.popleft()
+                self.times.append(start.elapsed_time(self.marks[0]))
+            if self.times:  # CPU tensors: logging a float would copy it to the GPU, a sync
+                module.log("perf/peak_gib", torch.tensor(torch.cuda.max_memory_allocated(module.device) / 2**30),
+                           batch_size=1, rank_zero_only=True)
+        else:
+            self.marks.append(time.perf_counter())
+            if len(self.marks) == 2:
+                self.times.append((self.marks[1] - self.marks.popleft()) * 1e3)
+        if self.times:
+            module.log("perf/step_ms", torch.tensor(statistics.median(self.times)), batch_size=1, rank_zero_only=True)

@@ -33,3 +33,20 @@ def test_lora_step_flops_of_the_2b_dit_are_in_the_expected_range():
     # 4 x 1.9e9 weights x 6144 tokens for the linear layers, plus attention over 6144^2 in 28 layers
     linear = 4 * 1.88e9 * 6144
     assert 1.3 * linear < flops < 1.7 * linear
+
+
+def test_training_bench_times_each_option_through_the_trainer_beside_the_bare_step(tmp_path, twin_dir):
+    from foresight import bench_train
+
+    rows = bench_train.main(["--tiny", "--options", "A", "C", "--checkpointing", "off", "--warmup", "1",
+                             "--steps", "2", "--workers", "0", "--cache-dir", str(twin_dir),
+                             "--out", str(tmp_path / "bench_train.json")])
+    report = json.loads((tmp_path / "bench_train.json").read_text())
+    assert report["rows"] == rows and report["meta"]["timed_steps"] == 2
+    a, c = rows
+    assert (a["option"], a["dit_tokens"], a["ratio_same_tokens"]) == ("A", 0, None)  # A calls no DiT
+    # C prepends one latent frame of 2x2 conditioning tokens to the 3x2x2 target grid
+    assert (c["option"], c["target_tokens"], c["dit_tokens"]) == ("C", 12, 16)
+    for row in rows:
+        assert row["step_ms"] > 0 and row["bare_target_tokens_ms"] > 0
+    assert c["ratio_same_tokens"] == c["step_ms"] / c["bare_same_tokens_ms"]

@@ -61,3 +61,4 @@ def test_train_returns_the_optimized_metric(tmp_path, twin_dir):
     result = train(cfg)
     assert result["metric"] == result["metrics"]["val/psnr"] and result["metric"] > 0
     assert set(result["metrics"]) >= {"val/flow_t0.5", "val/ssim", "train/loss"}
+    assert result["metrics"]["perf/step_ms"] > 0  # StepTimes: the median time between step ends

@@ -240,8 +240,10 @@ class ResumableData(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         self.train_set.rank = self.trainer.global_rank if self.trainer is not None else 0
+        # page-locked batches on a GPU: the copy to the device then overlaps the previous step
+        on_gpu = self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
         return DataLoader(self.train_set, batch_size=None, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+                          persistent_workers=self.num_workers > 0, pin_memory=on_gpu)
 
     def val_dataloader(self) -> DataLoader:
         # one process: the held-out order must not depend on how many workers there are

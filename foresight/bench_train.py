@@ -1,0 +1,180 @@
+"""Training steps through the real trainer from the feature cache, beside the bare DiT LoRA step.
+
+    python -m foresight.bench_train --model ltx_2b --vlm 7b --options A B C D --compile --out bench_train.json
+    python -m foresight.bench_train --tiny --out bench_train.json     # CPU, tiny twins: what CI runs
+
+The performance issue's training target: an option's step (adapter + LoRA r=128, bf16, batch 1,
+768x512x121 = 6144 target tokens) within 1.10x the bare DiT LoRA step measured in the same run.
+Each option trains through `foresight.train.train`, the code behind `train.py ... data=features`:
+FeatureDataModule reading feature shards written here at full size (random values: speed does not
+depend on them), the LightningModule, AdamW and its schedule, gradient clipping, the training-state
+and progress callbacks. Its step time is `perf/step_ms` (foresight.progress.StepTimes): the median
+wall time between step ends over the last `--steps` steps, after `--warmup` steps (compilation).
+The bare step (DiT + LoRA alone on in-memory latents: no adapter, no data, no Lightning) is timed
+in the same process at each DiT sequence length the options use: the target's tokens, and option
+C's with its prepended conditioning frame (C's DiT reads more tokens by design; both ratios are kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from foresight.bench import (architecture, bare_lora_loss, lora_step_flops, mfu, run_meta, time_train_step)
+from foresight.config import compose
+from foresight.data.bench import write_feature_shard
+from foresight.models.ltx import LTXVideo, latent_grid
+from foresight.train import train
+
+VLM_DIM = {"7b": 3584, "3b": 2048, "tiny": 64}
+CAPTION = {"ltx_2b": (256, 4096), "ltx_13b": (256, 4096), "tiny": (32, 64)}  # T5 tokens, width the DiT reads
+
+
+def dit_grid(option: str, grid: tuple[int, int, int], cfg) -> tuple[int, int, int] | None:
+    """The latent grid whose token count is the DiT sequence of `option` (None: A calls no DiT)."""
+    f, h, w = grid
+    if option == "A":
+        return None
+    if option == "C":
+        return (2 * f, h, w) if cfg.option.placement == "target" else (f + cfg.option.cond_frames, h, w)
+    return grid
+
+
+def overrides(args, option: str, shards: str, out_dir: Path, checkpointing: bool) -> list[str]:
+    """train.py's command line for this option, model and size (everything on the one device)."""
+    tiny = args.tiny
+    device = "cpu" if tiny else "cuda"
+    lora = [] if option == "A" else [f"option.lora.rank={args.lora_rank}", f"option.lora.alpha={args.lora_rank}"]
+    return [
+        f"option={option}", *lora,
+        f"model={'tiny' if tiny else args.model}", f"model.compile={args.compile}",
+        f"model.gradient_checkpointing={checkpointing}",
+        *([] if tiny else ["model.twin=random", f"+model.device={device}"]),
+        f"vlm={'tiny' if tiny else 'qwen2_5_vl_' + args.vlm}",
+        *([] if tiny else ["vlm.twin=random", f"+vlm.size={args.vlm}", f"+vlm.device={device}"]),
+        f"adapter.width={args.adapter_width}", f"adapter.heads={max(1, args.adapter_width // 64)}",
+        "data=features", f"data.train_shards='{shards}'", f"data.val_shards='{shards}'", "data.batch_size=1",
+        f"data.num_workers={args.workers}",
+        f"trainer={'cpu' if tiny else 'gpu'}", f"trainer.max_steps={args.warmup + args.steps}",
+        "trainer.limit_val_batches=0", "~callbacks.sample_videos", f"callbacks.step_times.window={args.steps}",
+        "logger=none", f"paths.output_dir={out_dir}", *(["paths.cache_dir=" + args.cache_dir] if args.cache_dir else []),
+        *(v.replace("{option}", option) for v in args.set),
+    ]
+
+
+def free_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def bare_steps(args, grids: set[tuple[int, int, int]], device, dtype) -> dict:
+    """Bare DiT LoRA step per grid (and with gradient checkpointing): {(grid, ckpt): (ms, peak)}."""
+    model = "tiny" if args.tiny else args.model
+    ltx = LTXVideo("", twin="random", architecture=architecture(model), dtype=str(dtype).split(".")[-1],
+                   device=str(device), compile=args.compile)
+    ltx.add_lora(rank=args.lora_rank, alpha=args.lora_rank, targets=["to_q", "to_k", "to_v", "to_out.0"])
+    lora = [p for p in ltx.parameters() if p.requires_grad]
+    tokens, width = CAPTION[model]
+    text = torch.randn(1, tokens, width, device=device)
+    text_mask = torch.ones(1, tokens, dtype=torch.bool, device=device)
+    out = {}
+    for checkpointing in args.checkpointing:
+        (ltx.transformer.enable_gradient_checkpointing if checkpointing
+         else ltx.transformer.disable_gradient_checkpointing)()
+        for grid in sorted(grids):
+            loss = bare_lora_loss(ltx, grid, text, text_mask, device)
+            out[grid, checkpointing] = time_train_step(loss, lora, device, dtype, args.steps)
+    flops = {grid: lora_step_flops(ltx.transformer, grid[0] * grid[1] * grid[2], tokens) for grid in grids}
+    del ltx, lora
+    free_memory()
+    return {"times": out, "flops": flops}
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="ltx_2b")
+    parser.add_argument("--vlm", default="7b", choices=["7b", "3b"])
+    parser.add_argument("--size", default="768x512x121", help="WxHxF of the target clip")
+    parser.add_argument("--options", nargs="+", default=["A", "B", "C", "D"])
+    parser.add_argument("--checkpointing", nargs="+", default=["off", "on"], choices=["off", "on"],
+                        help="gradient checkpointing of the DiT blocks: each value a row")
+    parser.add_argument("--tiny", action="store_true", help="tiny random twins on CPU (the CI mode)")
+    parser.add_argument("--warmup", type=int, default=8, help="steps before timing (compilation, allocator)")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps (the median is reported)")
+    parser.add_argument("--lora-rank", type=int, default=128)
+    parser.add_argument("--adapter-width", type=int, default=1024)
+    parser.add_argument("--vlm-tokens", type=int, default=567, help="cached VLM states per clip (4 frames + prompt)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--compile", action="store_true", help="model.compile=true (DiT blocks, VAE decoder)")
+    parser.add_argument("--cache-dir", default=None, help="paths.cache_dir for the tiny twins")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="more train.py overrides for every run ('{option}' is replaced by the option)")
+    parser.add_argument("--out", type=Path, default=Path("bench_train.json"))
+    args = parser.parse_args(argv)
+    args.checkpointing = [v == "on" for v in args.checkpointing]
+    if args.tiny:
+        args.model, args.vlm, args.size, args.lora_rank, args.adapter_width = "tiny", "tiny", "64x64x17", 4, 64
+        args.vlm_tokens = 30
+
+    device = torch.device("cuda" if torch.cuda.is_available() and not args.tiny else "cpu")
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    width, height, frames = (int(v) for v in args.size.split("x"))
+    grid = latent_grid(frames, height, width)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        shards = [Path(tmp) / f"features-{i:06d}.tar" for i in range(2)]
+        for path in shards:  # what preprocess.py writes, at this size
+            write_feature_shard(path, 8, (args.vlm_tokens, VLM_DIM[args.vlm]), CAPTION[args.model], grid)
+        pattern = str(Path(tmp) / "features-{000000..000001}.tar")
+        plans = {}
+        for option in args.options:
+            cfg = compose(overrides(args, option, pattern, Path(tmp) / "run", False))
+            plans[option] = dit_grid(option, grid, cfg)
+        bare = bare_steps(args, {g for g in [grid, *plans.values()] if g is not None}, device, dtype)
+        for option in args.options:
+            for checkpointing in args.checkpointing:
+                out_dir = Path(tmp) / f"run_{option}_{checkpointing}"
+                cfg = compose(overrides(args, option, pattern, out_dir, checkpointing))
+                started = time.perf_counter()
+                try:
+                    metrics = train(cfg)["metrics"]
+                    step_ms, peak = metrics["perf/step_ms"], metrics.get("perf/peak_gib")
+                except torch.OutOfMemoryError:
+                    step_ms, peak = None, "out of memory"
+                free_memory()
+                dit = plans[option]
+                same_ms = bare["times"][dit, checkpointing][0] if dit else None
+                target_ms = bare["times"][grid, checkpointing][0]
+                row = {
+                    "option": option, "size": args.size, "checkpointing": checkpointing,
+                    "target_tokens": grid[0] * grid[1] * grid[2],
+                    "dit_tokens": dit[0] * dit[1] * dit[2] if dit else 0,
+                    "step_ms": step_ms, "peak_gib": peak,
+                    "bare_same_tokens_ms": same_ms,
+                    "bare_same_tokens_peak_gib": bare["times"][dit, checkpointing][1] if dit else None,
+                    "ratio_same_tokens": step_ms / same_ms if step_ms and same_ms else None,
+                    "bare_target_tokens_ms": target_ms,
+                    "ratio_target_tokens": step_ms / target_ms if step_ms and target_ms else None,
+                    "mfu": mfu(bare["flops"][dit], step_ms, device) if dit else None,
+                    "run_s": round(time.perf_counter() - started, 1),
+                }
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    meta = run_meta(device, args.model, args.vlm, "bfloat16" if dtype == torch.bfloat16 else "float32",
+                    args.lora_rank, args.adapter_width, args.compile)
+    meta |= {"warmup_steps": args.warmup, "timed_steps": args.steps, "vlm_tokens": args.vlm_tokens,
+             "workers": args.workers}
+    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
