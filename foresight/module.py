@@ -34,19 +34,21 @@ def plain_name(name: str) -> str:
 class ForesightModule(L.LightningModule):
     def __init__(
         self,
-        vlm: FrozenVLM,
+        vlm: FrozenVLM | None,
         ltx: LTXVideo,
         option: Option,
         adapter: Callable[..., QueryAdapter],
         optimizer: Callable[..., torch.optim.Optimizer],
         warmup_steps: int = 0,
         val_seed: int = 0,
+        vlm_dim: int | None = None,
     ) -> None:
+        """vlm=None with vlm_dim: trained from the feature cache, whose batches carry the VLM states."""
         super().__init__()
         self.vlm, self.ltx, self.option = vlm, ltx, option
         if option.lora:
             ltx.add_lora(**option.lora)
-        self.adapter = adapter(in_dim=vlm.out_dim, out_dim=option.adapter_out_dim(ltx))
+        self.adapter = adapter(in_dim=vlm.out_dim if vlm is not None else vlm_dim, out_dim=option.adapter_out_dim(ltx))
         self.optimizer_factory = optimizer
         self.warmup_steps = warmup_steps
         self.val_seed = val_seed
@@ -113,7 +115,12 @@ class ForesightModule(L.LightningModule):
 
     def features(self, batch: dict) -> Features:
         """From the feature cache when the batch carries them (data=features), else encoded live."""
-        return batch["features"] if "features" in batch else encode_batch(batch, self.vlm, self.ltx)
+        if "features" in batch:
+            return batch["features"]
+        if self.vlm is None or self.ltx.text_encoder is None:
+            raise ValueError("this module was built without its frozen encoders (to train from the feature "
+                             "cache) and cannot encode video; build it with the VLM and T5 loaded (predict.py does)")
+        return encode_batch(batch, self.vlm, self.ltx)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         out = self.option.loss(self.adapter, self.ltx, self.features(batch), training=True)

@@ -94,10 +94,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     experiment = experiment_identity(cfg)
     state_path = resume_from(cfg, resolved, experiment)  # checked before the models load
     option = instantiate(cfg.option)
-    vlm = instantiate(cfg.vlm)
-    ltx = instantiate(cfg.model)
+    vlm, ltx, vlm_dim = frozen_models(cfg, datamodule)
     adapter = instantiate(cfg.adapter)
-    module = instantiate(cfg.module)(vlm=vlm, ltx=ltx, option=option, adapter=adapter)
+    module = instantiate(cfg.module)(vlm=vlm, ltx=ltx, option=option, adapter=adapter, vlm_dim=vlm_dim)
 
     loggers = [instantiate(c, _convert_="all") for c in (cfg.get("logger") or {}).values()]
     callbacks = [instantiate(c, _convert_="all") for c in (cfg.get("callbacks") or {}).values()]
@@ -123,6 +122,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if trainer.is_global_zero:
         log_summary(cfg, trainer, callbacks, metrics, trainer.global_step - first_step, time.monotonic() - started)
     return {"metric": metric, "metrics": metrics, "checkpoints": ckpts}
+
+
+def frozen_models(cfg: DictConfig, datamodule) -> tuple[Any, Any, int | None]:
+    """(VLM, LTX-Video, cached VLM width). From the feature cache (data=features) the VLM and T5 already
+    ran in preprocess.py: neither is loaded (at real scale 16 + 9 GiB of GPU memory and minutes of
+    loading), and the adapter's input width comes from the cached states."""
+    if not hasattr(datamodule, "cached_widths"):
+        return instantiate(cfg.vlm), instantiate(cfg.model), None
+    widths = datamodule.cached_widths()
+    ltx = instantiate(cfg.model, text_encoder=False)
+    if widths["text"] != ltx.caption_dim:
+        raise ValueError(f"the feature cache holds caption states {widths['text']} wide, but this model's DiT "
+                         f"reads {ltx.caption_dim}: it was written with another model; re-run python preprocess.py with this one")
+    return None, ltx, widths["vlm"]
 
 
 def log_summary(cfg: DictConfig, trainer: L.Trainer, callbacks: list, metrics: dict[str, float], steps: int,

@@ -1,15 +1,13 @@
 """The feature cache: written once, resumable, and equal to encoding the video live."""
 
-import subprocess
-import sys
-
 import pytest
 import torch
 from hydra.utils import instantiate
 
-from foresight.config import ROOT, compose
+from foresight.config import compose
 from foresight.data.features import FeatureDataModule, preprocess
 from foresight.features import encode_batch
+from foresight.train import train
 from tests.helpers import build
 
 
@@ -38,18 +36,33 @@ def test_cached_loss_equals_live_loss_and_preprocess_resumes(tmp_path, twin_dir,
     assert torch.allclose(losses[0], losses[1], rtol=1e-5), losses
 
 
-def test_training_from_the_cache(tmp_path, twin_dir):
+def test_training_from_the_cache_loads_no_vlm_and_no_t5(tmp_path, twin_dir, monkeypatch):
     out = tmp_path / "features"
     cfg = compose([f"paths.cache_dir={twin_dir}", f"+preprocess.out_dir={out}", "+preprocess.batch_size=8",
                    "+preprocess.frames=false"])
     preprocess(cfg)
-    run = subprocess.run(
-        [sys.executable, "train.py", "+experiment=optionC", "data=features", f"paths.log_dir={tmp_path}/logs",
-         f"paths.cache_dir={twin_dir}", "logger=csv", "trainer.max_steps=4", "trainer.val_check_interval=4",
-         f"data.train_shards='{out}/train-{{000000..000003}}.tar'", f"data.val_shards={out}/val-000000.tar"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert "  val/flow_t0.1  " in run.stderr + run.stdout  # validated from the cache (end-of-run summary)
+
+    def no_t5(*args, **kwargs):
+        raise AssertionError("T5 loaded although the cache holds the caption states")
+
+    monkeypatch.setattr("foresight.models.ltx.FrozenTextEncoder", no_t5)
+    # the VLM points at a directory that does not exist: loading it would fail
+    result = train(compose([
+        "+experiment=optionC", "data=features", f"paths.output_dir={tmp_path}/run", f"paths.cache_dir={twin_dir}",
+        "logger=csv", "trainer.max_steps=4", "trainer.val_check_interval=4", "vlm.twin=null",
+        f"vlm.pretrained={tmp_path}/no_vlm_here", f"data.train_shards='{out}/train-{{000000..000003}}.tar'",
+        f"data.val_shards={out}/val-000000.tar"]))
+    assert result["metrics"]["val/flow_t0.1"] > 0 and result["checkpoints"]  # validated from the cache
+
+
+def test_a_cache_written_for_another_dit_is_refused_before_training(tmp_path, twin_dir):
+    from foresight.data.bench import write_feature_shard
+
+    write_feature_shard(tmp_path / "f-000000.tar", 2, vlm=(5, 64), text=(32, 4096), grid=(3, 2, 2))
+    with pytest.raises(ValueError, match="caption states 4096 wide, but this model's DiT reads 64"):
+        train(compose([f"paths.cache_dir={twin_dir}", f"paths.output_dir={tmp_path}/run", "logger=none",
+                       "data=features", f"data.train_shards={tmp_path}/f-000000.tar",
+                       f"data.val_shards={tmp_path}/f-000000.tar"]))
 
 
 def test_missing_cache_says_how_to_make_it(tmp_path):

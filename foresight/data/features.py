@@ -21,7 +21,7 @@ import webdataset as wds
 from torch.utils.data import DataLoader
 
 from foresight.data.loader import ClipWindows, expand_shards
-from foresight.data.stream import BadSample, ResumableBatches, ResumableData
+from foresight.data.stream import BadSample, ResumableBatches, ResumableData, shard_samples
 from foresight.features import Features, encode_batch
 
 
@@ -120,6 +120,18 @@ class FeatureDataModule(ResumableData):
         self.train_set = FeatureSamples(self.train_urls, True, seed, batch_size, open_shards=open_shards)
         self.val_set = FeatureSamples(self.val_urls, False, seed, val_batch_size)
         self.num_workers = num_workers
+
+    def cached_widths(self) -> dict[str, int]:
+        """{"vlm": width of the cached VLM states, "text": of the caption states}, from the first sample:
+        training from the cache needs these instead of the frozen encoders themselves."""
+        url = self.train_urls[0]
+        for _, sample in shard_samples(url):
+            try:
+                return {name: int(_load_npy(sample[f"{name}.npy"]).shape[-1]) for name in ("vlm", "text")}
+            except (KeyError, ValueError) as e:
+                raise ValueError(f"{url}: its first sample holds no readable cached features ({e}); "
+                                 f"re-run python preprocess.py") from None
+        raise ValueError(f"{url} holds no samples; re-run python preprocess.py")
 
 
 def preprocess(cfg) -> dict[str, int]:

@@ -96,12 +96,14 @@ class LTXVideo(nn.Module):
         gradient_checkpointing: bool = False,
         device: str | None = None,
         compile: bool = False,
+        text_encoder: bool = True,
     ) -> None:
         """twin="tiny": build a twin of `architecture` into `pretrained` if absent, then load it.
         twin="random": random weights of `architecture` in memory on `device`, no text encoder
         (speed benchmarks: speed does not depend on weight values, and nothing is downloaded).
         compile: torch.compile each DiT block (all blocks share one compiled graph per shape) and
-        the VAE decoder; the first call at a new shape pays the compilation."""
+        the VAE decoder; the first call at a new shape pays the compilation.
+        text_encoder=False: no T5 (training from the feature cache, which holds the caption states)."""
         super().__init__()
         dt = torch_dtype(dtype)
         if twin == "random":
@@ -116,7 +118,7 @@ class LTXVideo(nn.Module):
             source = resolve_pretrained(pretrained, expected)
             vae = AutoencoderKLLTXVideo.from_pretrained(source, subfolder="vae", torch_dtype=dt)
             transformer = LTXVideoTransformer3DModel.from_pretrained(source, subfolder="transformer", torch_dtype=dt)
-            self.text_encoder = FrozenTextEncoder(source, dtype=dtype, max_tokens=text_max_tokens)
+            self.text_encoder = FrozenTextEncoder(source, dtype=dtype, max_tokens=text_max_tokens) if text_encoder else None
         self.vae, self.transformer = freeze(vae), freeze(transformer)
         if gradient_checkpointing:
             self.transformer.enable_gradient_checkpointing()
