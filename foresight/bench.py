@@ -96,7 +96,7 @@ def mfu(flops: float, ms: float | None, device: torch.device) -> float | None:
 
 
 def bench_size(ltx: LTXVideo, vlm: FrozenVLM, adapter_width: int, size: tuple[int, int, int], device, dtype,
-               iters: int, lora_rank: int, context_frames: int) -> dict:
+               iters: int, lora_rank: int, context_frames: int, train: bool = True) -> dict:
     width, height, frames = size
     grid = latent_grid(frames, height, width)
     n = grid[0] * grid[1] * grid[2]
@@ -105,6 +105,8 @@ def bench_size(ltx: LTXVideo, vlm: FrozenVLM, adapter_width: int, size: tuple[in
 
     context = torch.randint(0, 256, (1, context_frames, height, width, 3), dtype=torch.uint8)
     row["vlm_ms"], (states, mask) = timed(lambda: vlm(context, [PROMPT]), device, iters)
+    # the part of it spent on the CPU resizing and patching the frames (the image processor's PIL path)
+    row["vlm_preprocess_ms"], _ = timed(lambda: vlm.video_patches(context[0].numpy()), device, iters)
     row["vlm_tokens"] = int(mask.sum())
     text = torch.randn(1, 256, ltx.caption_dim, device=device, dtype=dtype, generator=g)
     text_mask = torch.ones(1, 256, dtype=torch.bool, device=device)
@@ -134,7 +136,8 @@ def bench_size(ltx: LTXVideo, vlm: FrozenVLM, adapter_width: int, size: tuple[in
         with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
             row[f"predict_{name}_ms"], _ = timed(predict, device, iters)
 
-    row |= train_steps(ltx, vlm, feats, adapter_width, device, dtype, iters, lora_rank)
+    if train:
+        row |= train_steps(ltx, vlm, feats, adapter_width, device, dtype, iters, lora_rank)
     return row
 
 
@@ -233,6 +236,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--adapter-width", type=int, default=1024)
     parser.add_argument("--context-frames", type=int, default=4)
     parser.add_argument("--compile", action="store_true", help="torch.compile the DiT blocks (model.compile)")
+    parser.add_argument("--no-train", action="store_true",
+                        help="prediction stages only (training steps through the trainer: foresight.bench_train)")
     parser.add_argument("--out", type=Path, default=Path("bench.json"))
     args = parser.parse_args(argv)
 
@@ -249,7 +254,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     for size in sizes:
         row = bench_size(ltx, vlm, 64 if args.tiny else args.adapter_width, size, device, dtype,
-                         1 if args.tiny else args.iters, 4 if args.tiny else args.lora_rank, args.context_frames)
+                         1 if args.tiny else args.iters, 4 if args.tiny else args.lora_rank, args.context_frames,
+                         train=not args.no_train)
         rows.append(row)
         print(json.dumps(row), flush=True)
     meta = run_meta(device, model, vlm_size, dt_name, args.lora_rank, args.adapter_width, args.compile)

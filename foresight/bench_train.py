@@ -1,6 +1,7 @@
 """Training steps through the real trainer from the feature cache, beside the bare DiT LoRA step.
 
     python -m foresight.bench_train --model ltx_2b --vlm 7b --options A B C D --compile --out bench_train.json
+    python -m foresight.bench_train --options C --checkpointing off --sizes 768x512x49 1216x704x121 --compile
     python -m foresight.bench_train --tiny --out bench_train.json     # CPU, tiny twins: what CI runs
 
 The performance issue's training target: an option's step (adapter + LoRA r=128, bf16, batch 1,
@@ -98,11 +99,54 @@ def bare_steps(args, grids: set[tuple[int, int, int]], device, dtype) -> dict:
     return {"times": out, "flops": flops}
 
 
+def bench_size(args, size: str, tmp: Path, device, dtype) -> list[dict]:
+    """Rows for one clip size: every option x checkpointing through the trainer, beside the bare step."""
+    width, height, frames = (int(v) for v in size.split("x"))
+    grid = latent_grid(frames, height, width)
+    for i in range(2):  # what preprocess.py writes, at this size
+        write_feature_shard(tmp / f"features-{i:06d}.tar", 8, (args.vlm_tokens, VLM_DIM[args.vlm]),
+                            CAPTION[args.model], grid)
+    pattern = str(tmp / "features-{000000..000001}.tar")
+    plans = {option: dit_grid(option, grid, compose(overrides(args, option, pattern, tmp / "run", False)))
+             for option in args.options}
+    bare = bare_steps(args, {g for g in [grid, *plans.values()] if g is not None}, device, dtype)
+    rows = []
+    for option in args.options:
+        for checkpointing in args.checkpointing:
+            cfg = compose(overrides(args, option, pattern, tmp / f"run_{option}_{checkpointing}", checkpointing))
+            started = time.perf_counter()
+            try:
+                metrics = train(cfg)["metrics"]
+                step_ms, peak = metrics["perf/step_ms"], metrics.get("perf/peak_gib")
+            except torch.OutOfMemoryError:
+                step_ms, peak = None, "out of memory"
+            free_memory()
+            dit = plans[option]
+            same_ms = bare["times"][dit, checkpointing][0] if dit else None
+            target_ms = bare["times"][grid, checkpointing][0]
+            row = {
+                "option": option, "size": size, "checkpointing": checkpointing,
+                "target_tokens": grid[0] * grid[1] * grid[2],
+                "dit_tokens": dit[0] * dit[1] * dit[2] if dit else 0,
+                "step_ms": step_ms, "peak_gib": peak,
+                "bare_same_tokens_ms": same_ms,
+                "bare_same_tokens_peak_gib": bare["times"][dit, checkpointing][1] if dit else None,
+                "ratio_same_tokens": step_ms / same_ms if step_ms and same_ms else None,
+                "bare_target_tokens_ms": target_ms,
+                "ratio_target_tokens": step_ms / target_ms if step_ms and target_ms else None,
+                "mfu": mfu(bare["flops"][dit], step_ms, device) if dit else None,
+                "run_s": round(time.perf_counter() - started, 1),
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="ltx_2b")
     parser.add_argument("--vlm", default="7b", choices=["7b", "3b"])
-    parser.add_argument("--size", default="768x512x121", help="WxHxF of the target clip")
+    parser.add_argument("--sizes", nargs="+", default=["768x512x121"], help="WxHxF of the target clip")
     parser.add_argument("--options", nargs="+", default=["A", "B", "C", "D"])
     parser.add_argument("--checkpointing", nargs="+", default=["off", "on"], choices=["off", "on"],
                         help="gradient checkpointing of the DiT blocks: each value a row")
@@ -121,53 +165,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     args.checkpointing = [v == "on" for v in args.checkpointing]
     if args.tiny:
-        args.model, args.vlm, args.size, args.lora_rank, args.adapter_width = "tiny", "tiny", "64x64x17", 4, 64
+        args.model, args.vlm, args.sizes, args.lora_rank, args.adapter_width = "tiny", "tiny", ["64x64x17"], 4, 64
         args.vlm_tokens = 30
 
     device = torch.device("cuda" if torch.cuda.is_available() and not args.tiny else "cpu")
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    width, height, frames = (int(v) for v in args.size.split("x"))
-    grid = latent_grid(frames, height, width)
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        shards = [Path(tmp) / f"features-{i:06d}.tar" for i in range(2)]
-        for path in shards:  # what preprocess.py writes, at this size
-            write_feature_shard(path, 8, (args.vlm_tokens, VLM_DIM[args.vlm]), CAPTION[args.model], grid)
-        pattern = str(Path(tmp) / "features-{000000..000001}.tar")
-        plans = {}
-        for option in args.options:
-            cfg = compose(overrides(args, option, pattern, Path(tmp) / "run", False))
-            plans[option] = dit_grid(option, grid, cfg)
-        bare = bare_steps(args, {g for g in [grid, *plans.values()] if g is not None}, device, dtype)
-        for option in args.options:
-            for checkpointing in args.checkpointing:
-                out_dir = Path(tmp) / f"run_{option}_{checkpointing}"
-                cfg = compose(overrides(args, option, pattern, out_dir, checkpointing))
-                started = time.perf_counter()
-                try:
-                    metrics = train(cfg)["metrics"]
-                    step_ms, peak = metrics["perf/step_ms"], metrics.get("perf/peak_gib")
-                except torch.OutOfMemoryError:
-                    step_ms, peak = None, "out of memory"
-                free_memory()
-                dit = plans[option]
-                same_ms = bare["times"][dit, checkpointing][0] if dit else None
-                target_ms = bare["times"][grid, checkpointing][0]
-                row = {
-                    "option": option, "size": args.size, "checkpointing": checkpointing,
-                    "target_tokens": grid[0] * grid[1] * grid[2],
-                    "dit_tokens": dit[0] * dit[1] * dit[2] if dit else 0,
-                    "step_ms": step_ms, "peak_gib": peak,
-                    "bare_same_tokens_ms": same_ms,
-                    "bare_same_tokens_peak_gib": bare["times"][dit, checkpointing][1] if dit else None,
-                    "ratio_same_tokens": step_ms / same_ms if step_ms and same_ms else None,
-                    "bare_target_tokens_ms": target_ms,
-                    "ratio_target_tokens": step_ms / target_ms if step_ms and target_ms else None,
-                    "mfu": mfu(bare["flops"][dit], step_ms, device) if dit else None,
-                    "run_s": round(time.perf_counter() - started, 1),
-                }
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+    for size in args.sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows += bench_size(args, size, Path(tmp), device, dtype)
     meta = run_meta(device, args.model, args.vlm, "bfloat16" if dtype == torch.bfloat16 else "float32",
                     args.lora_rank, args.adapter_width, args.compile)
     meta |= {"warmup_steps": args.warmup, "timed_steps": args.steps, "vlm_tokens": args.vlm_tokens,
