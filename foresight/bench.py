@@ -104,6 +104,9 @@ def bench_size(ltx: LTXVideo, vlm: FrozenVLM, adapter_width: int, size: tuple[in
     row = {"size": f"{width}x{height}x{frames}", "tokens": n}
 
     context = torch.randint(0, 256, (1, context_frames, height, width, 3), dtype=torch.uint8)
+    vlm.batch_windows(False)  # transformers' own vision attention (a call per window), for comparison
+    row["vlm_per_window_attention_ms"], _ = timed(lambda: vlm(context, [PROMPT]), device, iters)
+    vlm.batch_windows(True)
     row["vlm_ms"], (states, mask) = timed(lambda: vlm(context, [PROMPT]), device, iters)
     # the part of it spent on the CPU resizing and patching the frames (the image processor's PIL path)
     row["vlm_preprocess_ms"], _ = timed(lambda: vlm.video_patches(context[0].numpy()), device, iters)

@@ -66,6 +66,25 @@ def test_video_patches_match_the_image_path(tiny_vlm):
     assert odd_grid[0, 0].item() == 2
 
 
+def test_batched_window_attention_equals_transformers_per_window_path(tiny_cfg):
+    # 196x252 px frames: 14x18 patches, so the 8x8-patch windows are ragged at the edges (padding is
+    # exercised); the tiny tower has a windowed block and a full-attention block
+    vlm = FrozenVLM(tiny_cfg.vlm.pretrained, twin="tiny", max_pixels=196 * 252)
+    frames = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, 4, 196, 252, 3), dtype=np.uint8))
+    prompts = ["the ball rolls left", "a hand opens the door"]
+    assert all("forward" in vars(block.attn) for block in vlm.model.visual.blocks)  # ours is in place
+    seen = []
+    original = vlm.model.visual.blocks[0].attn.forward
+    vlm.model.visual.blocks[0].attn.forward = lambda *a, **k: seen.append(k["cu_seqlens"]) or original(*a, **k)
+    ours, mask = vlm(frames, prompts)
+    assert len(seen[0]) - 1 == 2 * 2 * 6  # 2 clips x 2 temporal patches x 6 windows of 7x9 merged patches
+    vlm.batch_windows(False)  # back to transformers' own attention
+    assert not any("forward" in vars(block.attn) for block in vlm.model.visual.blocks)
+    theirs, their_mask = vlm(frames, prompts)
+    assert torch.equal(mask, their_mask)
+    assert torch.allclose(ours, theirs, atol=1e-5), (ours - theirs).abs().max()
+
+
 def test_frozen_parts_stay_in_eval(tiny_vlm):
     tiny_vlm.train()
     assert not tiny_vlm.model.training

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -89,9 +90,19 @@ class FrozenVLM(nn.Module):
         if max_pixels is not None:  # the processor's pixel budget per frame (longest_edge counts pixels)
             self.image_processor.size.longest_edge = max_pixels
         self.model = freeze(model.model)  # the LM head is never used
+        self.batch_windows(True)
         self.layers = list(layers)
         self.max_text_tokens = max_text_tokens
         self.out_dim = model.config.text_config.hidden_size * len(self.layers)
+
+    def batch_windows(self, enabled: bool) -> None:
+        """The vision tower's windowed attention as one call per block (see batch_window_attention), or
+        transformers' own path (a call per window); flash-attn's varlen kernel is left alone."""
+        visual = self.model.visual
+        for block in visual.blocks:
+            vars(block.attn).pop("forward", None)
+        if enabled and "flash" not in str(visual.config._attn_implementation):
+            batch_window_attention(visual)
 
     def train(self, mode: bool = True) -> "FrozenVLM":
         return super().train(False)
@@ -135,6 +146,47 @@ class FrozenVLM(nn.Module):
         )
         states = torch.cat([out.hidden_states[i] for i in self.layers], dim=-1)  # (B, L, out_dim)
         return states, tok.attention_mask.to(device).bool()
+
+
+def batch_window_attention(visual: nn.Module) -> None:
+    """Qwen2.5-VL's vision attention, within windows, as one batched SDPA call per block.
+
+    Without flash-attn, transformers (5.23) splits the patches by window on the host
+    (`lengths.tolist()`, a device sync) and calls SDPA once per window, in each of the 32 vision
+    blocks: dozens of small launches and a sync per block for a few GFLOP. Here the windows are
+    gathered into a padded batch (W, H, L, d) with a key mask, so each block is one call, and the
+    window layout is worked out (one host read) once per forward for each of the two layouts the
+    blocks use (windows, and whole temporal patches in the full-attention blocks). Same function:
+    tests/test_encoders.py compares it with transformers' own path.
+    """
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb_vision
+
+    layouts: list[tuple[Tensor, Tensor, Tensor]] = []  # (cu_seqlens, index, valid), this forward's
+
+    def windows(cu: Tensor, length: int) -> tuple[Tensor, Tensor]:
+        for seen, index, valid in layouts:
+            if seen is cu:  # held here, so its id cannot be reused by a later tensor
+                return index, valid
+        longest = int((cu[1:] - cu[:-1]).max())  # the one host read for this layout
+        index = cu[:-1, None] + torch.arange(longest, device=cu.device)  # (W, L) patch of each slot
+        valid = index < cu[1:, None]  # (W, L): slots past a window's end are padding
+        layouts[:] = [*layouts[-1:], (cu, index.clamp(max=length - 1), valid)]
+        return layouts[-1][1], valid
+
+    def attention(attn: nn.Module, hidden_states: Tensor, cu_seqlens: Tensor,
+                  position_embeddings: tuple[Tensor, Tensor], **kwargs) -> Tensor:
+        s = hidden_states.shape[0]  # patches, window-major (the tower permutes them so)
+        q, k, v = attn.qkv(hidden_states).reshape(s, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)  # (S, H, d)
+        q, k = apply_rotary_pos_emb_vision(q, k, *position_embeddings)
+        index, valid = windows(cu_seqlens, s)  # (W, L)
+        q, k, v = (x[index].transpose(1, 2) for x in (q, k, v))  # (W, H, L, d)
+        out = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=valid[:, None, None, :],
+                                                         scale=attn.scaling)  # (W, H, L, d)
+        out = out.transpose(1, 2)[valid]  # (S, H, d): windows are contiguous and in order
+        return attn.proj(out.reshape(s, -1))
+
+    for block in visual.blocks:
+        block.attn.forward = partial(attention, block.attn)
 
 
 def _vision_ids(tokenizer) -> dict[str, int]:
