@@ -31,10 +31,14 @@ from foresight.bench import (architecture, bare_lora_loss, lora_step_flops, mfu,
 from foresight.config import compose
 from foresight.data.bench import write_feature_shard
 from foresight.models.ltx import LTXVideo, latent_grid
+from foresight.models.vlm import SIZES
 from foresight.train import train
 
-VLM_DIM = {"7b": 3584, "3b": 2048, "tiny": 64}
-CAPTION = {"ltx_2b": (256, 4096), "ltx_13b": (256, 4096), "tiny": (32, 64)}  # T5 tokens, width the DiT reads
+
+def cached_shapes(cfg, vlm_size: str, vlm_tokens: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(VLM states, caption states) shapes of one cached clip, as preprocess.py writes them for cfg."""
+    width = SIZES[vlm_size]["text"]["hidden_size"] * len(cfg.vlm.layers)
+    return (vlm_tokens, width), (cfg.model.text_max_tokens, cfg.model.architecture.transformer.caption_channels)
 
 
 def dit_grid(option: str, grid: tuple[int, int, int], cfg) -> tuple[int, int, int] | None:
@@ -76,14 +80,13 @@ def free_memory() -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
-def bare_steps(args, grids: set[tuple[int, int, int]], device, dtype) -> dict:
+def bare_steps(args, grids: set[tuple[int, int, int]], caption: tuple[int, int], device, dtype) -> dict:
     """Bare DiT LoRA step per grid (and with gradient checkpointing): {(grid, ckpt): (ms, peak)}."""
-    model = "tiny" if args.tiny else args.model
-    ltx = LTXVideo("", twin="random", architecture=architecture(model), dtype=str(dtype).split(".")[-1],
+    ltx = LTXVideo("", twin="random", architecture=architecture(args.model), dtype=str(dtype).split(".")[-1],
                    device=str(device), compile=args.compile)
     ltx.add_lora(rank=args.lora_rank, alpha=args.lora_rank, targets=["to_q", "to_k", "to_v", "to_out.0"])
     lora = [p for p in ltx.parameters() if p.requires_grad]
-    tokens, width = CAPTION[model]
+    tokens, width = caption
     text = torch.randn(1, tokens, width, device=device)
     text_mask = torch.ones(1, tokens, dtype=torch.bool, device=device)
     out = {}
@@ -103,13 +106,13 @@ def bench_size(args, size: str, tmp: Path, device, dtype) -> list[dict]:
     """Rows for one clip size: every option x checkpointing through the trainer, beside the bare step."""
     width, height, frames = (int(v) for v in size.split("x"))
     grid = latent_grid(frames, height, width)
-    for i in range(2):  # what preprocess.py writes, at this size
-        write_feature_shard(tmp / f"features-{i:06d}.tar", 8, (args.vlm_tokens, VLM_DIM[args.vlm]),
-                            CAPTION[args.model], grid)
     pattern = str(tmp / "features-{000000..000001}.tar")
-    plans = {option: dit_grid(option, grid, compose(overrides(args, option, pattern, tmp / "run", False)))
-             for option in args.options}
-    bare = bare_steps(args, {g for g in [grid, *plans.values()] if g is not None}, device, dtype)
+    configs = {option: compose(overrides(args, option, pattern, tmp / "run", False)) for option in args.options}
+    vlm_shape, caption = cached_shapes(configs[args.options[0]], args.vlm, args.vlm_tokens)
+    for i in range(2):  # what preprocess.py writes, at this size
+        write_feature_shard(tmp / f"features-{i:06d}.tar", 8, vlm_shape, caption, grid)
+    plans = {option: dit_grid(option, grid, cfg) for option, cfg in configs.items()}
+    bare = bare_steps(args, {g for g in [grid, *plans.values()] if g is not None}, caption, device, dtype)
     rows = []
     for option in args.options:
         for checkpointing in args.checkpointing:

@@ -126,8 +126,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 def frozen_models(cfg: DictConfig, datamodule) -> tuple[Any, Any, int | None]:
     """(VLM, LTX-Video, cached VLM width). From the feature cache (data=features) the VLM and T5 already
-    ran in preprocess.py: neither is loaded (at real scale 16 + 9 GiB of GPU memory and minutes of
-    loading), and the adapter's input width comes from the cached states."""
+    ran in preprocess.py: neither is loaded (Qwen2.5-VL-7B and T5-XXL hold 15.4 + 8.9 GiB of bf16
+    weights), and the adapter's input width comes from the cached states."""
     if not hasattr(datamodule, "cached_widths"):
         return instantiate(cfg.vlm), instantiate(cfg.model), None
     widths = datamodule.cached_widths()

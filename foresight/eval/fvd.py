@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from foresight.models.hub import load_state
+
 SIZE = 224  # I3D's input resolution: after five stride-2 stages, 7x7 for the final average pool
 MIN_FRAMES = 9  # time shrinks 8x (ceil), then a 2-frame average pool: ceil(T / 8) >= 2
 CLASSES = 400
@@ -125,15 +127,7 @@ def load_i3d(path: str | Path) -> I3D:
 
     `num_batches_tracked` is optional (files written before PyTorch 0.4.1 lack it; eval never reads it).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such weights file")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_state(path)
     model = I3D()
     expected = {k: v.shape for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     given = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}

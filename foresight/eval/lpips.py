@@ -15,22 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from foresight.models.hub import load_state
+
 # VGG16's conv layers by torchvision index; LPIPS taps the ReLU after the last conv of each block
 VGG_BLOCKS = [[0, 2], [5, 7], [10, 12, 14], [17, 19, 21], [24, 26, 28]]
 VGG_WIDTHS = [64, 128, 256, 512, 512]
 SHIFT = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)  # LPIPS' input scaling layer
 SCALE = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
-
-
-def load_state(path: str | Path) -> dict[str, Tensor]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such weights file")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 class LPIPS(nn.Module):

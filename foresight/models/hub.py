@@ -62,3 +62,16 @@ def own_rng(build):
             return build(*args, **kwargs)
 
     return wrapper
+
+
+def load_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """A weights file we did not write, read without unpickling code: safetensors, or
+    `torch.load(weights_only=True)` for .pt/.pth."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such weights file")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    return torch.load(path, map_location="cpu", weights_only=True)
