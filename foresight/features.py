@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields, replace
 import torch
 from torch import Tensor
 
-from foresight.models.ltx import LTXVideo, grid_positions, latent_grid, pack, rope_coords
+from foresight.models.ltx import LTXVideo, grid_positions, latent_grid, pack
 from foresight.models.vlm import FrozenVLM
 
 
@@ -46,10 +46,6 @@ class Features:
     def positions(self) -> Tensor:
         """(N, 3) latent-unit positions of the target tokens."""
         return grid_positions(self.grid, device=self.first_latent.device)
-
-    def coords(self) -> Tensor:
-        """(B, 3, N) RoPE coordinates of the target tokens."""
-        return rope_coords(self.positions(), self.fps)
 
     def first_frame_mask(self) -> Tensor:
         """(B, N) bool, True on the tokens of latent frame 0 (the known current frame)."""
