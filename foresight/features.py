@@ -85,8 +85,7 @@ def encode_batch(batch: dict, vlm: FrozenVLM, ltx: LTXVideo, future_frames: int 
     context frame is encoded and `future_frames` sets the grid.
     """
     context = batch["context"]  # (B, C, H, W, 3) uint8
-    states, mask = vlm(context, batch.get("prompt", batch["caption"]))
-    text, text_mask = ltx.text_encoder(batch["caption"])
+    states, mask, text, text_mask = encode_instruction(batch, vlm, ltx)
     fps = batch["fps"].float().to(states.device)
     if batch.get("target") is not None:
         target = ltx.encode(frames_to_video(batch["target"]))  # (B, 128, f, h, w)
@@ -95,4 +94,13 @@ def encode_batch(batch: dict, vlm: FrozenVLM, ltx: LTXVideo, future_frames: int 
         target = None
         first = ltx.encode(frames_to_video(context[:, -1:]))  # (B, 128, 1, h, w)
         grid = latent_grid(future_frames, context.shape[2], context.shape[3])
-    return Features(states, mask.bool(), text, text_mask.bool(), first, grid, fps, target)
+    return Features(states, mask, text, text_mask, first, grid, fps, target)
+
+
+@torch.no_grad()
+def encode_instruction(batch: dict, vlm: FrozenVLM, ltx: LTXVideo) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """What the frozen text paths say about a batch's context and instruction: VLM states (B, L, D) and
+    mask (B, L), T5 caption states (B, T, D_text) and mask (B, T)."""
+    states, mask = vlm(batch["context"], batch.get("prompt", batch["caption"]))
+    text, text_mask = ltx.text_encoder(batch["caption"])
+    return states, mask.bool(), text, text_mask.bool()

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from foresight.checkpoint import (SafetensorsIO, TrainingState, find_resumable, fingerprint_mismatch, read_state,
                                   shaping_config)
+from foresight.eval.scoring import RANKING
 
 log = logging.getLogger("foresight")
 
@@ -138,15 +139,19 @@ def frozen_models(cfg: DictConfig, datamodule) -> tuple[Any, Any, int | None]:
     return None, ltx, widths["vlm"]
 
 
+SUMMARY_BESIDE = (("_copy_last", "copy last frame"), ("_copy_last_vae", "through the VAE"),
+                  ("_vae_recon", "VAE ceiling"), ("_instruction_gap", "instruction gap"))
+
+
 def log_summary(cfg: DictConfig, trainer: L.Trainer, callbacks: list, metrics: dict[str, float], steps: int,
                 seconds: float) -> None:
     """The end of a run in a few lines: what it reached, beside the baseline, and where its files are."""
     out = Path(cfg.paths.output_dir)
     lines = [f"{cfg.run_group}: {steps} steps in {seconds:.0f} s ({steps / max(seconds, 1e-9):.2f} steps/s), "
              f"now at step {trainer.global_step}"]
-    for key in sorted(k for k in metrics if k.startswith("val/") and not k.endswith("_copy_last")):
-        base = metrics.get(f"{key}_copy_last")
-        lines.append(f"  {key:<22} {metrics[key]:.4g}" + (f"   (copy last frame: {base:.4g})" if base is not None else ""))
+    for key in (f"val/{name}" for name in RANKING if f"val/{name}" in metrics):
+        beside = [f"{title} {metrics[key + suffix]:.4g}" for suffix, title in SUMMARY_BESIDE if key + suffix in metrics]
+        lines.append(f"  {key:<22} {metrics[key]:.4g}" + (f"   ({'; '.join(beside)})" if beside else ""))
     for cb in callbacks:
         if isinstance(cb, TrainingState) and cb.best_model_path:
             lines.append(f"  resume state           {cb.best_model_path}   (continue: resume=auto)")

@@ -92,16 +92,19 @@ def test_all_options_report_the_same_metric_keys(twin_dir, batch):
     keys = {}
     for option in "ABCD":
         module = build(option, twin_dir)
-        keys[option] = set(module.evaluate_batch(batch, seed=0))
-    ranking = {"loss", "latent_mse", "latent_mse_copy_last", "psnr", "psnr_copy_last", "ssim", "ssim_copy_last"}
-    flow_keys = {f"flow_t{q}" for q in (0.1, 0.3, 0.5, 0.7, 0.9)}
-    assert keys["A"] == ranking  # no DiT, no flow loss
-    assert keys["B"] == keys["C"] == keys["D"] == ranking | flow_keys
+        keys[option] = set(module.scorer(module, batch, seed=0))
+    scored = {f"{m}{s}" for m in ("latent_mse", "psnr", "ssim")
+              for s in ("", "_copy_last", "_mismatched", "_instruction_gap")}
+    scored |= {f"{m}{s}" for m in ("psnr", "ssim") for s in ("_copy_last_vae", "_vae_recon")}
+    flow_keys = {f"diag/flow_t{q}" for q in (0.1, 0.3, 0.5, 0.7, 0.9)}
+    recorded = {"diag/loss", "sampler/steps", "sampler/guidance", "sampler/dit_calls"}
+    assert keys["A"] == scored | recorded  # no DiT, no flow loss
+    assert keys["B"] == keys["C"] == keys["D"] == scored | recorded | flow_keys
 
 
 def test_evaluation_is_reproducible(twin_dir, batch):
     module = build("D", twin_dir)
-    a, b = module.evaluate_batch(batch, seed=3), module.evaluate_batch(batch, seed=3)
+    a, b = module.scorer(module, batch, seed=3), module.scorer(module, batch, seed=3)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert a["psnr_copy_last"] > 0 and 0 < a["ssim"] <= 1
 

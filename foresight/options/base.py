@@ -67,3 +67,7 @@ class Option:
                generator: torch.Generator | None = None) -> Tensor:
         """Predicted future latents (B, 128, f, h, w), normalised; frame 0 is the known frame."""
         raise NotImplementedError
+
+    def sampler_budget(self, ltx: LTXVideo, feats: Features) -> tuple[int, float]:
+        """(Euler steps, guidance scale) of this option's sampler at these features' size."""
+        return 0, 1.0

@@ -81,6 +81,9 @@ class DiffusionOption(Option):
         out = self.generate(ltx, inp, feats.grid, null, generator)  # (B, K+N, 128)
         return unpack(out[:, -feats.num_tokens:], feats.grid)
 
+    def sampler_budget(self, ltx: LTXVideo, feats: Features) -> tuple[int, float]:
+        return len(ltx.schedule.times(feats.num_tokens, self.sample_steps)) - 1, self.guidance
+
     def flow_loss(self, ltx: LTXVideo, inp: DiTInput, num_target_tokens: int, fixed_t: float | None = None) -> Tensor:
         """LTX's objective: x_t on the straight path, velocity e - z0, MSE over generated tokens."""
         t = self.flow_times(inp.tokens.shape[0], num_target_tokens, fixed_t, inp.tokens.device)  # (B,)

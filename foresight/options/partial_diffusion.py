@@ -74,6 +74,9 @@ class PartialDiffusion(Option):
         x = flow.euler_sample(velocity, x, self.times(ltx, feats), cond)
         return unpack(x, feats.grid)
 
+    def sampler_budget(self, ltx: LTXVideo, feats: Features) -> tuple[int, float]:
+        return len(self.times(ltx, feats)) - 1, 1.0
+
     def times(self, ltx: LTXVideo, feats: Features) -> Tensor:
         """The sampler's flow times (S+1,): t*, then the release's schedule below it, down to 0."""
         return ltx.schedule.times(feats.num_tokens, self.sample_steps, start=self.t_star)
