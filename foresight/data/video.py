@@ -24,6 +24,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+# The one list of file types read as video: shard members, make-shards' folders, predict's directories.
+VIDEO_EXTS = ("mp4", "webm", "mkv", "mov", "avi", "gif")
 SEEK_AFTER = 1.0  # seconds: windows starting earlier are decoded from the start (a seek saves little)
 FLAT_SPREAD = 2  # a frame whose every channel spans at most this many levels is one flat colour
 
