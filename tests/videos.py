@@ -20,7 +20,7 @@ def pattern_frames(count: int, height: int = 48, width: int = 64) -> np.ndarray:
         frames[i, ..., 0] = (40 + 4 * i) % 256
         frames[i, ..., 1] = 60 + xx * 2
         frames[i, ..., 2] = 200 - yy * 3
-        top, left = BAND + (2 * i) % (height - BAND - 12), (3 * i) % (width - 12)
+        top, left = BAND + (2 * i) % max(1, height - BAND - 12), (3 * i) % max(1, width - 12)
         frames[i, top: top + 12, left: left + 12] = (255, 255, 40) if i % 2 else (250, 30, 250)
         for bit in range(BITS):
             frames[i, :BAND, bit * width // BITS: (bit + 1) * width // BITS] = 255 if i >> bit & 1 else 0
