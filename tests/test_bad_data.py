@@ -5,6 +5,7 @@ Where a case is read:
                (its `val_shards` may also name extra files)
   training     the training stream of shards holding only the case's samples (runs under a timeout)
   make-shards  a folder holding a good clip and the case's files, through `foresight data make-shards`
+  predict-dir  predict's directory reader on a folder holding a good clip and the case's files
   inspect      `foresight data inspect` on the case's shard spec
 What is expected:
   skip REASON      counted once under REASON, the good clip still delivered
@@ -18,6 +19,8 @@ from __future__ import annotations
 import json
 import re
 import signal
+import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +29,9 @@ import pytest
 import webdataset as wds
 
 from foresight.cli import main as cli
+from foresight.config import ROOT
 from foresight.data.loader import VideoDataModule
+from foresight.predict import Predictor, directory_batches
 from tests.videos import encode, pattern_frames
 
 CONTEXT, FUTURE = 4, 9  # the window: 12 frames
@@ -147,6 +152,12 @@ CASES = {
         manifest(t, '{"path": "a.mp4"}\n{oops\n')], r"error .*list.jsonl:2: not a JSON line"),
     "make-shards: an input that does not exist": ("make-shards", lambda t: [str(t / "nowhere")],
                                                   r"error .*nowhere: no such folder or manifest$"),
+    # -- predict's directory reader --
+    "predict: a GIF in a directory": ("predict-dir", lambda t: folder(t, {
+        "anim.gif": clip(codec="gif", pix_fmt="rgb8", fmt="gif"), "anim.txt": "x"}), "ok"),
+    "predict: a 1-frame clip in a directory": ("predict-dir", lambda t: folder(t, {"one.mp4": clip(frames=1),
+                                                                                 "one.txt": "x"}),
+                                               "skip 1 frames"),
     # -- inspect --
     "inspect: a shard that is not a tar": ("inspect", lambda t: str(junk(t / "junk.tar")), r"report unreadable +1 shard"),
     "inspect: a truncated shard": ("inspect", truncated, r"report samples +1\n(.|\n)*unreadable +1 shard"),
@@ -226,6 +237,16 @@ def test_bad_data(case, tmp_path, capsys):
             if kind == "count":
                 assert "skipped 0" in out and f"{detail} 1:" in out, out
         return
+    if where == "predict-dir":
+        reader = Predictor.__new__(Predictor)  # the real reader, without loading models it does not use
+        reader.context_frames, reader.height, reader.width = CONTEXT, 64, 64
+        skipped: dict[str, str] = {}
+        keys = [c["key"] for batch in directory_batches(reader, Path(built), None, 8, skipped) for c in batch]
+        if kind == "ok":
+            assert keys == ["anim", "good"] and skipped == {}
+        else:
+            assert keys == ["good"] and len(skipped) == 1 and detail in next(iter(skipped.values())), skipped
+        return
     result = read(where, built, tmp_path)
     if kind == "error":
         assert isinstance(result, str) and "\n" not in result and re.search(detail, result), result
@@ -233,3 +254,16 @@ def test_bad_data(case, tmp_path, capsys):
         assert result == ({}, ["good", "x"])
     else:
         assert result[0] == {detail: 1} and "good" in result[1], result
+
+
+def test_train_py_stops_within_seconds_when_no_clip_is_long_enough(tmp_path):
+    """The whole entry point, not only the stream: it used to spin at 100% CPU forever."""
+    shard = write_shard(tmp_path / "short-000000.tar", [sample(f"s{i}", mp4=clip(frames=12)) for i in range(4)])
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, "train.py", "+experiment=optionA", "logger=none",
+                          f"data.train_shards={shard}", f"data.val_shards={shard}", f"hydra.run.dir={tmp_path / 'run'}"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert out.returncode != 0 and time.monotonic() - started < 120
+    assert re.search(r"no usable sample in the 1 training shard\(s\) .*skipped too_short \d+; the window needs 20 "
+                     r"frames \(4 context \+ 17 future - 1\) at the clip's own rate, the longest clip seen has 12",
+                     out.stderr), out.stderr[-2000:]
