@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from foresight.data import video
-from foresight.data.video import FlatFrameError, decode_window, probe
+from foresight.data.video import FlatFrameError, VideoError, decode_window, probe
+from tests.conftest import REAL
 from tests.videos import encode, frame_index, pattern_frames
 
 FRAMES, HEIGHT, WIDTH = 48, 48, 64
@@ -144,3 +145,23 @@ def test_a_flat_frame_between_textured_ones_skips_the_clip(source):
     assert decode_window(data, 21, 9, HEIGHT, WIDTH).shape == (9, HEIGHT, WIDTH, 3)
     blank = encode(np.full_like(source, 90), "libx264", "yuv420p", "mp4", options=GOP)
     assert decode_window(blank, 30, 9, HEIGHT, WIDTH).std() == 0  # flat after a seek, flat from the start
+
+
+@pytest.mark.skipif(not REAL.exists(), reason=f"real sample clips not found at {REAL}")
+@pytest.mark.parametrize("name", ["realshort.mp4", "flipping_a_pancake.mkv", "corrupted.mp4"])
+def test_real_clips_give_the_same_window_whatever_its_start(name):
+    """The same on video nobody here encoded; the corrupt clip stops decoding at frame 28 (after
+    its seek too), which must surface as an error, never as other frames."""
+    path = REAL / name
+    info = probe(path)
+    total = info.frames_at(None)
+    try:
+        full = decode_window(path, 0, total, 64, 64)
+    except VideoError:
+        assert name == "corrupted.mp4"
+        full = decode_window(path, 0, 28, 64, 64)  # the frames before the damage
+        total = 28
+        with pytest.raises(VideoError, match="decoding failed"):
+            decode_window(path, 20, 20, 64, 64)  # a window after a seek that reaches the damage
+    for start in sorted({0, total // 3, total // 2, total - 9}):
+        assert np.array_equal(decode_window(path, start, 9, 64, 64), full[start: start + 9]), f"{name} at {start}"
