@@ -34,12 +34,11 @@ import torch
 
 from foresight.data.stream import BadSample, ResumableBatches, ResumableData
 from foresight.data.video import (RESIZE_FILTERS, VIDEO_EXTS, TooShortError, VideoError, VideoInfo, decode_window,
-                                  probe)
+                                  probe)  # VIDEO_EXTS: also imported from here by predict.py and shards.py
 from foresight.data.window import MAX_UPSCALE, check_window, upscale, window_length
 
 log = logging.getLogger(__name__)
 
-__all__ = ["VIDEO_EXTS", "ClipWindows", "VideoDataModule", "decode_caption", "expand_shards"]
 PICKLE_EXTS = ("pth", "pyd", "pickle", "pkl", "pt")  # never decoded: unpickling runs code
 
 
