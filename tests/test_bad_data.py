@@ -1,9 +1,11 @@
 """Bad data, one table: each case -> the counted skip it must give, or the one-line error it must raise.
 
 Where a case is read:
-  held-out     the case's sample in a shard after a good clip, read as VideoDataModule's validation set
-               (its `val_shards` may also name extra files)
-  training     the training stream of shards holding only the case's samples (runs under a timeout)
+  held-out     the case's samples in a shard after a good clip (or the case's shard file after a good
+               shard), read as VideoDataModule's validation set
+  held-out only  the case's samples alone as the validation set
+  training     the training stream of two shards holding only the case's samples (under a deadline)
+  spec         the case's string as data.train_shards
   make-shards  a folder holding a good clip and the case's files, through `foresight data make-shards`
   predict-dir  predict's directory reader on a folder holding a good clip and the case's files
   inspect      `foresight data inspect` on the case's shard spec
@@ -11,6 +13,7 @@ What is expected:
   skip REASON      counted once under REASON, the good clip still delivered
   ok               nothing skipped, every clip delivered
   count NOTE       delivered, and counted under NOTE (not a skip)
+  report REGEX     the command's report matches REGEX
   error REGEX      one line matching REGEX (the CLI: on stderr, exit code 2)
 """
 
@@ -190,6 +193,7 @@ def datamodule(train: str, val: str) -> VideoDataModule:
 def read(where: str, built, tmp: Path):
     """Reads the case as `where` says: (skips by reason, delivered keys), or the error's text."""
     good = write_shard(tmp / "good-000000.tar", [sample("good", mp4=clip())])
+    started = time.monotonic()
     try:
         if where == "spec":
             datamodule(built, good)
@@ -198,7 +202,6 @@ def read(where: str, built, tmp: Path):
             if not isinstance(built[0], Path):  # samples: two shards of them
                 built = [Path(write_shard(tmp / f"train-{i:06d}.tar", built)) for i in range(2)]
             dm = datamodule(f"{{{built[0]},{built[1]}}}", good)
-            started = time.monotonic()
             with deadline(30):
                 next(iter(dm.train_dataloader()))
             raise AssertionError("training produced a batch from clips that are all unusable")
