@@ -158,7 +158,8 @@ def preprocess(cfg) -> dict[str, int]:
             # the held-out window (start 0, in order) for every split: one fixed window per clip
             windows = ClipWindows([url], template.c, template.buckets, template.fps, train=False, seed=template.seed,
                                   strict=template.strict, batch_size=cfg.preprocess.batch_size,
-                                  prompt_template=template.prompt_template, resize_filter=template.resize_filter)
+                                  prompt_template=template.prompt_template, resize_filter=template.resize_filter,
+                                  max_upscale=template.max_upscale)
             written["written"] += write_feature_shard(windows, target, vlm, ltx,
                                                       frames=split == "val" or cfg.preprocess.frames)
     return written
