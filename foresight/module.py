@@ -48,7 +48,8 @@ class ForesightModule(L.LightningModule):
         self.vlm, self.ltx, self.option = vlm, ltx, option
         if option.lora:
             ltx.add_lora(**option.lora)
-        self.adapter = adapter(in_dim=vlm.out_dim if vlm is not None else vlm_dim, out_dim=option.adapter_out_dim(ltx))
+        self.adapter = (adapter(in_dim=vlm.out_dim if vlm is not None else vlm_dim, out_dim=option.adapter_out_dim(ltx))
+                        if option.uses_adapter else None)
         self.optimizer_factory = optimizer
         self.warmup_steps = warmup_steps
         self.val_seed = val_seed
@@ -118,10 +119,10 @@ class ForesightModule(L.LightningModule):
         """From the feature cache when the batch carries them (data=features), else encoded live."""
         if "features" in batch:
             return batch["features"]
-        if self.vlm is None or self.ltx.text_encoder is None:
+        if (self.vlm is None and self.option.uses_adapter) or self.ltx.text_encoder is None:
             raise ValueError("this module was built without its frozen encoders (to train from the feature "
                              "cache) and cannot encode video; build it with the VLM and T5 loaded (predict.py does)")
-        return encode_batch(batch, self.vlm, self.ltx)
+        return encode_batch(batch, self.vlm, self.ltx, context_latents=self.option.needs_context_latents)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         out = self.option.loss(self.adapter, self.ltx, self.features(batch), training=True)

@@ -95,7 +95,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     experiment = experiment_identity(cfg)
     state_path = resume_from(cfg, resolved, experiment)  # checked before the models load
     option = instantiate(cfg.option)
-    vlm, ltx, vlm_dim = frozen_models(cfg, datamodule)
+    if not option.trains:
+        raise ValueError(f"option={option.name} has nothing to train (no adapter, no LoRA): score it with "
+                         f"python evaluate.py option={option.name} shards=...")
+    vlm, ltx, vlm_dim = frozen_models(cfg, datamodule, option)
     adapter = instantiate(cfg.adapter)
     module = instantiate(cfg.module)(vlm=vlm, ltx=ltx, option=option, adapter=adapter, vlm_dim=vlm_dim)
 
@@ -125,12 +128,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return {"metric": metric, "metrics": metrics, "checkpoints": ckpts}
 
 
-def frozen_models(cfg: DictConfig, datamodule) -> tuple[Any, Any, int | None]:
+def frozen_models(cfg: DictConfig, datamodule, option) -> tuple[Any, Any, int | None]:
     """(VLM, LTX-Video, cached VLM width). From the feature cache (data=features) the VLM and T5 already
     ran in preprocess.py: neither is loaded (Qwen2.5-VL-7B and T5-XXL hold 15.4 + 8.9 GiB of bf16
-    weights), and the adapter's input width comes from the cached states."""
+    weights), and the adapter's input width comes from the cached states. Options without an adapter
+    (the baselines) load no VLM at all."""
     if not hasattr(datamodule, "cached_widths"):
-        return instantiate(cfg.vlm), instantiate(cfg.model), None
+        return instantiate(cfg.vlm) if option.uses_adapter else None, instantiate(cfg.model), None
     widths = datamodule.cached_widths()
     ltx = instantiate(cfg.model, text_encoder=False)
     if widths["text"] != ltx.caption_dim:

@@ -34,6 +34,9 @@ def test_cached_loss_equals_live_loss_and_preprocess_resumes(tmp_path, twin_dir,
         torch.manual_seed(0)
         losses.append(module.option.loss(module.adapter, module.ltx, feats)["loss"])
     assert torch.allclose(losses[0], losses[1], rtol=1e-5), losses
+    # the prefix baseline's context latents are cached too, equal to the live ones
+    live_context = encode_batch(live_batch, module.vlm, module.ltx, context_latents=True).context_latents
+    assert torch.allclose(cached_feats.context_latents, live_context, atol=1e-5)
 
 
 def test_training_from_the_cache_loads_no_vlm_and_no_t5(tmp_path, twin_dir, monkeypatch):
