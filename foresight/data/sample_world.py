@@ -75,14 +75,15 @@ def render_clip(seed: int, num_frames: int = 40, width: int = 96, height: int = 
     return Clip(frames, " and ".join(phrases), float(fps), seed)
 
 
-def encode_mp4(frames: np.ndarray, fps: float) -> bytes:
-    """(F, H, W, 3) uint8 -> h264/yuv420p mp4 bytes (H and W even)."""
+def encode_mp4(frames: np.ndarray, fps: float, lossless: bool = False) -> bytes:
+    """(F, H, W, 3) uint8 -> h264/yuv420p mp4 bytes (H and W even); lossless: RGB h264 at qp 0, which
+    decodes to exactly these frames."""
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=int(fps))
+        stream = container.add_stream("libx264rgb" if lossless else "libx264", rate=int(fps))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "20", "preset": "medium"}
+        stream.pix_fmt = "rgb24" if lossless else "yuv420p"
+        stream.options = {"qp": "0", "preset": "medium"} if lossless else {"crf": "20", "preset": "medium"}
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
