@@ -15,9 +15,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
-import webdataset as wds
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 80, 230), "yellow": (235, 215, 40),
            "white": (240, 240, 240), "purple": (150, 60, 200)}
@@ -78,6 +76,8 @@ def render_clip(seed: int, num_frames: int = 40, width: int = 96, height: int = 
 def encode_mp4(frames: np.ndarray, fps: float, lossless: bool = False) -> bytes:
     """(F, H, W, 3) uint8 -> h264/yuv420p mp4 bytes (H and W even); lossless: RGB h264 at qp 0, which
     decodes to exactly these frames."""
+    import av  # here, not at the top: the world's renderer uses this module's vocabulary where PyAV is absent
+
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as container:
         stream = container.add_stream("libx264rgb" if lossless else "libx264", rate=int(fps))
@@ -92,6 +92,8 @@ def encode_mp4(frames: np.ndarray, fps: float, lossless: bool = False) -> bytes:
 
 def write_split(out: Path, split: str, seeds: list[int]) -> list[Path]:
     """Write clips for `seeds` as `<split>-000000.tar`, ... with PER_SHARD clips each."""
+    import webdataset as wds
+
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for shard, first in enumerate(range(0, len(seeds), PER_SHARD)):
