@@ -10,8 +10,10 @@ Why the context does not determine the future: the scene (shapes, where they are
 drawn from one random stream and the instruction from another, and frames 0..3 depend on the scene
 alone. So one context goes with every instruction, and any two instructions give different futures:
 the instructed shape leaves the current frame with a different velocity (eight distinct directions
-at one speed, or rest; the unfolded paths differ from the first future frame on, and a bounce maps
-different paths to different positions), and it is drawn last, so nothing hides it.
+at one speed, or rest), it is drawn last, so nothing hides it, and every shape is at least MARGIN
+pixels inside the borders at the current frame, so a bounce cannot fold two paths onto each other
+(at the border, "up" and "down" would end a fraction of a pixel apart; over 1,200 scenes of the three
+splits the closest two instructions still move the shape 6 px apart).
 
 Splits: `train`, `val` and `heldout` draw from separate random streams. Every (colour, shape) pair
 has one held-out direction (HELDOUT_DIRECTIONS): train and val never instruct that pair to move
@@ -36,6 +38,7 @@ STOP = "stops"
 ACTIONS = (*DIRECTIONS, STOP)
 SPLITS = ("train", "val", "heldout")
 RADIUS = (6.0, 9.0)  # half-size of a shape in pixels
+MARGIN = 4.0  # pixels between a shape and the borders at the current frame, at least
 MOVING = 0.35  # probability that a shape moves before the instruction
 SPEEDS = (0.4, 0.9)  # pixels per frame of a shape that moves on its own
 
@@ -54,7 +57,7 @@ class Shape:
     colour: str
     kind: str  # one of SHAPES
     radius: float
-    position: tuple[float, float]  # (x, y) at frame 0, pixels, y down
+    position: tuple[float, float]  # (x, y) at the current frame, pixels, y down
     velocity: tuple[float, float]  # pixels per frame before the instruction
 
 
@@ -85,7 +88,7 @@ def sample_scene(seed: int, split: str) -> Scene:
     for colour in colours:
         kind = str(rng.choice(SHAPES))
         r = float(rng.uniform(*RADIUS))
-        x, y = (float(v) for v in rng.uniform(r, SIZE - r, size=2))
+        x, y = (float(v) for v in rng.uniform(r + MARGIN, SIZE - r - MARGIN, size=2))
         speed = float(rng.uniform(*SPEEDS)) if rng.random() < MOVING else 0.0
         angle = rng.uniform(0, 2 * np.pi)
         shapes.append(Shape(str(colour), kind, r, (x, y), (speed * np.cos(angle), speed * np.sin(angle))))
@@ -131,16 +134,16 @@ def _bounce(u: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 def trajectories(scene: Scene, instruction: Instruction) -> np.ndarray:
     """Centres of every shape in every frame: (K, FRAMES, 2) pixels."""
-    t = np.arange(FRAMES, dtype=np.float64)[:, None]  # (F, 1)
+    t = np.arange(FRAMES, dtype=np.float64)[:, None] - CURRENT  # (F, 1) frames since the current one
     out = np.empty((len(scene.shapes), FRAMES, 2))
     for k, s in enumerate(scene.shapes):
-        lo, hi = s.radius, SIZE - s.radius
-        out[k] = _bounce(np.asarray(s.position) + t * np.asarray(s.velocity), lo, hi)  # (F, 2)
-        if k == instruction.target:
-            v = (np.zeros(2) if instruction.action == STOP
-                 else SPEED * np.asarray(DIRECTIONS[instruction.action], dtype=np.float64) / np.hypot(*DIRECTIONS[instruction.action]))
-            after = t[CURRENT + 1:] - CURRENT  # (F-C, 1) frames since the current one
-            out[k, CURRENT + 1:] = _bounce(out[k, CURRENT] + after * v, lo, hi)
+        v = np.asarray(s.velocity)
+        if k == instruction.target and instruction.action == STOP:
+            v = np.where(t > 0, 0.0, v)  # (F, 2): moving up to the current frame, then still
+        elif k == instruction.target:
+            direction = np.asarray(DIRECTIONS[instruction.action], dtype=np.float64)
+            v = np.where(t > 0, SPEED * direction / np.hypot(*direction), v)
+        out[k] = _bounce(np.asarray(s.position) + t * v, s.radius, SIZE - s.radius)  # (F, 2)
     return out
 
 
