@@ -110,7 +110,11 @@ def clip_stream(first: int, batch: int, offset: int, device: torch.device, worke
 
 
 def step_generator(seed: int, stage: str, step: int, device: torch.device) -> torch.Generator:
-    return torch.Generator(device).manual_seed(seed * 1_000_003 + STAGES.index(stage) * 100_003 + step)
+    """Step s's random draws. The global RNG is seeded alike, for draws inside the models (the VAE
+    decoder's noise injection, where enabled), so a resumed stage repeats them too."""
+    step_seed = seed * 1_000_003 + STAGES.index(stage) * 100_003 + step
+    torch.manual_seed(step_seed)
+    return torch.Generator(device).manual_seed(step_seed)
 
 
 # --- the two objectives ----------------------------------------------------------------------------
