@@ -23,15 +23,13 @@ small penalty on the latents' scale (so the blend keeps its meaning); the export
 per-channel latent mean and std measured on `stats_clips` clips, as LTX's checkpoints do.
 DiT: LTX's flow matching as foresight.flow implements it (shifted logit-normal t, x_t = (1-t)·z0 + t·e,
 velocity target e - z0, the first latent frame clean at t=0 and out of the loss) from the current
-frame and the caption (through the shipped T5), the caption dropped to "" for `caption_dropout` of
-the clips so classifier-free guidance has a trained null.
+frame and the caption (through the shipped T5), the caption dropped to "" for a tenth of
+the clips (CAPTION_DROPOUT) so classifier-free guidance has a trained null.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, replace
@@ -43,13 +41,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from foresight import flow
-from foresight.features import Features, frames_to_video
+from foresight.checkpoint import SafetensorsIO
+from foresight.eval.metrics import psnr
+from foresight.features import Features, frames_to_video, video_to_frames
+from foresight.models.ltx import DECODE_NOISE, DECODE_T, LTXVideo
 from foresight.world import ship
-from foresight.world.render import layout_arrays, rasterize
-from foresight.world.scene import CONTEXT, CURRENT, FPS
+from foresight.world.render import layout_arrays, rasterize, render_batch
+from foresight.world.scene import CONTEXT, CURRENT, FPS, FUTURE
 
 STAGES = ("vae", "dit")
-FUTURE = 17  # frames of the future window (the DiT's target, the VAE's clips)
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ def vae_loss(vae: nn.Module, frames: Tensor, gen: torch.Generator) -> tuple[Tens
                                           "latent_rms": scale.sqrt().item()}
 
 
-def world_features(ltx, frames: Tensor, captions: list[str]) -> Features:
+def world_features(ltx: LTXVideo, frames: Tensor, captions: list[str]) -> Features:
     """Features of the DiT's task (no VLM): the future window's latents, the caption's T5 states."""
     z0 = ltx.encode(frames_to_video(frames[:, CURRENT:]))  # (B, 128, 3, h, w), frame 0 = the current frame
     text, mask = ltx.text_encoder(captions)
@@ -143,19 +143,18 @@ def world_features(ltx, frames: Tensor, captions: list[str]) -> Features:
     return Features(None, None, text, mask, z0[:, :, :1], tuple(z0.shape[2:]), fps, z0)
 
 
-def flow_loss(ltx, feats: Features, gen: torch.Generator, t: Tensor | None = None) -> Tensor:
+def flow_loss(ltx: LTXVideo, feats: Features, gen: torch.Generator) -> Tensor:
     """LTX's objective on the future tokens, the first latent frame given (t=0, no loss)."""
     z0 = feats.target_tokens()  # (B, N, 128)
     cond = feats.first_frame_mask()  # (B, N)
-    if t is None:
-        t = flow.sample_t(feats.batch_size, feats.num_tokens, generator=gen, device=z0.device)  # (B,)
+    t = flow.sample_t(feats.batch_size, feats.num_tokens, generator=gen, device=z0.device)  # (B,)
     noise = torch.randn(z0.shape, generator=gen, device=z0.device)
     x_t, t_tok = flow.noisy_input(z0, noise, t, cond)
     v = ltx.velocity(x_t, t_tok, feats.coords(), feats.text, feats.text_mask)
     return flow.masked_mse(v, flow.velocity(z0, noise), ~cond)
 
 
-def dit_loss(ltx, frames: Tensor, captions: list[str], gen: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+def dit_loss(ltx: LTXVideo, frames: Tensor, captions: list[str], gen: torch.Generator) -> tuple[Tensor, dict[str, float]]:
     keep = (torch.rand(len(captions), generator=gen, device=gen.device) >= CAPTION_DROPOUT).tolist()
     feats = world_features(ltx, frames, [c if k else "" for c, k in zip(captions, keep)])
     loss = flow_loss(ltx, feats, gen)
@@ -196,14 +195,10 @@ class Stage:
                 "model": self.module.state_dict(), "ema": list(self.ema), "optimizer": self.opt.state_dict()}
 
     def save(self) -> None:
-        from foresight.checkpoint import SafetensorsIO
-
         self.path.parent.mkdir(parents=True, exist_ok=True)
         SafetensorsIO().save_checkpoint(self.state(), self.path)
 
     def load(self) -> None:
-        from foresight.checkpoint import SafetensorsIO
-
         state = SafetensorsIO().load_checkpoint(self.path)
         if state["identity"] != self.identity:
             diff = sorted(k for k in set(state["identity"]) | set(self.identity)
@@ -278,10 +273,6 @@ class Stage:
 # --- the command ----------------------------------------------------------------------------------
 
 
-def file_sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def ship_twins(out: Path) -> None:
     """The T5 encoder, its tokenizer and the VLM: small random twins, written once and then shipped."""
     from foresight.models.text import build_tiny_text_encoder
@@ -311,11 +302,6 @@ def latent_stats(vae: nn.Module, clips: int, device: torch.device, workers: int)
 def heldout_psnr(vae: nn.Module, clips: int, device: torch.device) -> float:
     """Reconstruction PSNR of future windows of held-out clips at LTX's decode blend (a training
     monitor; `foresight world evaluate` measures the shipped files through LTXVideo)."""
-    from foresight.eval.metrics import psnr
-    from foresight.features import video_to_frames
-    from foresight.models.ltx import DECODE_NOISE, DECODE_T
-    from foresight.world.render import render_batch
-
     frames, _, _ = render_batch(list(range(clips)), "heldout", device)
     target = frames[:, CURRENT:]
     z = vae.encode(frames_to_video(target)).latent_dist.mode()
@@ -345,16 +331,13 @@ def train_vae(architecture: dict, settings: Settings, out: Path, work: Path, see
         log(f"vae: exported step {stage.step} to {out / 'ltx' / 'vae'} (latent std {std.min():.3g}..{std.max():.3g}); "
             f"held-out PSNR {heldout_psnr(model, monitor_clips, device):.2f} dB on {monitor_clips} clips")
 
-    vae.train()
     batches = clip_stream(stage.step, settings.batch, 0, device, workers)
     stage.run(batches, lambda frames, _, gen: vae_loss(vae, frames, gen), export, seed, device, save_every, log_every)
 
 
 def train_dit(model_cfg: dict, settings: Settings, out: Path, work: Path, seed: int, device: torch.device,
-              workers: int, save_every: float, log_every: int, **_) -> None:
+              workers: int, save_every: float, log_every: int) -> None:
     from diffusers import LTXVideoTransformer3DModel
-
-    from foresight.models.ltx import LTXVideo
 
     vae_file = out / "ltx" / "vae" / "diffusion_pytorch_model.safetensors"
     if not vae_file.exists():
@@ -366,7 +349,7 @@ def train_dit(model_cfg: dict, settings: Settings, out: Path, work: Path, seed: 
     ltx = LTXVideo(str(out / "ltx"), dtype="float32", text_max_tokens=model_cfg["text_max_tokens"])
     ltx.transformer = fresh.requires_grad_(True)  # LTXVideo froze the one it loaded
     ltx.to(device)
-    identity = {"architecture": model_cfg["architecture"]["transformer"], "seed": seed, "vae": file_sha(vae_file)}
+    identity = {"architecture": model_cfg["architecture"]["transformer"], "seed": seed, "vae": ship.sha256(vae_file)}
     stage = Stage("dit", ltx.transformer, settings, work / "dit.safetensors", identity)
     if stage.done:
         log(f"dit: complete ({stage.step} steps), nothing to do")
@@ -394,13 +377,11 @@ def pretrain(model_cfg: dict, out: Path, work: Path, stages: tuple[str, ...] = S
         torch.backends.cudnn.benchmark = True
     out.mkdir(parents=True, exist_ok=True)
     ship_twins(out)
-    (work / "settings.json").parent.mkdir(parents=True, exist_ok=True)
-    (work / "settings.json").write_text(json.dumps({"model": model_cfg, "vae": asdict(vae), "dit": asdict(dit),
-                                                    "seed": seed, "device": str(dev)}, indent=1, default=str))
     common = dict(out=out, work=work, seed=seed, device=dev, workers=workers, save_every=save_every,
-                  log_every=log_every, stats_clips=stats_clips, monitor_clips=monitor_clips)
+                  log_every=log_every)
     if "vae" in stages:
-        train_vae(model_cfg["architecture"]["vae"], vae, **common)
+        train_vae(model_cfg["architecture"]["vae"], vae, **common, stats_clips=stats_clips,
+                  monitor_clips=monitor_clips)
     if "dit" in stages:
         train_dit(model_cfg, dit, **common)
     ship.write_checksums(out)

@@ -52,7 +52,8 @@ def i2v_sample(ltx: LTXVideo, feats: Features, steps: int, generator: torch.Gene
 
 
 def mismatched(captions: list[str]) -> list[str]:
-    """Each clip gets the next clip's caption: a fixed permutation with no fixed point."""
+    """Each clip gets the next clip's caption: a fixed permutation, without fixed points in batches
+    of two or more."""
     return captions[1:] + captions[:1]
 
 

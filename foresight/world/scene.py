@@ -32,6 +32,7 @@ SIZE = 64  # pixels, square: 2 x 2 latent tokens per frame at LTX's 32x spatial 
 FRAMES = 20  # 4 context frames + 17 future frames, overlapping at the current frame
 CONTEXT = 4
 CURRENT = CONTEXT - 1  # index of the current frame; the instruction acts from the next frame on
+FUTURE = FRAMES - CURRENT  # 17 frames from the current one: the target window (8k+1 for the VAE)
 FPS = 24.0
 SPEED = 1.5  # pixels per frame of an instructed motion (24 pixels over the future)
 STOP = "stops"
