@@ -155,8 +155,8 @@ def test_pretraining_resumes_exactly_and_writes_a_loadable_checkpoint(tmp_path, 
                 for root in (tmp_path / "a", tmp_path / "b"))
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), part
     with pytest.raises(ValueError, match="other vae settings"):
-        pt.pretrain(cfg, tmp_path / "b", tmp_path / "work_b", ("vae",), pt.Settings(batch=2, lr=2e-3, warmup=2, steps=3),
-                    dit, **kw)
+        other_lr = pt.Settings(batch=2, lr=2e-3, warmup=2, steps=3)
+        pt.pretrain(cfg, tmp_path / "b", tmp_path / "work_b", ("vae",), other_lr, dit, **kw)
     ltx = LTXVideo(str(tmp_path / "b" / "ltx"), text_max_tokens=32)  # the hub checkpoint layout
     assert ltx.vae.latents_std.min() > 0 and not torch.equal(ltx.vae.latents_mean, torch.zeros(128))
     from foresight.world import ship

@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stage", choices=["all", "vae", "dit"], default="all")
     for stage in ("vae", "dit"):
         p.add_argument(f"--{stage}-steps", type=int)
-        p.add_argument(f"--{stage}-minutes", type=float, help="train this long (step count fixed after calibrating)")
+        p.add_argument(f"--{stage}-minutes", type=float,
+                       help="train this long (the step count is fixed after timing the first steps)")
         p.add_argument(f"--{stage}-batch", type=int)
         p.add_argument(f"--{stage}-lr", type=float)
     p.add_argument("--seed", type=int, default=0)
@@ -110,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=4, help="processes laying out scenes")
     p.add_argument("--save-every", type=float, default=120.0, help="seconds between state saves and exports")
     p.add_argument("--log-every", type=int, default=100)
-    p.add_argument("--stats-clips", type=int, default=2048, help="clips the VAE's latent mean and std are measured on")
+    p.add_argument("--stats-clips", type=int, default=2048,
+                   help="clips the VAE's latent mean and std are measured on")
     p.add_argument("--monitor-clips", type=int, default=64, help="held-out clips the VAE's PSNR is logged on")
     e = sub.add_parser("evaluate", help="the world's gates on a split it never trained on")
     e.add_argument("--model", default="world")
@@ -126,4 +128,5 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--weights", type=Path, default=WEIGHTS)
     c.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
-    return {"render": render, "pretrain": pretrain, "evaluate": evaluate, "checksums": checksums}[args.command](args)
+    commands = {"render": render, "pretrain": pretrain, "evaluate": evaluate, "checksums": checksums}
+    return commands[args.command](args)

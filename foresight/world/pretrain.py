@@ -154,7 +154,8 @@ def flow_loss(ltx: LTXVideo, feats: Features, gen: torch.Generator) -> Tensor:
     return flow.masked_mse(v, flow.velocity(z0, noise), ~cond)
 
 
-def dit_loss(ltx: LTXVideo, frames: Tensor, captions: list[str], gen: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+def dit_loss(ltx: LTXVideo, frames: Tensor, captions: list[str], gen: torch.Generator
+             ) -> tuple[Tensor, dict[str, float]]:
     keep = (torch.rand(len(captions), generator=gen, device=gen.device) >= CAPTION_DROPOUT).tolist()
     feats = world_features(ltx, frames, [c if k else "" for c, k in zip(captions, keep)])
     loss = flow_loss(ltx, feats, gen)
@@ -328,11 +329,13 @@ def train_vae(architecture: dict, settings: Settings, out: Path, work: Path, see
         model.latents_std.copy_(std)
         ship.export_fp16(model, out / "ltx" / "vae")
         ship.write_checksums(out)
-        log(f"vae: exported step {stage.step} to {out / 'ltx' / 'vae'} (latent std {std.min():.3g}..{std.max():.3g}); "
-            f"held-out PSNR {heldout_psnr(model, monitor_clips, device):.2f} dB on {monitor_clips} clips")
+        held_out = heldout_psnr(model, monitor_clips, device)
+        log(f"vae: exported step {stage.step} to {out / 'ltx' / 'vae'} (latent std {std.min():.3g}.."
+            f"{std.max():.3g}); held-out PSNR {held_out:.2f} dB on {monitor_clips} clips")
 
     batches = clip_stream(stage.step, settings.batch, 0, device, workers)
-    stage.run(batches, lambda frames, _, gen: vae_loss(vae, frames, gen), export, seed, device, save_every, log_every)
+    stage.run(batches, lambda frames, _, gen: vae_loss(vae, frames, gen), export, seed, device, save_every,
+              log_every)
 
 
 def train_dit(model_cfg: dict, settings: Settings, out: Path, work: Path, seed: int, device: torch.device,
@@ -341,7 +344,8 @@ def train_dit(model_cfg: dict, settings: Settings, out: Path, work: Path, seed: 
 
     vae_file = out / "ltx" / "vae" / "diffusion_pytorch_model.safetensors"
     if not vae_file.exists():
-        raise FileNotFoundError(f"{vae_file} not found: the DiT trains on the shipped VAE's latents; run the vae stage first")
+        raise FileNotFoundError(f"{vae_file} not found: the DiT trains on the shipped VAE's latents; "
+                                f"run the vae stage first")
     torch.manual_seed(seed)
     fresh = LTXVideoTransformer3DModel(**model_cfg["architecture"]["transformer"])
     if not (out / "ltx" / "transformer" / "config.json").exists():  # the loader needs one to read
@@ -349,7 +353,8 @@ def train_dit(model_cfg: dict, settings: Settings, out: Path, work: Path, seed: 
     ltx = LTXVideo(str(out / "ltx"), dtype="float32", text_max_tokens=model_cfg["text_max_tokens"])
     ltx.transformer = fresh.requires_grad_(True)  # LTXVideo froze the one it loaded
     ltx.to(device)
-    identity = {"architecture": model_cfg["architecture"]["transformer"], "seed": seed, "vae": ship.sha256(vae_file)}
+    identity = {"architecture": model_cfg["architecture"]["transformer"], "seed": seed,
+                "vae": ship.sha256(vae_file)}
     stage = Stage("dit", ltx.transformer, settings, work / "dit.safetensors", identity)
     if stage.done:
         log(f"dit: complete ({stage.step} steps), nothing to do")

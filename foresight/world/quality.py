@@ -79,7 +79,8 @@ def score_batch(ltx: LTXVideo, frames: Tensor, captions: list[str], seed: int, s
     still_latents = ltx.encode(frames_to_video(still))
     out["latent_mse_copy_last"] = latent_mse(still_latents)
     out["psnr_copy_last"] = psnr(still[:, 1:], truth).mean(1)
-    out["psnr_copy_last_vae"] = psnr(video_to_frames(ltx.decode(still_latents, generator=gen()))[:, 1:], truth).mean(1)
+    still_decoded = video_to_frames(ltx.decode(still_latents, generator=gen()))
+    out["psnr_copy_last_vae"] = psnr(still_decoded[:, 1:], truth).mean(1)
     for name, caps in (("", captions), ("_mismatched", mismatched(captions))):
         f = feats if not name else world_features(ltx, frames, caps)
         pred = i2v_sample(ltx, f, steps, gen())
