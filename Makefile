@@ -5,8 +5,10 @@ PY := $(VENV)/bin/python
 # A machine with an NVIDIA driver gets pip's default (CUDA) torch; others the CPU build 2.13.0.
 TORCH ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch>=2.13,torch==2.13.0)
 EXPERIMENT ?= optionB
+# the pretrained world (weights/world, data/world): frozen parts that know something, so options learn
+WORLD ?= model=world vlm=world data=world
 
-.PHONY: install train test sample-data clean
+.PHONY: install train test sample-data world-data clean
 
 install: $(VENV)/.installed
 
@@ -18,13 +20,16 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 train: install
-	$(PY) train.py +experiment=$(EXPERIMENT)
+	$(PY) train.py +experiment=$(EXPERIMENT) $(WORLD)
 
 test: install
 	$(PY) -m pytest
 
 sample-data: install
 	$(PY) -m foresight.data.sample_world --out data/sample --train 64 --val 16 --seed 0
+
+world-data: install
+	$(PY) -m foresight.cli world render --out data/world --train 256 --val 32 --heldout 32
 
 clean:
 	rm -rf logs .cache .pytest_cache

@@ -5,6 +5,7 @@
     foresight data inspect SHARDS...                          counts, durations, sizes, undecodable samples
     foresight ckpt-info RUN_DIR_OR_FILE                       what a checkpoint holds and which config made it
     foresight compare SOURCE... --out DIR [--by KEY]          runs by group: report.md/.html, summary.json
+    foresight world render|pretrain|evaluate|checksums ...    the pretrained world (foresight/world/cli.py)
 """
 
 from __future__ import annotations
@@ -81,7 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     cmp.add_argument("--out", required=True, help="directory for the report")
     cmp.add_argument("--by", default="run_group",
                      help="dotted config key to group by (a _target_ node groups by class name: option)")
+    sub.add_parser("world", help="render the world, pretrain and evaluate its frozen parts, check its files",
+                   add_help=False)
     args, rest = parser.parse_known_args(argv)
+    if args.command == "world":
+        from foresight.world.cli import main as world_main
+
+        return world_main(rest)
     if rest and not (args.command == "data" and args.data_command == "sample"):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "data":

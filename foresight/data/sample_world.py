@@ -18,9 +18,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
-import webdataset as wds
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 80, 230), "yellow": (235, 215, 40),
            "white": (240, 240, 240), "purple": (150, 60, 200)}
@@ -91,22 +89,26 @@ def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
     return np.concatenate([y.ravel(), u.ravel(), v.ravel()]).astype(np.uint8).reshape(h * 3 // 2, w)
 
 
-def encode_mp4(frames: np.ndarray, fps: float, reproducible: bool = False) -> bytes:
-    """(F, H, W, 3) uint8 -> h264/yuv420p mp4 bytes (H and W even).
+def encode_mp4(frames: np.ndarray, fps: float, reproducible: bool = False, lossless: bool = False) -> bytes:
+    """(F, H, W, 3) uint8 -> h264 mp4 bytes (H and W even): yuv420p, or with lossless RGB h264 at qp 0,
+    which decodes to exactly these frames.
 
     reproducible: the same bytes on any machine with the same x264 build -- our own colour
     conversion, one encoder thread and x264's plain C code (its SIMD kernels make other choices
     on other CPUs: asm=0 changes the stream even on one machine). Slower; used for data/sample."""
+    import av  # here, not at the top: the world's renderer uses this module's vocabulary where PyAV is absent
+
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=int(fps))
+        stream = container.add_stream("libx264rgb" if lossless else "libx264", rate=int(fps))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "20", "preset": "medium", **({"x264-params": "asm=0"} if reproducible else {})}
+        stream.pix_fmt = "rgb24" if lossless else "yuv420p"
+        stream.options = {"qp": "0", "preset": "medium"} if lossless else {"crf": "20", "preset": "medium"}
         if reproducible:
+            stream.options = {**stream.options, "x264-params": "asm=0"}
             stream.codec_context.thread_count = 1
         for frame in frames:
-            image = (av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p") if reproducible
+            image = (av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p") if reproducible and not lossless
                      else av.VideoFrame.from_ndarray(frame, format="rgb24"))
             container.mux(stream.encode(image))
         container.mux(stream.encode())
@@ -115,6 +117,8 @@ def encode_mp4(frames: np.ndarray, fps: float, reproducible: bool = False) -> by
 
 def write_split(out: Path, split: str, seeds: list[int]) -> list[Path]:
     """Write clips for `seeds` as `<split>-000000.tar`, ... with PER_SHARD clips each."""
+    import webdataset as wds
+
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for shard, first in enumerate(range(0, len(seeds), PER_SHARD)):

@@ -1,0 +1,197 @@
+"""The pretrained world (issue 14): its clips, its shipped files, its pretraining, and that it is what
+makes an option beat copy-last-frame."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from foresight.config import ROOT
+from foresight.world import scene
+from foresight.world.render import layout, render_batch, render_clip
+from foresight.world.ship import WEIGHTS
+
+
+def test_rendering_is_deterministic_per_seed():
+    a, b = render_clip(5, "val"), render_clip(5, "val")
+    assert a.frames.shape == (scene.FRAMES, scene.SIZE, scene.SIZE, 3) and a.frames.dtype == np.uint8
+    np.testing.assert_array_equal(a.frames, b.frames)
+    assert a.caption == b.caption and a.meta == b.meta
+    batch, captions, _ = render_batch([5, 6], "val")  # a batch renders each seed as alone
+    np.testing.assert_array_equal(batch[0].numpy(), a.frames)
+    assert captions[0] == a.caption
+    assert not np.array_equal(render_clip(6, "val").frames, a.frames)
+    assert not np.array_equal(render_clip(5, "train").frames, a.frames)  # splits draw from their own streams
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_the_instruction_decides_the_future(seed):
+    """One context, every instruction: identical context frames, pairwise different futures."""
+    clips = {a: render_clip(seed, "val", action=a) for a in scene.ACTIONS}
+    context = clips[scene.STOP].frames[: scene.CONTEXT]
+    for clip in clips.values():
+        np.testing.assert_array_equal(clip.frames[: scene.CONTEXT], context)
+    for (a, x), (b, y) in itertools.combinations(clips.items(), 2):
+        diff = np.abs(x.frames[scene.CONTEXT:].astype(int) - y.frames[scene.CONTEXT:].astype(int))
+        assert diff.max() >= 60, f"seed {seed}: '{a}' and '{b}' give the same future"
+        assert x.caption != y.caption
+
+
+def test_every_pair_of_instructions_separates_the_instructed_shape():
+    """No bounce folds two instructions' paths together: they end apart by pixels, not fractions."""
+    for split in scene.SPLITS:
+        for seed in range(100):
+            s, instruction = layout(seed, split)
+            paths = {a: scene.trajectories(s, scene.Instruction(instruction.target, a))[instruction.target]
+                     for a in scene.ACTIONS}  # each (FRAMES, 2)
+            for a, b in itertools.combinations(scene.ACTIONS, 2):
+                assert np.linalg.norm(paths[a] - paths[b], axis=-1).max() > 4, (split, seed, a, b)
+
+
+def test_no_sampled_future_is_the_still_current_frame():
+    """Copy-last would score such a clip perfectly (infinite PSNR): the splits never draw one."""
+    frames, _, metas = render_batch(list(range(48)), "val")
+    future = frames[:, scene.CURRENT + 1:].int()
+    still = frames[:, scene.CURRENT: scene.CURRENT + 1].int()
+    moved = (future - still).abs().amax(dim=(1, 2, 3, 4))  # (B,)
+    assert (moved > 0).all(), [m for m, d in zip(metas, moved) if d == 0]
+
+
+def test_held_out_compositions_never_appear_in_training():
+    for split in ("train", "val", "heldout"):
+        for seed in range(300):
+            s, instruction = layout(seed, split)
+            shape = s.shapes[instruction.target]
+            held = scene.HELDOUT_DIRECTIONS[(shape.colour, shape.kind)]
+            assert (instruction.action == held) == (split == "heldout"), (split, seed, instruction)
+    # every (colour, shape) pair keeps seven directions for training, and each direction is held out somewhere
+    assert set(scene.HELDOUT_DIRECTIONS.values()) == set(scene.DIRECTIONS)
+
+
+def test_world_shards_hold_the_rendered_clips(tmp_path):
+    """Lossless shards: the loader reads back exactly the renderer's frames (the committed ones too)."""
+    from foresight.data.loader import ClipWindows
+    from foresight.world.shards import write_split
+
+    write_split(tmp_path, "heldout", 3, per_shard=2)
+    for shards in ([str(p) for p in sorted(tmp_path.glob("heldout-*.tar"))],
+                   [str(ROOT / "data" / "world" / "heldout-000000.tar")]):
+        windows = ClipWindows(shards, 4, [(64, 64, 17)], None, train=False, seed=0, strict=True, batch_size=3,
+                              limit=3)
+        batch = next(iter(windows))
+        assert batch["key"] == ["heldout_000000", "heldout_000001", "heldout_000002"]
+        frames, captions, _ = render_batch([0, 1, 2], "heldout")
+        assert batch["caption"] == captions
+        torch.testing.assert_close(batch["context"], frames[:, :4], rtol=0, atol=0)
+        torch.testing.assert_close(batch["target"], frames[:, 3:], rtol=0, atol=0)
+
+
+def test_shipped_world_files_match_their_checksums_and_load():
+    from hydra.utils import instantiate
+
+    from foresight.config import compose
+    from foresight.world import ship
+
+    assert ship.verify(WEIGHTS) == []
+    cfg = compose(["model=world", "vlm=world", "logger=none"])
+    assert cfg.model.twin is None and cfg.vlm.twin is None  # loaded, never built
+    ltx = instantiate(cfg.model)
+    vae, dit = ltx.vae.config, ltx.transformer.config
+    assert (vae.latent_channels, vae.patch_size, vae.timestep_conditioning) == (128, 4, True)
+    assert ltx.vae.spatial_compression_ratio == 32 and ltx.vae.temporal_compression_ratio == 8
+    assert list(vae.decoder_block_out_channels) == list(cfg.model.architecture.vae.decoder_block_out_channels)
+    assert dit.num_layers == cfg.model.architecture.transformer.num_layers
+    assert ltx.vae.dtype == torch.float32  # fp16 files, loaded in the config's dtype
+    assert instantiate(cfg.vlm).out_dim == 64
+
+
+def test_checksums_catch_a_changed_file(tmp_path):
+    import shutil
+
+    from foresight.world import ship
+
+    copy = tmp_path / "world"
+    shutil.copytree(WEIGHTS / "vlm", copy / "vlm")
+    ship.write_checksums(copy)
+    assert ship.verify(copy) == []
+    (copy / "vlm" / "config.json").write_text("{}")
+    (copy / "extra.bin").write_bytes(b"x")
+    problems = ship.verify(copy)
+    assert any("vlm/config.json: checksum differs" in p for p in problems)
+    assert any("extra.bin: present but not listed" in p for p in problems)
+
+
+def test_pretraining_resumes_exactly_and_writes_a_loadable_checkpoint(tmp_path, monkeypatch):
+    """A stage killed after two steps and run again ends with the weights of one never stopped."""
+    from omegaconf import OmegaConf
+    from safetensors.torch import load_file
+
+    from foresight.models.ltx import LTXVideo
+    from foresight.world import pretrain as pt
+    from foresight.world.cli import model_config
+
+    cfg = OmegaConf.to_container(model_config("tiny"), resolve=True)
+    vae, dit = pt.Settings(batch=2, lr=1e-3, warmup=2, steps=3), pt.Settings(batch=2, lr=1e-3, warmup=2, steps=2)
+    kw = dict(workers=0, log_every=100, stats_clips=2, monitor_clips=1)
+    pt.pretrain(cfg, tmp_path / "a", tmp_path / "work_a", pt.STAGES, vae, dit, save_every=1e9, **kw)
+    kw["save_every"] = 0.0  # the interrupted run saves its state after every step
+
+    stream = pt.clip_stream
+
+    def killed_after_two_steps(*args, **kwargs):
+        yield from itertools.islice(stream(*args, **kwargs), 2)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pt, "clip_stream", killed_after_two_steps)
+    with pytest.raises(KeyboardInterrupt):
+        pt.pretrain(cfg, tmp_path / "b", tmp_path / "work_b", ("vae",), vae, dit, **kw)
+    monkeypatch.setattr(pt, "clip_stream", stream)
+    pt.pretrain(cfg, tmp_path / "b", tmp_path / "work_b", pt.STAGES, vae, dit, **kw)
+    for part in ("vae", "transformer"):
+        a, b = (load_file(str(root / "ltx" / part / "diffusion_pytorch_model.safetensors"))
+                for root in (tmp_path / "a", tmp_path / "b"))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), part
+    with pytest.raises(ValueError, match="other vae settings"):
+        other_lr = pt.Settings(batch=2, lr=2e-3, warmup=2, steps=3)
+        pt.pretrain(cfg, tmp_path / "b", tmp_path / "work_b", ("vae",), other_lr, dit, **kw)
+    ltx = LTXVideo(str(tmp_path / "b" / "ltx"), text_max_tokens=32)  # the hub checkpoint layout
+    assert ltx.vae.latents_std.min() > 0 and not torch.equal(ltx.vae.latents_mean, torch.zeros(128))
+    from foresight.world import ship
+
+    assert ship.verify(tmp_path / "b") == []
+
+
+# --- the world is what makes an option learn --------------------------------------------------------
+
+MARGIN = 0.8  # the trained option's validation latent MSE must be below 0.8x copy-last's
+STEPS = 40
+
+
+def short_run(tmp_path, models: list[str]) -> dict:
+    """`make train`'s run (option B on data=world), shortened to STEPS steps, validated once at the end."""
+    from foresight.config import compose
+    from foresight.train import train
+
+    cfg = compose(["+experiment=optionB", "data=world", *models, "logger=none", f"paths.output_dir={tmp_path}",
+                   f"trainer.max_steps={STEPS}", f"trainer.val_check_interval={STEPS}", "~callbacks.sample_videos",
+                   "~callbacks.training_state"])
+    return train(cfg)
+
+
+@pytest.mark.slow
+def test_the_world_makes_option_b_beat_copy_last_and_use_the_instruction(tmp_path):
+    m = short_run(tmp_path, ["model=world", "vlm=world"])["metrics"]
+    assert m["val/latent_mse"] < MARGIN * m["val/latent_mse_copy_last"], m
+    assert m["val/psnr"] > m["val/psnr_copy_last"], m
+    # validation's own instruction gap: another clip's caption costs a quarter more latent error
+    assert m["val/latent_mse_instruction_gap"] > 0.25 * m["val/latent_mse"], m
+    assert m["val/psnr_instruction_gap"] > 0.5, m
+
+
+@pytest.mark.slow
+def test_the_same_run_on_random_twins_does_not_beat_copy_last(tmp_path, twin_dir):
+    m = short_run(tmp_path, [f"paths.cache_dir={twin_dir}"])["metrics"]  # model=tiny, vlm=tiny
+    assert not m["val/latent_mse"] < MARGIN * m["val/latent_mse_copy_last"], m
