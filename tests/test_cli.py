@@ -1,5 +1,6 @@
 """The `foresight` command."""
 
+import pytest
 from torch import nn
 
 from foresight.checkpoint import save_trainable
@@ -25,8 +26,11 @@ def test_ckpt_info_describes_the_newest_checkpoint_of_a_run(tmp_path, capsys):
 
 
 def test_ckpt_info_on_an_empty_dir_says_what_to_pass(tmp_path, capsys):
-    assert main(["ckpt-info", str(tmp_path)]) == 1
-    assert "no .safetensors checkpoint" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as code:
+        main(["ckpt-info", str(tmp_path)])
+    assert code.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "no checkpoints/last.safetensors inside" in line
 
 
 def test_sample_data_writes_shards(tmp_path):
