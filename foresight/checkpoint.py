@@ -182,6 +182,7 @@ class TrainableCheckpoint(L.Callback):
         self.every_n_steps = every_n_steps
         self.config = config or {}
         self.last_path: Path | None = None
+        self.saved_step: int | None = None
 
     def _save(self, trainer: "L.Trainer", module: "L.LightningModule") -> None:
         from lightning.pytorch.strategies import FSDPStrategy
@@ -202,13 +203,17 @@ class TrainableCheckpoint(L.Callback):
                     lora = {k[len(prefix):]: v for k, v in module.trainable_state_dict().items()
                             if k.startswith(prefix)}
                     export_lora(module.ltx, self.dirpath / "lora", lora)
+        self.saved_step = trainer.global_step
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
+        # the last step too, before the final validation and sample videos can fail
+        if (self.every_n_steps and trainer.global_step % self.every_n_steps == 0) \
+                or trainer.global_step >= trainer.max_steps:
             self._save(trainer, module)
 
     def on_train_end(self, trainer, module) -> None:
-        self._save(trainer, module)
+        if self.saved_step != trainer.global_step:  # training ended before max_steps (epoch_samples ran out)
+            self._save(trainer, module)
 
 
 # training state -----------------------------------------------------------------------------------
@@ -400,16 +405,26 @@ class TrainingState(ModelCheckpoint):
         if self.rng is not None:
             set_rng_state(self.rng)
 
+    @property
+    def saved_step(self) -> int:
+        return self._last_global_step_saved
+
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         self.rng = rng_state()
         super().on_train_batch_end(trainer, module, outputs, batch, batch_idx)
+        # The final step too, so a finished run can be extended (resume=auto trainer.max_steps=...):
+        # here, before the final validation and sample videos, so nothing after it can cost the state.
+        if trainer.global_step >= trainer.max_steps:
+            self._save_now(trainer)
 
     def on_train_end(self, trainer, module) -> None:
-        # the final step too, so a finished run can be extended (resume=auto trainer.max_steps=...)
+        self._save_now(trainer)  # training ended before max_steps (epoch_samples ran out)
+        super().on_train_end(trainer, module)
+
+    def _save_now(self, trainer) -> None:
         if trainer.global_step != self._last_global_step_saved:
             self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
             self._last_global_step_saved = trainer.global_step
-        super().on_train_end(trainer, module)
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "rng": self.rng}
