@@ -164,16 +164,18 @@ def check_held_out(datamodule, spec: str | None) -> None:
     """The held-out set must give a batch before any model loads: validation, the end-of-run scores and
     the sample videos all read it, and a broken one found at the first validation costs the steps
     before it. Reads the first batch only, with the random state put back (the run is unchanged)."""
+    fix = "pass other shards, or a window that fits the clips (data.context_frames, data.future_frames)"
     with torch.random.fork_rng(devices=[]):
         try:
             batch = next(iter(datamodule.val_dataloader()), None)
-        except (OSError, ValueError, EOFError, tarfile.TarError) as e:
-            raise ValueError(f"data.val_shards={spec!r} cannot be read ({type(e).__name__}: {e}); pass readable "
-                             f"webdataset shards (foresight data inspect SHARDS shows what is wrong)") from e
+        except (OSError, EOFError, tarfile.TarError) as e:
+            raise ValueError(f"data.val_shards={spec!r} cannot be read ({type(e).__name__}: {one_line(e)}); pass "
+                             f"readable webdataset shards (foresight data inspect SHARDS shows what is wrong)") from e
+        except ValueError as e:  # the data stream's own verdict on a held-out set with nothing usable
+            raise ValueError(f"data.val_shards={spec!r} holds no usable clip ({one_line(e)}); {fix}") from e
     if batch is None:
         raise ValueError(f"data.val_shards={spec!r} holds no usable clip (skipped: "
-                         f"{counts(datamodule.val_skip_counts()) or 'none'}); pass other shards, or a window that fits "
-                         f"the clips (data.context_frames, data.future_frames)")
+                         f"{counts(datamodule.val_skip_counts()) or 'none'}); {fix}")
 
 
 def final_files_written(trainer: L.Trainer, callbacks: list) -> bool:
