@@ -58,11 +58,13 @@ STALE_SECONDS = 3600  # a temporary file untouched this long has no live writer 
 
 def remove_dead_temporaries(root: str | os.PathLike) -> list[Path]:
     """Delete the temporary checkpoint files under `root` whose writer died: written on this host by a
-    process that no longer runs, or (any host: shared filesystems) untouched for STALE_SECONDS."""
+    process that no longer runs, or (any host: shared filesystems) untouched for STALE_SECONDS. Earlier
+    versions named them .<name>.tmp<pid>, without the host: those count as this host's."""
     removed = []
     host = socket.gethostname()
-    for tmp in Path(root).glob(f"**/.*.safetensors{TEMP_MARK}*"):
-        writer_host, _, pid = tmp.name.rsplit(TEMP_MARK, 1)[1].rpartition("-")
+    for tmp in Path(root).glob("**/.*.safetensors.tmp*"):
+        writer = tmp.name.rsplit(".tmp", 1)[1]
+        writer_host, _, pid = writer[1:].rpartition("-") if writer.startswith("-") else (host, "", writer)
         try:
             dead = (writer_host == host and pid.isdigit() and not _running(int(pid))) \
                 or time.time() - tmp.stat().st_mtime > STALE_SECONDS

@@ -137,10 +137,11 @@ def test_temporary_files_of_dead_writers_are_removed(tmp_path):
     writing = state / f".step000012.safetensors.tmp-{host}-{os.getpid()}"  # a live writer: left alone
     elsewhere = state / ".step000012.safetensors.tmp-othernode-4242"  # another host, recent: may be writing
     stale = state / ".step000004.safetensors.tmp-othernode-4243"  # another host, untouched for 2 h
-    for path in (killed, writing, elsewhere, stale):
+    legacy = state / f".step000016.safetensors.tmp{dead.pid}"  # written by an earlier version, pid gone
+    for path in (killed, writing, elsewhere, stale, legacy):
         path.write_bytes(b"\0" * 1000)
     os.utime(stale, (time.time() - 7200, time.time() - 7200))
-    assert sorted(remove_dead_temporaries(tmp_path)) == sorted([killed, stale])
+    assert sorted(remove_dead_temporaries(tmp_path)) == sorted([killed, stale, legacy])
     assert sorted(p.name for p in state.iterdir()) == sorted([writing.name, elsewhere.name])
 
 
