@@ -90,6 +90,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     its files in place."""
     checks.check(cfg, checks.TRAIN)  # before anything is read or loaded
     L.seed_everything(cfg.seed, workers=True)
+    # The data module validates frame counts and sizes first: a bad window fails before any model loads.
+    datamodule = instantiate(cfg.data)
     group_wandb_by_sweep(cfg)
     job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])  # Hydra's own node is not the job's
     resolved = OmegaConf.to_container(job, resolve=True)
@@ -98,8 +100,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     first_step = 0 if state_path is None else read_state(state_path)["global_step"] or 0
     if first_step >= cfg.trainer.max_steps:
         return nothing_to_train(cfg, state_path, first_step)
-    # The data module validates frame counts and sizes first: a bad window fails before any model loads.
-    datamodule = instantiate(cfg.data)
     if cfg.trainer.get("limit_val_batches", 1):
         check_held_out(datamodule, cfg.data.get("val_shards"))
     option = instantiate(cfg.option)
