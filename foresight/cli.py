@@ -51,14 +51,15 @@ def data_command(args: argparse.Namespace, rest: list[str]) -> int:
 
         sample_main(rest)
         return 0
-    if args.data_command == "make-shards":
-        counts = shards.make_shards(args.inputs, args.out, args.prefix, args.maxcount, args.maxsize)
-        skipped = {k: v for k, v in counts.items() if k != "written"}
-        print(f"written {counts['written']} to {args.out}; skipped {sum(skipped.values())}"
-              + (f" ({', '.join(f'{k} {v}' for k, v in sorted(skipped.items()))})" if skipped else ""))
-        return 0
-    for spec in args.shards:
-        print(f"{spec}\n{shards.format_inspection(shards.inspect(spec))}")
+    try:
+        if args.data_command == "make-shards":
+            print(shards.make_shards(args.inputs, args.out, args.prefix, args.maxcount, args.maxsize).summary(args.out))
+            return 0
+        for spec in args.shards:
+            print(f"{spec}\n{shards.format_inspection(shards.inspect(spec))}")
+    except (ValueError, FileNotFoundError) as e:  # a wrong input: one line naming it, no traceback
+        print(f"foresight data {args.data_command}: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

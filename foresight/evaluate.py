@@ -2,7 +2,7 @@
 
     result = evaluate("logs/train/runs/<run>", shards="data/sample/val-000000.tar", limit=64)
 
-The same seeded metrics as validation during training (ForesightModule.evaluate_batch): latent
+The same seeded metrics as validation during training (foresight.eval.scoring.Scorer): latent
 MSE, PSNR and SSIM of the decoded future frames (the known current frame excluded), averaged over
 clips and per future frame. Clips are read with the checkpoint's own window (context frames,
 future frames, buckets, fps, prompt template); unusable clips are skipped and counted. LPIPS and FVD
@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 
 from foresight import checks
+from foresight.eval.scoring import DIAGNOSTIC, RANKING, SAMPLER, Scorer, better
 from foresight.predict import Predictor
 
-SCALARS = ("latent_mse", "psnr", "ssim", "lpips", "fvd")
 
 
 def lpips_metric(vgg: str | None, lin: str | None, device) -> tuple[dict, dict]:
@@ -69,14 +69,15 @@ def evaluate(ckpt: str | Path, shards: str | None = None, limit: int | None = No
         for key, videos in (("pred", pred), ("copy_last", still), ("truth", truth)):
             features[key].append(i3d(videos).double().cpu())  # (B, 400)
 
+    scorer = Scorer(frame_metrics=extra)
     windows = predictor.held_out(shards, limit, batch_size)
     sums: dict[str, torch.Tensor] = {}
     clips, started = 0, time.perf_counter()
     for index, batch in enumerate(torch.utils.data.DataLoader(windows, batch_size=None)):
         batch = {k: v.to(module.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         size = len(batch["caption"])
-        scores = module.evaluate_batch(batch, seed=seed + index, per_frame=True, frame_metrics=extra,
-                                       on_futures=collect if i3d is not None else None)
+        scores = scorer(module, batch, seed=seed + index, per_frame=True,
+                        on_futures=collect if i3d is not None else None)
         for key, value in scores.items():
             sums[key] = sums.get(key, 0) + value.double().cpu() * size
         clips += size
@@ -100,25 +101,35 @@ def evaluate(ckpt: str | Path, shards: str | None = None, limit: int | None = No
     }
 
 
+BESIDE = (("_copy_last", "copy last (raw)"), ("_copy_last_vae", "copy last (VAE)"),
+          ("_vae_recon", "VAE reconstruction (ceiling)"), ("_instruction_gap", "instruction gap"))
+
+
 def markdown(result: dict) -> str:
-    """The result as a short report: each metric beside its baseline, then the per-frame curves."""
+    """The result as a short report: each ranking metric beside its baselines and instruction gap,
+    the diagnostics, then the per-frame curves."""
     m = result["metrics"]
     lines = [f"# Evaluation of option {result['option']} at step {result['step']}", "",
              f"`{result['checkpoint']}` on {result['clips']} clips of `{result['shards']}` "
              f"(seed {result['seed']}; skipped: {result['skipped'] or 'none'}).", "",
-             "| metric | model | copy last frame | better |", "|---|---|---|---|"]
-    for key in (k for k in SCALARS if k in m):
-        better = "higher" if key in ("psnr", "ssim") else "lower"
-        lines.append(f"| {key} | {m[key]:.4g} | {m[key + '_copy_last']:.4g} | {better} |")
-    other = [k for k in m if k not in SCALARS and not k.endswith("_copy_last")]
+             "| metric | model | " + " | ".join(title for _, title in BESIDE) + " | better |",
+             "|---" * (len(BESIDE) + 3) + "|"]
+    for key in (k for k in RANKING if k in m):
+        cells = [f"{m[key + suffix]:.4g}" if key + suffix in m else "—" for suffix, _ in BESIDE]
+        lines.append(f"| {key} | {m[key]:.4g} | " + " | ".join(cells) + f" | {better(key)} |")
+    diagnostics = [k for k in m if k.startswith(DIAGNOSTIC)]
     pf = result["per_frame"]
-    columns = [c for k in pf if not k.endswith("_copy_last") for c in (k, f"{k} copy last")]
-    lines += ["", "Losses: " + ", ".join(f"{k} {m[k]:.4g}" for k in other) + ".", "",
+    columns = [k for k in pf if not k.endswith("_mismatched")]
+    lines += ["", "Instruction gap: the score with the true instruction minus the score with another clip's "
+                  "(same noise), signed so that positive means the instruction helps.", "",
+              "Sampler: " + ", ".join(f"{k.removeprefix(SAMPLER).replace('_', ' ')} {m[k]:g}" for k in m
+                                      if k.startswith(SAMPLER)) + " (per sample).", "",
+              "Diagnostics (the option's own losses; not comparable across options): "
+              + ", ".join(f"{k.removeprefix(DIAGNOSTIC)} {m[k]:.4g}" for k in diagnostics) + ".", "",
               "Per future frame (frame 1 is the first predicted frame):", "",
               "| frame | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for i in range(len(pf["psnr"])):
-        lines.append(f"| {i + 1} | " + " | ".join(f"{pf[c.replace(' copy last', '_copy_last')][i]:.3g}"
-                                                 for c in columns) + " |")
+        lines.append(f"| {i + 1} | " + " | ".join(f"{pf[c][i]:.3g}" for c in columns) + " |")
     if "fvd" in m:
         lines += ["", f"FVD: Fréchet distance of I3D (Kinetics-400) logits over the {result['clips']} predicted, "
                       f"copy-last and true futures (the given frame excluded). With fewer than a few hundred "

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields, replace
 import torch
 from torch import Tensor
 
-from foresight.models.ltx import LTXVideo, grid_positions, latent_grid, pack, rope_coords
+from foresight.models.ltx import SPATIAL, LTXVideo, grid_positions, latent_grid, pack
 from foresight.models.vlm import FrozenVLM
 
 
@@ -27,6 +27,9 @@ class Features:
     grid: tuple[int, int, int]  # target latent grid (f, h, w)
     fps: Tensor  # (B,) frame rate of the clip, for RoPE time coordinates
     target: Tensor | None = None  # (B, 128, f, h, w) normalised target latents; frame 0 = first_latent
+    # (B, 128, C-1, h, w): the context frames before the current one, oldest first, each encoded alone
+    # (option prefix); None where not asked for
+    context_latents: Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -46,10 +49,6 @@ class Features:
     def positions(self) -> Tensor:
         """(N, 3) latent-unit positions of the target tokens."""
         return grid_positions(self.grid, device=self.first_latent.device)
-
-    def coords(self) -> Tensor:
-        """(B, 3, N) RoPE coordinates of the target tokens."""
-        return rope_coords(self.positions(), self.fps)
 
     def first_frame_mask(self) -> Tensor:
         """(B, N) bool, True on the tokens of latent frame 0 (the known current frame)."""
@@ -82,15 +81,16 @@ def video_to_frames(video: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def encode_batch(batch: dict, vlm: FrozenVLM, ltx: LTXVideo, future_frames: int | None = None) -> Features:
+def encode_batch(batch: dict, vlm: FrozenVLM | None, ltx: LTXVideo, future_frames: int | None = None,
+                 context_latents: bool = False) -> Features:
     """Live features for a loader batch (see foresight.data.loader for its keys).
 
     With target frames present they are encoded whole; without (prediction), only the last
-    context frame is encoded and `future_frames` sets the grid.
+    context frame is encoded and `future_frames` sets the grid. context_latents: also encode the
+    earlier context frames (option prefix). vlm=None: an option that reads no VLM states (empty).
     """
     context = batch["context"]  # (B, C, H, W, 3) uint8
-    states, mask = vlm(context, batch.get("prompt", batch["caption"]))
-    text, text_mask = ltx.text_encoder(batch["caption"])
+    states, mask, text, text_mask = encode_instruction(batch, vlm, ltx)
     fps = batch["fps"].float().to(states.device)
     if batch.get("target") is not None:
         target = ltx.encode(frames_to_video(batch["target"]))  # (B, 128, f, h, w)
@@ -99,4 +99,29 @@ def encode_batch(batch: dict, vlm: FrozenVLM, ltx: LTXVideo, future_frames: int 
         target = None
         first = ltx.encode(frames_to_video(context[:, -1:]))  # (B, 128, 1, h, w)
         grid = latent_grid(future_frames, context.shape[2], context.shape[3])
-    return Features(states, mask.bool(), text, text_mask.bool(), first, grid, fps, target)
+    earlier = encode_frames(ltx, context[:, :-1]) if context_latents else None
+    return Features(states, mask, text, text_mask, first, grid, fps, target, earlier)
+
+
+@torch.no_grad()
+def encode_frames(ltx: LTXVideo, frames: Tensor) -> Tensor:
+    """uint8 frames (B, K, H, W, 3) -> normalised latents (B, 128, K, h, w), each frame encoded alone as
+    a one-frame clip (the causal VAE's first latent frame is its first pixel frame alone)."""
+    b, k = frames.shape[:2]
+    if k == 0:
+        return torch.zeros(b, ltx.latent_channels, 0, frames.shape[2] // SPATIAL, frames.shape[3] // SPATIAL,
+                           device=frames.device)
+    latents = ltx.encode(frames_to_video(frames.flatten(0, 1)[:, None]))  # (B*K, 128, 1, h, w)
+    return latents.unflatten(0, (b, k)).squeeze(3).transpose(1, 2)  # (B, 128, K, h, w)
+
+
+@torch.no_grad()
+def encode_instruction(batch: dict, vlm: FrozenVLM, ltx: LTXVideo) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """What the frozen text paths say about a batch's context and instruction: VLM states (B, L, D) and
+    mask (B, L), T5 caption states (B, T, D_text) and mask (B, T). Without a VLM (options that read
+    none) the states are empty: (B, 0, 1)."""
+    text, text_mask = ltx.text_encoder(batch["caption"])
+    if vlm is None:
+        return text.new_zeros(len(batch["caption"]), 0, 1), text_mask.new_zeros(len(batch["caption"]), 0), text, text_mask
+    states, mask = vlm(batch["context"], batch.get("prompt", batch["caption"]))
+    return states, mask.bool(), text, text_mask.bool()

@@ -13,6 +13,7 @@ t=0, are excluded from the loss and are never updated by the sampler.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -74,20 +75,92 @@ def masked_mse(pred: Tensor, target: Tensor, loss_mask: Tensor | None = None) ->
 
 
 def time_shift(t: Tensor, mu: float) -> Tensor:
-    """Warp a schedule towards high noise with the same μ as training: e^μ / (e^μ + 1/t - 1)."""
+    """Warp times towards high noise with the same μ as training: e^μ / (e^μ + 1/t - 1); 0 stays 0."""
     t = t.clamp(0, 1)
     shifted = math.exp(mu) / (math.exp(mu) + (1 / t.clamp_min(1e-12) - 1))
     return torch.where(t > 0, shifted, torch.zeros_like(t))
 
 
-def schedule(steps: int, t_start: float = 1.0, mu: float | None = None) -> Tensor:
-    """Decreasing flow times (steps+1,) from t_start to exactly 0; optionally time-shifted by μ."""
-    if steps < 1:
-        raise ValueError(f"sampling steps={steps} must be >= 1")
-    ts = torch.linspace(1.0, 0.0, steps + 1)
-    if mu is not None:
-        ts = time_shift(ts, mu)
-    return ts * t_start
+def stretch_to_terminal(ts: Tensor, terminal: float) -> Tensor:
+    """Stretch decreasing times (S,) so the last equals `terminal`, keeping 1 fixed: the last Euler
+    step then spans terminal -> 0 instead of most of the shifted range (LTX's shift_terminal)."""
+    one_minus = 1 - ts
+    return 1 - one_minus * (1 - terminal) / one_minus[-1]
+
+
+def linear_quadratic(steps: int, threshold_noise: float = 0.025) -> Tensor:
+    """LTX's linear-quadratic schedule (S,) from 1: the first half of the steps take 1-t linearly
+    from 0 to `threshold_noise` (fine steps where the layout forms), the second half a quadratic
+    from there to 1, continuous in value and slope at the seam."""
+    if steps < 2:
+        return torch.ones(1)
+    half = steps // 2
+    i = torch.arange(steps, dtype=torch.float64)
+    excess = half - threshold_noise * steps  # what the quadratic part must add beyond the linear slope
+    rest = steps - half
+    a = excess / (half * rest**2)
+    b = threshold_noise / half - 2 * excess / rest**2
+    c = a * half**2
+    one_minus = torch.where(i < half, i * threshold_noise / half, a * i**2 + b * i + c)
+    return (1 - one_minus).float()
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A release's sampling schedule, as its own scheduler config and inference yaml define it.
+
+    kind "shifted" (0.9.0 / 0.9.1: diffusers' FlowMatchEulerDiscreteScheduler with
+    use_dynamic_shifting and shift_terminal, via LTXPipeline / LTXImageToVideoPipeline): S times
+    linspace(1, 1/S, S) warped by the training μ(tokens), stretched to end at `shift_terminal`.
+    kind "linear_quadratic" (0.9.5+ dev releases: LTX-Video's LinearQuadratic sampler, the default
+    of diffusers' LTXConditionPipeline): no shift. kind "list" (distilled releases): the
+    checkpoint's fixed times, e.g. 0.9.8-distilled's first pass; `steps` is their count.
+    Every schedule gets 0 appended: S+1 points, S Euler steps.
+    """
+
+    kind: str = "shifted"
+    steps: int = 8  # the release's published step count
+    shift_terminal: float | None = 0.1
+    timesteps: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("shifted", "linear_quadratic", "list"):
+            raise ValueError(f"schedule.kind={self.kind!r}: use shifted, linear_quadratic or list")
+        if self.kind == "list":
+            ts = list(self.timesteps or [])
+            if not ts or any(a <= b for a, b in zip(ts, ts[1:])) or not 0 < ts[-1] <= ts[0] <= 1:
+                raise ValueError(f"schedule.timesteps={ts}: a list schedule needs decreasing times in (0, 1]")
+            object.__setattr__(self, "timesteps", tuple(float(t) for t in ts))
+            object.__setattr__(self, "steps", len(ts))
+        elif self.steps < 1:
+            raise ValueError(f"schedule.steps={self.steps} must be >= 1")
+
+    def times(self, num_tokens: int, steps: int | None = None, start: float = 1.0) -> Tensor:
+        """Decreasing flow times (S+1,) ending at 0 for `num_tokens` generated tokens.
+
+        steps: override the published count (not for a fixed list). start < 1 (option B): the
+        point `start`, then the schedule's times below it -- where LTX's partial denoising
+        (diffusers' denoise_strength, LTX's skip_initial_inference_steps) would go on from there.
+        """
+        if steps is not None and steps < 1:
+            raise ValueError(f"sampling steps={steps} must be >= 1")
+        if self.kind == "list":
+            if steps is not None and steps != self.steps:
+                raise ValueError(f"this release samples on its fixed list of {self.steps} times {list(self.timesteps)}; "
+                                 f"leave option.sample_steps unset (null) instead of {steps}")
+            ts = torch.tensor(self.timesteps)
+        else:
+            n = steps or self.steps
+            if self.kind == "linear_quadratic":
+                ts = linear_quadratic(n)
+            else:
+                ts = time_shift(torch.linspace(1.0, 1.0 / n, n, dtype=torch.float64), shift_mu(num_tokens))
+                if self.shift_terminal:
+                    ts = stretch_to_terminal(ts, self.shift_terminal)
+        ts = torch.cat([ts.float(), torch.zeros(1)])
+        if start < 1.0:
+            ts = torch.cat([torch.tensor([float(start)]), ts[ts < start - 1e-6]])  # no sliver of a step
+        return ts
 
 
 VelocityFn = Callable[[Tensor, Tensor], Tensor]  # (x (B, N, C), t_tok (B, N)) -> v (B, N, C)
@@ -130,6 +203,20 @@ def partial_path(x_start: Tensor, z0: Tensor, t: Tensor, t_star: float) -> tuple
     """
     s = _per_token(t, z0) / t_star  # (B, N, 1), 1 at the start, 0 at the data
     return s * x_start + (1 - s) * z0, (x_start - z0) / t_star
+
+
+def sample_t_within(ts: Tensor, batch: int, device: torch.device | str = "cpu") -> Tensor:
+    """(B,) flow times that cover a sampler's schedule ts (S+1,), decreasing to 0: one of its S
+    intervals picked uniformly, then t uniform in (t_{k+1}, t_k].
+
+    Option B's DiT must be trained where its sampler goes: LTX's draw scaled by t* puts almost no
+    mass near 0 at real sizes (below t*/2 about 0.3% of the time at 6144 tokens) while the sampler
+    spends half its steps there. Equal mass per sampler step matches what sampling asks of it.
+    """
+    k = torch.randint(len(ts) - 1, (batch,))
+    hi, lo = ts[k], ts[k + 1]
+    u = 1 - torch.rand(batch)  # (0, 1]: never exactly the interval's low end (0 is the data itself)
+    return (lo + (hi - lo) * u).to(device)
 
 
 def _per_token(t: Tensor, like: Tensor) -> Tensor:

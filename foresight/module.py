@@ -1,7 +1,8 @@
 """The LightningModule: frozen VLM and LTX-Video, the trainable adapter (+ LoRA), one option.
 
 Every option shares this loop: batch -> Features (frozen encoders, no grad) -> option.loss.
-Validation uses fixed seeds on a fixed held-out set so that runs and options compare honestly.
+Validation scores sampled futures with fixed seeds on a fixed held-out set (foresight.eval.scoring),
+with keys that mean the same for every option, so that runs and options compare honestly.
 """
 
 from __future__ import annotations
@@ -13,17 +14,13 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from foresight.eval.metrics import psnr, ssim
-from foresight.features import Features, encode_batch, frames_to_video, video_to_frames
-from foresight.flow import masked_mse
+from foresight.eval.scoring import Scorer
+from foresight.features import Features, encode_batch
 from foresight.models.adapter import QueryAdapter
-from foresight.models.ltx import LTXVideo, pack
+from foresight.models.ltx import LTXVideo
 from foresight.models.vlm import FrozenVLM
 from foresight.options.base import Option
 
-
-FLOW_QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)  # flow times at which validation reports the DiT's loss
-FRAME_METRICS = {"psnr": psnr, "ssim": ssim}  # per-frame scores of decoded futures, each beside copy-last
 
 
 def plain_name(name: str) -> str:
@@ -42,16 +39,21 @@ class ForesightModule(L.LightningModule):
         warmup_steps: int = 0,
         val_seed: int = 0,
         vlm_dim: int | None = None,
+        baselines: bool = True,
+        instruction_gap: bool = True,
     ) -> None:
-        """vlm=None with vlm_dim: trained from the feature cache, whose batches carry the VLM states."""
+        """vlm=None with vlm_dim: trained from the feature cache, whose batches carry the VLM states.
+        baselines, instruction_gap: what validation scores beside the prediction (Scorer)."""
         super().__init__()
         self.vlm, self.ltx, self.option = vlm, ltx, option
         if option.lora:
             ltx.add_lora(**option.lora)
-        self.adapter = adapter(in_dim=vlm.out_dim if vlm is not None else vlm_dim, out_dim=option.adapter_out_dim(ltx))
+        self.adapter = (adapter(in_dim=vlm.out_dim if vlm is not None else vlm_dim, out_dim=option.adapter_out_dim(ltx))
+                        if option.uses_adapter else None)
         self.optimizer_factory = optimizer
         self.warmup_steps = warmup_steps
         self.val_seed = val_seed
+        self.scorer = Scorer(baselines=baselines, instruction_gap=instruction_gap)
         self.strict_loading = False  # training-state checkpoints hold the trainable tensors only
         self.val_clips = 0  # clips scored by the validation under way
         self.validated: dict[str, int] | None = None  # the last finished validation: {"step", "clips"}
@@ -119,10 +121,10 @@ class ForesightModule(L.LightningModule):
         """From the feature cache when the batch carries them (data=features), else encoded live."""
         if "features" in batch:
             return batch["features"]
-        if self.vlm is None or self.ltx.text_encoder is None:
+        if (self.vlm is None and self.option.uses_adapter) or self.ltx.text_encoder is None:
             raise ValueError("this module was built without its frozen encoders (to train from the feature "
                              "cache) and cannot encode video; build it with the VLM and T5 loaded (predict.py does)")
-        return encode_batch(batch, self.vlm, self.ltx)
+        return encode_batch(batch, self.vlm, self.ltx, context_latents=self.option.needs_context_latents)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         out = self.option.loss(self.adapter, self.ltx, self.features(batch), training=True)
@@ -147,7 +149,7 @@ class ForesightModule(L.LightningModule):
         self.val_clips = 0
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        metrics = self.evaluate_batch(batch, seed=self.val_seed + batch_idx)
+        metrics = self.scorer(self, batch, seed=self.val_seed + batch_idx)
         self.log_dict({f"val/{k}": v for k, v in metrics.items()}, batch_size=len(batch["caption"]))
         self.val_clips += len(batch["caption"])
 
@@ -159,51 +161,3 @@ class ForesightModule(L.LightningModule):
         if dm is not None and hasattr(dm, "val_skip_counts"):
             for reason, n in dm.val_skip_counts().items():
                 self.log(f"data/val_skipped_{reason}", float(n))
-
-    @torch.no_grad()
-    def evaluate_batch(self, batch: dict, seed: int, per_frame: bool = False,
-                       frame_metrics: dict[str, Callable[[Tensor, Tensor], Tensor]] | None = None,
-                       on_futures: Callable[[Tensor, Tensor, Tensor], None] | None = None) -> dict[str, Tensor]:
-        """Seeded losses and prediction quality, each beside the copy-last-frame baseline.
-
-        Keys are the same for every option (flow_t* only where a DiT is trained), so a sweep can
-        rank options on any of them. The known first frame is excluded from every score.
-        per_frame: also `<metric>[_copy_last]_frames`, (F-1,) means over the batch per future frame.
-        frame_metrics: more per-frame scores beside PSNR and SSIM, name -> fn(pred, truth) with videos
-        (B, F, H, W, 3) in [0, 255] -> (B, F) (evaluate.py adds LPIPS this way).
-        on_futures: called with the scored futures (predicted, copy-last, true), each (B, F-1, H, W, 3)
-        uint8, for scores over whole sets of videos (evaluate.py collects I3D features for FVD this way).
-        """
-        feats = self.features(batch)
-        metrics: dict[str, Tensor] = {}
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            torch.manual_seed(seed)
-            metrics["loss"] = self.option.loss(self.adapter, self.ltx, feats, training=False)["loss"]
-            if self.option.uses_dit:
-                for q in FLOW_QUANTILES:
-                    torch.manual_seed(seed)
-                    out = self.option.loss(self.adapter, self.ltx, feats, training=False, fixed_t=q)
-                    metrics[f"flow_t{q}"] = out["loss"]
-            gen = torch.Generator(self.device).manual_seed(seed)
-            pred = self.option.sample(self.adapter, self.ltx, feats, generator=gen)  # (B, 128, f, h, w)
-            frames = video_to_frames(self.ltx.decode(pred, generator=gen))  # (B, F, H, W, 3) uint8
-        future = ~feats.first_frame_mask()  # (B, N)
-        target = feats.target_tokens()
-        # The baseline: the current frame held still for the whole future (through the VAE for latents).
-        still = batch["context"][:, -1:].expand_as(batch["target"])  # (B, F, H, W, 3)
-        still_latents = self.ltx.encode(frames_to_video(still))
-        truth = batch["target"][:, 1:]  # frame 0 is the given current frame
-        frame_scores = {}  # each (B, F-1)
-        for name, score in {**FRAME_METRICS, **(frame_metrics or {})}.items():
-            frame_scores[name] = score(frames[:, 1:], truth)
-            frame_scores[f"{name}_copy_last"] = score(still[:, 1:], truth)
-        if on_futures is not None:
-            on_futures(frames[:, 1:], still[:, 1:], truth)
-        metrics |= {
-            "latent_mse": masked_mse(pack(pred), target, future),
-            "latent_mse_copy_last": masked_mse(pack(still_latents), target, future),
-            **{k: v.mean() for k, v in frame_scores.items()},
-        }
-        if per_frame:
-            metrics |= {f"{k}_frames": v.mean(0) for k, v in frame_scores.items()}
-        return metrics

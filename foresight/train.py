@@ -23,8 +23,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from foresight import checks
 from foresight.checkpoint import (SafetensorsIO, TrainableCheckpoint, TrainingState, find_resumable,
                                   fingerprint_mismatch, read_state, shaping_config)
-from foresight.compare import BASELINE, better
 from foresight.console import Reported, one_line
+from foresight.eval.scoring import RANKING, better
 
 log = logging.getLogger("foresight")
 
@@ -103,7 +103,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.trainer.get("limit_val_batches", 1):
         check_held_out(datamodule, cfg.data.get("val_shards"))
     option = instantiate(cfg.option)
-    vlm, ltx, vlm_dim = frozen_models(cfg, datamodule)
+    if not option.trains:
+        raise ValueError(f"option={option.name} has nothing to train (no adapter, no LoRA): score it with "
+                         f"python evaluate.py option={option.name} shards=...")
+    vlm, ltx, vlm_dim = frozen_models(cfg, datamodule, option)
     adapter = instantiate(cfg.adapter)
     module = instantiate(cfg.module)(vlm=vlm, ltx=ltx, option=option, adapter=adapter, vlm_dim=vlm_dim)
 
@@ -204,18 +207,24 @@ def remove_unused_run_dir(cfg: DictConfig) -> None:
         shutil.rmtree(out, ignore_errors=True)
 
 
-def frozen_models(cfg: DictConfig, datamodule) -> tuple[Any, Any, int | None]:
+def frozen_models(cfg: DictConfig, datamodule, option) -> tuple[Any, Any, int | None]:
     """(VLM, LTX-Video, cached VLM width). From the feature cache (data=features) the VLM and T5 already
     ran in preprocess.py: neither is loaded (Qwen2.5-VL-7B and T5-XXL hold 15.4 + 8.9 GiB of bf16
-    weights), and the adapter's input width comes from the cached states."""
+    weights), and the adapter's input width comes from the cached states. Options without an adapter
+    (the baselines) load no VLM at all."""
     if not hasattr(datamodule, "cached_widths"):
-        return instantiate(cfg.vlm), instantiate(cfg.model), None
+        return instantiate(cfg.vlm) if option.uses_adapter else None, instantiate(cfg.model), None
     widths = datamodule.cached_widths()
     ltx = instantiate(cfg.model, text_encoder=False)
     if widths["text"] != ltx.caption_dim:
         raise ValueError(f"the feature cache holds caption states {widths['text']} wide, but this model's DiT "
                          f"reads {ltx.caption_dim}: it was written with another model; re-run python preprocess.py with this one")
     return None, ltx, widths["vlm"]
+
+
+COPY_LAST = "_copy_last"  # the floor the verdict is about
+SUMMARY_BESIDE = ((COPY_LAST, "copy last frame"), ("_copy_last_vae", "through the VAE"),
+                  ("_vae_recon", "VAE ceiling"), ("_instruction_gap", "instruction gap"))
 
 
 def log_summary(cfg: DictConfig, trainer: L.Trainer, callbacks: list, metrics: dict[str, float], steps: int,
@@ -253,9 +262,9 @@ def counts(by_reason: dict[str, int]) -> str:
 
 
 def validation_summary(cfg: DictConfig, metrics: dict[str, float], validated: dict | None, step: int) -> list[str]:
-    """The validation metrics beside the copy-last-frame baseline, how many clips they rest on, and
-    whether the run beats the baseline, in words."""
-    keys = sorted(k for k in metrics if k.startswith("val/") and not k.endswith(BASELINE))
+    """The ranking metrics beside their baselines, how many clips they rest on, and whether the run
+    beats the copy-last-frame baseline, in words."""
+    keys = [f"val/{name}" for name in RANKING if f"val/{name}" in metrics]
     if not keys or validated is None:
         return ["  validation             none" + (" (trainer.limit_val_batches=0)"
                                                  if not cfg.trainer.get("limit_val_batches", 1) else "")]
@@ -267,11 +276,11 @@ def validation_summary(cfg: DictConfig, metrics: dict[str, float], validated: di
     lines = [f"  validation {when} on {clips} clips" + (f", skipped {counts(val_skips)}" if counts(val_skips) else "")
              + (f" -- FEWER than the {expected} configured: its scores are noisy" if short else "")]
     for key in keys:
-        base = metrics.get(f"{key}{BASELINE}")
-        lines.append(f"  {key:<22} {metrics[key]:.4g}" + (f"   (copy last frame: {base:.4g})" if base is not None else ""))
-    scored = [k for k in keys if f"{k}{BASELINE}" in metrics]
-    beaten = [k for k in scored if (metrics[k] > metrics[f"{k}{BASELINE}"]) == (better(k) == "higher")
-              and metrics[k] != metrics[f"{k}{BASELINE}"]]
+        beside = [f"{title} {metrics[key + suffix]:.4g}" for suffix, title in SUMMARY_BESIDE if key + suffix in metrics]
+        lines.append(f"  {key:<22} {metrics[key]:.4g}" + (f"   ({'; '.join(beside)})" if beside else ""))
+    scored = [k for k in keys if f"{k}{COPY_LAST}" in metrics]
+    beaten = [k for k in scored if (metrics[k] > metrics[f"{k}{COPY_LAST}"]) == (better(k) == "higher")
+              and metrics[k] != metrics[f"{k}{COPY_LAST}"]]
     names = lambda ks: ", ".join(k.removeprefix("val/") for k in ks)  # noqa: E731
     if scored and not beaten:
         lines.append(f"  verdict                does NOT beat the copy-last-frame baseline on any of {names(scored)}: "

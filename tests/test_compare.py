@@ -113,3 +113,31 @@ def test_cli_prints_written_files(sweep, tmp_path):
     assert all(p.exists() and p.parent == tmp_path for p in printed)
     bad = cli(tmp_path / "none")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_ranking_uses_sampled_scores_only_with_baselines_gap_and_horizons(tmp_path):
+    """Flow losses mean different things per option: they are shown apart and never rank. Baselines
+    rank among the groups; the instruction gap is a column; evaluations give per-frame curves."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    finals = {"optionA": (0.5, 5.0, 0.01), "optionB": (0.2, 0.1, 0.3)}  # latent_mse, diag/flow_t0.5, gap
+    for group, (mse, flow, gap) in finals.items():
+        logger = CSVLogger(save_dir=make_run(tmp_path / "runs" / group, group, 0), name="csv")
+        logger.log_metrics({"val/latent_mse": mse, "val/latent_mse_copy_last": 0.4, "val/latent_mse_instruction_gap": gap,
+                            "val/psnr": 20.0, "val/psnr_copy_last_vae": 18.0, "val/psnr_vae_recon": 30.0,
+                            "val/diag/flow_t0.5": flow, "val/diag/loss": flow}, step=4)
+        logger.save()
+        evaluation = {"checkpoint": group, "option": group[-1], "step": 4, "config": {"run_group": group, "seed": 0},
+                      "metrics": {"psnr": 20.0}, "per_frame": {"psnr": [25.0, 20.0, 15.0], "psnr_copy_last": [20.0, 15.0, 10.0]}}
+        (tmp_path / "evals" / group).mkdir(parents=True)
+        (tmp_path / "evals" / group / "evaluation.json").write_text(json.dumps(evaluation))
+    out = tmp_path / "report"
+    summary = compare([str(tmp_path / "runs"), str(tmp_path / "evals")], out)
+    assert list(summary["ranking"]) == ["eval/psnr", "val/latent_mse", "val/psnr"]  # no diag/ key ranks
+    assert [row[0] for row in summary["ranking"]["val/latent_mse"]] == ["optionB", "copy last (raw)", "optionA"]
+    assert [row[0] for row in summary["ranking"]["val/psnr"]][0] == "VAE reconstruction (ceiling)"
+    md = (out / "report.md").read_text()
+    assert "latent_mse (instruction gap)" in md and "## Sampler budget and diagnostics (not ranked)" in md and "diag/flow_t0.5" in md
+    assert "Ranked on scores of sampled futures only" in md
+    assert (out / "horizon_eval_psnr.png").stat().st_size > 1000 and (out / "val_diag_flow_t0.5.png").exists()
+    assert summary["groups"]["optionA"]["per_frame"]["eval/psnr"] == [25.0, 20.0, 15.0]

@@ -55,7 +55,7 @@ def test_experiments_select_their_option(name, target):
 
 def test_real_scale_is_one_override_away():
     cfg = compose(["+experiment=optionB", "model=ltx_2b", "vlm=qwen2_5_vl_7b", "trainer=gpu"])
-    assert cfg.model.pretrained == "Lightricks/LTX-Video" and cfg.model.dtype == "bfloat16"
+    assert cfg.model.dtype == "bfloat16"  # the release itself: tests/test_releases.py
     assert cfg.vlm.pretrained == "Qwen/Qwen2.5-VL-7B-Instruct"
     assert cfg.trainer.precision == "bf16-mixed"
     assert compose(["vlm=qwen2_5_vl_3b"]).vlm.pretrained == "Qwen/Qwen2.5-VL-3B-Instruct"

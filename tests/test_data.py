@@ -14,7 +14,7 @@ from PIL import Image
 
 from foresight.config import ROOT
 from foresight.data.loader import VideoDataModule
-from foresight.data.sample_world import encode_mp4, render_clip
+from foresight.data.sample_world import encode_mp4, main, render_clip
 from foresight.data.video import TooShortError, VideoError, decode_window, probe
 from tests.conftest import REAL
 
@@ -44,6 +44,26 @@ def test_bundled_shards_have_the_documented_members():
     keys = {n.rsplit(".", 1)[0] for n in names}
     assert len(keys) == 16 and all("." not in k for k in keys)
     assert {n.rsplit(".", 1)[1] for n in names} == {"mp4", "txt", "json"}
+
+
+def test_sample_data_regenerates_bit_exactly(tmp_path):
+    """`make sample-data` must leave the tracked shards unchanged: with the same x264 build the clips
+    are the same bytes on any CPU (own colour conversion, one thread, x264's C code) and tar headers
+    carry no wall-clock time. Another x264 build makes other (valid) choices: that is a skip."""
+    def x264(mp4: bytes) -> bytes:  # the encoder's own description in the stream: version and options
+        start = mp4.find(b"x264 - core")
+        return mp4[start: mp4.index(b"\0", start)]
+
+    with tarfile.open(SAMPLE / "val-000000.tar") as tar:
+        committed = tar.extractfile(next(m for m in tar.getmembers() if m.name.endswith(".mp4"))).read()
+    clip = render_clip(seed=0, num_frames=2)
+    installed = x264(encode_mp4(clip.frames, clip.fps, reproducible=True))
+    if installed.split(b" - ")[1] != x264(committed).split(b" - ")[1]:
+        pytest.skip(f"data/sample was written by x264 {x264(committed).split(b' - ')[1].decode()}, this is "
+                    f"{installed.split(b' - ')[1].decode()}: its bytes may differ")
+    assert installed == x264(committed)  # same version and options
+    main(["--out", str(tmp_path), "--train", "0", "--val", "16"])
+    assert (tmp_path / "val-000000.tar").read_bytes() == (SAMPLE / "val-000000.tar").read_bytes()
 
 
 def test_decode_window_resizes_and_crops_to_bucket():
@@ -86,7 +106,7 @@ def bad_shard(tmp_path) -> Path:
         sink.write({"__key__": "short", "mp4": short, "txt": "a red ball"})
         sink.write({"__key__": "nocaption", "mp4": mp4, "txt": "  "})
         sink.write({"__key__": "pickled", "mp4": mp4, "txt": "a", "pth": b"\x80\x04K\x01."})
-        sink.write({"__key__": "notvideo", "gif": b"GIF89a", "txt": "a"})
+        sink.write({"__key__": "notvideo", "bin": b"\x00\x01", "txt": "a"})
         sink.write({"__key__": "good2", "mkv": mp4, "txt": good.caption, "json": json.dumps({"fps": 24})})
     return path
 
@@ -160,7 +180,8 @@ def test_prompt_template_wraps_the_caption_for_the_vlm():
     with pytest.raises(ValueError, match="data.prompt_template"):
         module(str(SAMPLE / "val-000000.tar"), prompt_template="{caption} {")
     dm = module(str(SAMPLE / "val-000000.tar"), prompt_template="{caption} {absent}", val_samples=2)
-    assert list(dm.val_dataloader()) == [] and dm.val_skip_counts() == {"no_prompt_field": 16}
+    with pytest.raises(ValueError, match="no usable sample in the 1 held-out shard.*skipped no_prompt_field 16"):
+        list(dm.val_dataloader())
 
 
 def test_each_batch_comes_from_one_bucket(tmp_path):

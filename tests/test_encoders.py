@@ -1,5 +1,7 @@
 """Qwen2.5-VL and T5 readers: twins through the real loaders, masks, layers, published sizes."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -9,12 +11,15 @@ from foresight.models.text import T5_XXL
 from foresight.models.vlm import FrozenVLM, qwen2_5_vl_config
 
 
-@pytest.mark.parametrize("size,params", [("7b", 8_292_166_656), ("3b", 3_754_885_120)])
-def test_published_qwen_sizes_on_meta(size, params):
-    # 7B: 7.07B language model + 0.68B vision tower + 0.54B untied LM head = 8.29B, as published
+@pytest.mark.parametrize("size,params,vocab", [("7b", 8_292_166_656, 152_064), ("3b", 3_754_622_976, 151_936)])
+def test_published_qwen_sizes_on_meta(size, params, vocab):
+    # 7B: 7.07B language model + 0.68B vision tower + 0.54B untied LM head = 8.29B, as published.
+    # The vocabularies differ (config.json of Qwen/Qwen2.5-VL-7B-Instruct and -3B-Instruct); 3B ties
+    # its LM head to the embedding.
     with torch.device("meta"):
         model = Qwen2_5_VLForConditionalGeneration(qwen2_5_vl_config(size))
     assert sum(p.numel() for p in model.parameters()) == params
+    assert model.config.text_config.vocab_size == vocab
 
 
 def test_t5_xxl_encoder_size_on_meta():
@@ -23,7 +28,29 @@ def test_t5_xxl_encoder_size_on_meta():
     assert sum(p.numel() for p in model.parameters()) == 4_762_310_656
 
 
-def test_t5_twin_pads_to_max_tokens_with_mask(tiny_ltx):
+def test_t5_tokenizer_folder_of_only_spiece_model_loads(tmp_path, tiny_ltx, tiny_cfg):
+    """LTX's releases ship T5's tokenizer as a sentencepiece model (`spiece.model`); one is trained
+    here offline and read through the same loader, with and without a tokenizer_config.json."""
+    import io
+    import shutil
+
+    import sentencepiece as spm
+
+    from foresight.models.text import FrozenTextEncoder
+
+    corpus = ["a red circle moves left", "the blue square slides right", "a green ball bounces up"] * 40
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(corpus), model_writer=model, vocab_size=48,
+                                   hard_vocab_limit=False, pad_id=0, eos_id=1, unk_id=2, bos_id=-1, minloglevel=2)
+    directory = tmp_path / "release"
+    shutil.copytree(Path(tiny_cfg.model.pretrained) / "text_encoder", directory / "text_encoder")  # built by tiny_ltx
+    (directory / "tokenizer").mkdir()
+    (directory / "tokenizer" / "spiece.model").write_bytes(model.getvalue())
+    enc = FrozenTextEncoder(str(directory), max_tokens=16)
+    states, mask = enc(["a red circle moves left", "blue"])
+    assert type(enc.tokenizer).__name__ == "T5Tokenizer"
+    assert states.shape == (2, 16, enc.out_dim) and mask[0].sum() > mask[1].sum() > 1  # pieces + </s>
+    assert enc.tokenizer("a red circle").input_ids[-1] == 1  # T5 appends </s>
     enc = tiny_ltx.text_encoder
     states, mask = enc(["a red circle moves right", "blue"])
     assert states.shape == (2, enc.max_tokens, enc.out_dim) and mask.dtype == torch.bool

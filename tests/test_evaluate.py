@@ -34,7 +34,8 @@ def test_scores_match_the_windows_and_the_baseline_is_computed_honestly(run_dir)
     result = evaluate(run_dir, shards=str(SAMPLE / "val-000000.tar"), limit=4, batch_size=2)
     assert result["clips"] == 4 and result["option"] == "B" and result["step"] == 2 and result["skipped"] == {}
     assert set(result["metrics"]) >= {"latent_mse", "latent_mse_copy_last", "psnr", "psnr_copy_last", "ssim",
-                                      "ssim_copy_last", "loss", "flow_t0.5"}
+                                      "ssim_copy_last", "psnr_copy_last_vae", "psnr_vae_recon",
+                                      "psnr_instruction_gap", "diag/loss", "diag/flow_t0.5"}
     assert all(len(v) == 16 for v in result["per_frame"].values())  # 17 target frames, the first is given
     # the baseline does not depend on the model: recompute it from the same windows
     windows = Predictor(run_dir).held_out(str(SAMPLE / "val-000000.tar"), limit=4, batch_size=2)
@@ -127,7 +128,7 @@ def test_fvd_from_local_i3d_weights(run_dir, tmp_path):
     assert "fvd" not in result["not_computed"] and result["clips"] == 4
     assert m["fvd"] > 0 and m["fvd_copy_last"] > 0 and all(map(math.isfinite, (m["fvd"], m["fvd_copy_last"])))
     report = markdown(result)
-    assert f"| fvd | {m['fvd']:.4g} | {m['fvd_copy_last']:.4g} | lower |" in report
+    assert f"| fvd | {m['fvd']:.4g} | {m['fvd_copy_last']:.4g} | — | — | — | lower |" in report
     assert "I3D (Kinetics-400) logits over the 4 predicted" in report and "strongly biased" in report
     missing = evaluate(run_dir, limit=1, batch_size=1, fvd_i3d=str(tmp_path / "absent.pt"))
     assert missing["not_computed"]["fvd"].startswith(f"skipped: no weights at fvd.i3d={tmp_path / 'absent.pt'}")

@@ -34,6 +34,9 @@ def test_cached_loss_equals_live_loss_and_preprocess_resumes(tmp_path, twin_dir,
         torch.manual_seed(0)
         losses.append(module.option.loss(module.adapter, module.ltx, feats)["loss"])
     assert torch.allclose(losses[0], losses[1], rtol=1e-5), losses
+    # the prefix baseline's context latents are cached too, equal to the live ones
+    live_context = encode_batch(live_batch, module.vlm, module.ltx, context_latents=True).context_latents
+    assert torch.allclose(cached_feats.context_latents, live_context, atol=1e-5)
 
 
 def test_training_from_the_cache_loads_no_vlm_and_no_t5(tmp_path, twin_dir, monkeypatch):
@@ -52,7 +55,8 @@ def test_training_from_the_cache_loads_no_vlm_and_no_t5(tmp_path, twin_dir, monk
         "logger=csv", "trainer.max_steps=4", "trainer.val_check_interval=4", "vlm.twin=null",
         f"vlm.pretrained={tmp_path}/no_vlm_here", f"data.train_shards='{out}/train-{{000000..000003}}.tar'",
         f"data.val_shards={out}/val-000000.tar"]))
-    assert result["metrics"]["val/flow_t0.1"] > 0 and result["checkpoints"]  # validated from the cache
+    assert result["metrics"]["val/diag/flow_t0.1"] > 0 and result["checkpoints"]  # validated from the cache
+    assert "val/psnr_instruction_gap" not in result["metrics"]  # cached states hold only their own instruction
 
 
 def test_a_cache_written_for_another_dit_is_refused_before_training(tmp_path, twin_dir):

@@ -19,7 +19,7 @@ def option_c(twin_dir, batch):
 def test_c_conditioning_noise_does_not_change_the_loss(option_c, monkeypatch):
     module, feats = option_c
     opt = module.option
-    inp = opt.dit_input(module.adapter, feats, feats.target_tokens(), opt.condition_mask(feats, False), False)
+    inp = opt.dit_input(module.adapter, module.ltx, feats, feats.target_tokens(), opt.condition_mask(feats, False), False)
     base = torch.randn(inp.tokens.shape, generator=torch.Generator().manual_seed(0))
     other = torch.where(inp.cond[..., None], torch.randn_like(base) * 50, base)  # differs only where given
 
@@ -42,8 +42,8 @@ def test_c_given_tokens_bit_identical_after_sampling(placement, twin_dir, batch)
     with torch.no_grad():
         for p in module.adapter.head.parameters():  # non-zero adapter output, so "given" is visible
             p.normal_()
-        inp = opt.dit_input(module.adapter, feats, feats.known_tokens(), opt.condition_mask(feats, False), False)
-        out = opt.generate(module.ltx, inp, feats.num_tokens, None, torch.Generator().manual_seed(0))
+        inp = opt.dit_input(module.adapter, module.ltx, feats, feats.known_tokens(), opt.condition_mask(feats, False), False)
+        out = opt.generate(module.ltx, inp, feats.grid, None, torch.Generator().manual_seed(0))
     assert torch.equal(out[inp.cond], inp.tokens[inp.cond])
     k = inp.tokens.shape[1] - feats.num_tokens
     assert k == (2 * 4 if placement == "prepend" else feats.num_tokens)  # 2 frames of 2x2, or the target grid
@@ -92,16 +92,19 @@ def test_all_options_report_the_same_metric_keys(twin_dir, batch):
     keys = {}
     for option in "ABCD":
         module = build(option, twin_dir)
-        keys[option] = set(module.evaluate_batch(batch, seed=0))
-    ranking = {"loss", "latent_mse", "latent_mse_copy_last", "psnr", "psnr_copy_last", "ssim", "ssim_copy_last"}
-    flow_keys = {f"flow_t{q}" for q in (0.1, 0.3, 0.5, 0.7, 0.9)}
-    assert keys["A"] == ranking  # no DiT, no flow loss
-    assert keys["B"] == keys["C"] == keys["D"] == ranking | flow_keys
+        keys[option] = set(module.scorer(module, batch, seed=0))
+    scored = {f"{m}{s}" for m in ("latent_mse", "psnr", "ssim")
+              for s in ("", "_copy_last", "_mismatched", "_instruction_gap")}
+    scored |= {f"{m}{s}" for m in ("psnr", "ssim") for s in ("_copy_last_vae", "_vae_recon")}
+    flow_keys = {f"diag/flow_t{q}" for q in (0.1, 0.3, 0.5, 0.7, 0.9)}
+    recorded = {"diag/loss", "sampler/steps", "sampler/guidance", "sampler/dit_calls"}
+    assert keys["A"] == scored | recorded  # no DiT, no flow loss
+    assert keys["B"] == keys["C"] == keys["D"] == scored | recorded | flow_keys
 
 
 def test_evaluation_is_reproducible(twin_dir, batch):
     module = build("D", twin_dir)
-    a, b = module.evaluate_batch(batch, seed=3), module.evaluate_batch(batch, seed=3)
+    a, b = module.scorer(module, batch, seed=3), module.scorer(module, batch, seed=3)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert a["psnr_copy_last"] > 0 and 0 < a["ssim"] <= 1
 
@@ -120,8 +123,8 @@ def test_first_frame_probability_is_per_sample(twin_dir, batch):
 
 
 def test_guidance_uses_the_null_condition(twin_dir, batch):
-    plain = build("C", twin_dir, ["option.sample_steps=20"])
-    guided = build("C", twin_dir, ["option.sample_steps=20", "option.guidance=3.0"])
+    plain = build("C", twin_dir, ["option.sample_steps=20", "option.cond_dropout=0.1"])
+    guided = build("C", twin_dir, ["option.sample_steps=20", "option.cond_dropout=0.1", "option.guidance=3.0"])
     guided.load_state_dict(plain.state_dict())
     with torch.no_grad():
         for m in (plain, guided):

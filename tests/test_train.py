@@ -60,5 +60,5 @@ def test_train_returns_the_optimized_metric(tmp_path, twin_dir):
                    "optimized_metric=val/psnr"])
     result = train(cfg)
     assert result["metric"] == result["metrics"]["val/psnr"] and result["metric"] > 0
-    assert set(result["metrics"]) >= {"val/flow_t0.5", "val/ssim", "train/loss"}
+    assert set(result["metrics"]) >= {"val/diag/flow_t0.5", "val/ssim", "val/ssim_instruction_gap", "train/loss"}
     assert result["metrics"]["perf/step_ms"] > 0  # StepTimes: the median time between step ends

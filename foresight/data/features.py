@@ -2,8 +2,9 @@
 
 `python preprocess.py` (same config groups as train.py) runs the VLM, T5 and VAE over the video
 shards and writes, per input shard, a feature shard of the same name: per clip `vlm.npy` (L, D),
-`vlm_mask.npy` (L,), `text.npy` (T, D), `text_mask.npy` (T,), `latents.npy` (128, f, h, w) and
-`meta.json` (fps, caption); with `frames: true` also `context.npy` / `target.npy` (uint8), which
+`vlm_mask.npy` (L,), `text.npy` (T, D), `text_mask.npy` (T,), `latents.npy` (128, f, h, w),
+`context_latents.npy` (128, C-1, h, w: the earlier context frames, each encoded alone, for the prefix
+baseline) and `meta.json` (fps, caption); with `frames: true` also `context.npy` / `target.npy` (uint8), which
 validation needs for pixel metrics and the copy-last-frame baseline. Only `.npy` and `.json`:
 nothing is ever unpickled (`np.load(allow_pickle=False)`).
 """
@@ -43,7 +44,7 @@ def write_feature_shard(windows: ClipWindows, out_path: Path, vlm, ltx, frames: 
     loader = DataLoader(windows, batch_size=None)  # windows batch themselves, one bucket a batch
     with wds.TarWriter(str(tmp)) as sink:
         for batch in loader:
-            feats = encode_batch(batch, vlm, ltx)
+            feats = encode_batch(batch, vlm, ltx, context_latents=True)
             for i, key in enumerate(batch["key"]):
                 n_vlm = int(feats.vlm_mask[i].sum())  # right-padded: keep the real tokens only
                 sample = {
@@ -53,6 +54,7 @@ def write_feature_shard(windows: ClipWindows, out_path: Path, vlm, ltx, frames: 
                     "text.npy": _npy(feats.text[i].float().cpu().numpy()),
                     "text_mask.npy": _npy(feats.text_mask[i].cpu().numpy()),
                     "latents.npy": _npy(feats.target[i].float().cpu().numpy()),
+                    "context_latents.npy": _npy(feats.context_latents[i].float().cpu().numpy()),
                     "meta.json": json.dumps({"fps": float(feats.fps[i]), "caption": batch["caption"][i]}),
                 }
                 if frames:
@@ -94,9 +96,11 @@ def collate_features(samples: list[dict]) -> dict:
         mask[i, : len(s["vlm"])] = torch.from_numpy(s["vlm_mask"])
     latents = torch.from_numpy(np.stack([s["latents"] for s in samples]))  # (B, 128, f, h, w)
     fps = torch.tensor([s["meta"]["fps"] for s in samples], dtype=torch.float32)
+    context = (torch.from_numpy(np.stack([s["context_latents"] for s in samples]))  # (B, 128, C-1, h, w)
+               if all("context_latents" in s for s in samples) else None)  # caches written before they were
     feats = Features(states, mask, torch.from_numpy(np.stack([s["text"] for s in samples])),
                      torch.from_numpy(np.stack([s["text_mask"] for s in samples])), latents[:, :, :1].clone(),
-                     tuple(latents.shape[2:]), fps, latents)
+                     tuple(latents.shape[2:]), fps, latents, context)
     batch = {"features": feats, "caption": [s["meta"]["caption"] for s in samples],
              "key": [s["key"] for s in samples], "fps": fps}
     if all("context" in s for s in samples):
@@ -158,7 +162,8 @@ def preprocess(cfg) -> dict[str, int]:
             # the held-out window (start 0, in order) for every split: one fixed window per clip
             windows = ClipWindows([url], template.c, template.buckets, template.fps, train=False, seed=template.seed,
                                   strict=template.strict, batch_size=cfg.preprocess.batch_size,
-                                  prompt_template=template.prompt_template, resize_filter=template.resize_filter)
+                                  prompt_template=template.prompt_template, resize_filter=template.resize_filter,
+                                  max_upscale=template.max_upscale)
             written["written"] += write_feature_shard(windows, target, vlm, ltx,
                                                       frames=split == "val" or cfg.preprocess.frames)
     return written

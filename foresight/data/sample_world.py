@@ -5,6 +5,9 @@ h264 mp4 in webdataset shards (`__key__`, `mp4`, `txt`, `json`), at a size that 
 training bucket (so resizing and cropping run), with a held-out split rendered from other seeds.
 
     python -m foresight.data.sample_world --out data/sample --train 64 --val 16 --seed 0
+
+The shards are reproducible: the same x264 build writes the same bytes on any machine (see
+encode_mp4), so regenerating data/sample leaves the tracked files unchanged.
 """
 
 from __future__ import annotations
@@ -75,16 +78,37 @@ def render_clip(seed: int, num_frames: int = 40, width: int = 96, height: int = 
     return Clip(frames, " and ".join(phrases), float(fps), seed)
 
 
-def encode_mp4(frames: np.ndarray, fps: float) -> bytes:
-    """(F, H, W, 3) uint8 -> h264/yuv420p mp4 bytes (H and W even)."""
+def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB (H, W even) -> (3H/2, W) uint8 planar 4:2:0 as PyAV lays it out: BT.601
+    limited range in integer arithmetic, chroma from the mean colour of each 2x2 block. Unlike
+    libswscale, whose SIMD paths round differently from CPU to CPU, it gives the same bytes everywhere."""
+    h, w, _ = rgb.shape
+    x = rgb.astype(np.int32)
+    y = ((66 * x[..., 0] + 129 * x[..., 1] + 25 * x[..., 2] + 128) >> 8) + 16  # (H, W)
+    q = x.reshape(h // 2, 2, w // 2, 2, 3).sum(axis=(1, 3))  # (H/2, W/2, 3): four times the block mean
+    u = ((-38 * q[..., 0] - 74 * q[..., 1] + 112 * q[..., 2] + 512) >> 10) + 128
+    v = ((112 * q[..., 0] - 94 * q[..., 1] - 18 * q[..., 2] + 512) >> 10) + 128
+    return np.concatenate([y.ravel(), u.ravel(), v.ravel()]).astype(np.uint8).reshape(h * 3 // 2, w)
+
+
+def encode_mp4(frames: np.ndarray, fps: float, reproducible: bool = False) -> bytes:
+    """(F, H, W, 3) uint8 -> h264/yuv420p mp4 bytes (H and W even).
+
+    reproducible: the same bytes on any machine with the same x264 build -- our own colour
+    conversion, one encoder thread and x264's plain C code (its SIMD kernels make other choices
+    on other CPUs: asm=0 changes the stream even on one machine). Slower; used for data/sample."""
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=int(fps))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "20", "preset": "medium"}
+        stream.options = {"crf": "20", "preset": "medium", **({"x264-params": "asm=0"} if reproducible else {})}
+        if reproducible:
+            stream.codec_context.thread_count = 1
         for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            image = (av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p") if reproducible
+                     else av.VideoFrame.from_ndarray(frame, format="rgb24"))
+            container.mux(stream.encode(image))
         container.mux(stream.encode())
     return buf.getvalue()
 
@@ -95,12 +119,12 @@ def write_split(out: Path, split: str, seeds: list[int]) -> list[Path]:
     paths = []
     for shard, first in enumerate(range(0, len(seeds), PER_SHARD)):
         path = out / f"{split}-{shard:06d}.tar"
-        with wds.TarWriter(str(path)) as sink:
+        with wds.TarWriter(str(path), mtime=0) as sink:  # no wall-clock time in the headers
             for seed in seeds[first: first + PER_SHARD]:
                 clip = render_clip(seed)
                 sink.write({
                     "__key__": f"{split}_{seed:06d}",
-                    "mp4": encode_mp4(clip.frames, clip.fps),
+                    "mp4": encode_mp4(clip.frames, clip.fps, reproducible=True),
                     "txt": clip.caption,
                     "json": json.dumps({"fps": clip.fps, "source": "sample_world", "split": split, "seed": seed}),
                 })

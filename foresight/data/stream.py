@@ -42,6 +42,17 @@ class BadSample(Exception):
         self.reason = reason
 
 
+class NoUsableSamples(ValueError):
+    """Every sample of every shard was skipped: training would spin forever, validation has nothing."""
+
+
+SHARD_ERRORS = (tarfile.TarError, OSError, EOFError)  # a truncated, unreadable or non-tar shard
+
+
+def counted(skips: Counter) -> str:
+    return ", ".join(f"{reason} {n}" for reason, n in sorted(skips.items())) or "nothing"
+
+
 def shard_samples(url: str, start: int = 0) -> Iterator[tuple[int, dict]]:
     """(index, sample) for each sample of a tar shard from `start` on; earlier ones cost a header read.
 
@@ -49,23 +60,30 @@ def shard_samples(url: str, start: int = 0) -> Iterator[tuple[int, dict]]:
     webdataset groups them (consecutive members of one key).
     """
     index, key, sample = -1, None, {}
-    with tarfile.open(url, "r:*") as tar:
-        for member in tar:  # reads headers only; data is read below for wanted samples
-            if not member.isfile():
-                continue
-            directory, _, name = member.name.rpartition("/")
-            if name.startswith(".") or "." not in name:
-                continue
-            stem, ext = name.split(".", 1)
-            member_key = f"{directory}/{stem}" if directory else stem
-            if member_key != key:
-                if sample:
-                    yield index, sample
-                index, key, sample = index + 1, member_key, {}
+    try:
+        tar = tarfile.open(url, "r:*")
+    except tarfile.ReadError:  # its own message lists every compression it tried, over five lines
+        raise tarfile.ReadError("not a tar archive") from None
+    with tar:
+        try:
+            for member in tar:  # reads headers only; data is read below for wanted samples
+                if not member.isfile():
+                    continue
+                directory, _, name = member.name.rpartition("/")
+                if name.startswith(".") or "." not in name:
+                    continue
+                stem, ext = name.split(".", 1)
+                member_key = f"{directory}/{stem}" if directory else stem
+                if member_key != key:
+                    if sample:
+                        yield index, sample
+                    index, key, sample = index + 1, member_key, {}
+                    if index >= start:
+                        sample = {"__key__": key, "__url__": url, "__index__": index}
                 if index >= start:
-                    sample = {"__key__": key, "__url__": url, "__index__": index}
-            if index >= start:
-                sample[ext] = tar.extractfile(member).read()
+                    sample[ext] = tar.extractfile(member).read()
+        except (tarfile.TarError, EOFError) as e:
+            raise tarfile.ReadError(f"cut short in sample {max(index, 0)} ({e})") from None
     if sample:
         yield index, sample
 
@@ -90,6 +108,12 @@ class TrainStream:
         self.samples = position.get("samples", 0)
         self.slots: list[list | None] = position.get("slots") or [None] * open_shards
         self.readers: dict[int, Iterator] = {}
+        # sample number at which each slot's shard was opened (-1: restored mid-shard), and for each
+        # shard the opening sample of its last read from start to end: the proof, when every shard
+        # was read whole after a point, that nothing after that point was usable
+        self.opened = [-1] * len(self.slots)
+        self.read_whole: dict[str, int] = {}
+        self.damaged: set[str] = set()  # shards that could not be read to the end
 
     def position(self) -> dict:
         return {"draws": self.draws, "samples": self.samples, "slots": [s and list(s) for s in self.slots]}
@@ -112,23 +136,35 @@ class TrainStream:
                 url = order[turn]
                 self.draws += 1
                 self.slots[slot] = [url, 0]
+                self.opened[slot] = self.samples
                 self.readers.pop(slot, None)
             url, start = self.slots[slot]
             try:
                 reader = self.readers.setdefault(slot, shard_samples(url, start))
                 index, sample = next(reader)
             except StopIteration:
-                self.slots[slot] = None
+                self.shard_done(slot, url)
                 continue
-            except (tarfile.TarError, OSError, EOFError) as e:  # a truncated or unreadable shard
-                log.warning("skipping the rest of shard %s: %s", url, e)
+            except SHARD_ERRORS as e:
+                if url not in self.damaged:  # once per shard: the stream meets it again every cycle
+                    log.warning("skipping the rest of shard %s: %s", url, e)
+                    self.damaged.add(url)
                 self.skips["bad_shard"] += 1
-                self.slots[slot] = None
+                self.shard_done(slot, url)
                 continue
             self.slots[slot] = [url, index + 1]
             return sample
-        raise ValueError(f"no readable sample in {len(self.urls)} shard(s) such as {self.urls[0]}; "
-                         f"check data.train_shards")
+        raise NoUsableSamples(f"no readable sample in {len(self.urls)} shard(s) such as {self.urls[0]}; "
+                              f"check data.train_shards")
+
+    def shard_done(self, slot: int, url: str) -> None:
+        if self.opened[slot] >= 0:
+            self.read_whole[url] = self.opened[slot]
+        self.slots[slot] = None
+
+    def all_read_since(self, sample: int) -> bool:
+        """Whether every shard was read from start to end after stream sample number `sample`."""
+        return all(self.read_whole.get(url, -1) >= sample for url in self.urls)
 
 
 class ResumableBatches(IterableDataset):
@@ -147,6 +183,7 @@ class ResumableBatches(IterableDataset):
         self.epoch = 0  # advances per pass in this process (workers persist), so epochs differ
         self.resume: dict | None = None  # {"epoch", "offset", "workers": {logical id: position}}
         self.skips: Counter[str] = Counter()
+        self.require_items = False  # held-out: a pass that yields nothing is an error (not an empty set)
 
     def make_item(self, sample: dict, rng: random.Random) -> dict:
         raise NotImplementedError
@@ -157,7 +194,15 @@ class ResumableBatches(IterableDataset):
     def collate(self, items: list[dict]) -> dict:
         raise NotImplementedError
 
-    def items(self, samples: Iterator[dict], name: str, skips: Counter) -> Iterator[dict]:
+    def unusable(self, where: str, skips: Counter) -> str:
+        """The one-line error when no sample of `where` could be used (subclasses add what they know)."""
+        return f"no usable sample in {where}: skipped {counted(skips)}"
+
+    def items(self, samples: Iterator[dict], name: str, skips: Counter, stream: TrainStream | None = None
+              ) -> Iterator[dict]:
+        """Items of the samples, bad ones skipped and counted. With the training `stream`, a run of
+        skips that spans a whole read of every shard ends the stream (it would never yield again)."""
+        run_from: int | None = None  # stream number of the first sample of the current run of skips
         for sample in samples:
             try:
                 item = self.make_item(sample, seeded(name, "item", sample.get("__n__", sample["__index__"])))
@@ -167,7 +212,13 @@ class ResumableBatches(IterableDataset):
                     raise ValueError(f"bad sample in {where}: {e} (data.strict=true)") from None
                 skips[e.reason] += 1
                 log.debug("skipped %s: %s", where, e)
+                if stream is not None:
+                    run_from = sample["__n__"] if run_from is None else run_from
+                    if stream.all_read_since(run_from):
+                        raise NoUsableSamples(self.unusable(f"the {len(self.urls)} training shard(s) such as "
+                                                            f"{self.urls[0]}", skips)) from None
                 continue
+            run_from = None
             item["ref"] = [sample["__url__"], sample["__index__"], sample.get("__n__", 0)]
             yield item
 
@@ -180,20 +231,37 @@ class ResumableBatches(IterableDataset):
     def held_out_batches(self) -> Iterator[dict]:
         skips: Counter[str] = Counter()
         self.skips = skips  # readable after the pass (the held-out set is read in the main process)
-        samples = (s for url in self.urls for _, s in shard_samples(url))
-        items = self.items(samples, f"{self.seed}/heldout", skips)
+        items = self.items(self.readable_samples(skips), f"{self.seed}/heldout", skips)
         if self.limit is not None:
             items = (item for i, item in zip(range(self.limit), items))
         buffers: dict[Any, list[dict]] = {}
+        produced = 0
         for item in items:
+            produced += 1
             buf = buffers.setdefault(self.bucket_of(item), [])
             buf.append(item)
             if len(buf) == self.batch_size:
                 yield self.collate(buffers.pop(self.bucket_of(item)))
         for buf in buffers.values():
             yield self.collate(buf)
+        if not produced and self.require_items:
+            raise NoUsableSamples(self.unusable(f"the {len(self.urls)} held-out shard(s) such as {self.urls[0]}",
+                                                skips))
         if skips:
             log.warning("held-out set: skipped %s", dict(skips))
+
+    def readable_samples(self, skips: Counter) -> Iterator[dict]:
+        """Every sample of every shard in order; a shard that is not a tar, or ends mid-member, gives
+        the samples before the damage and counts one bad_shard (data.strict=true: an error naming it)."""
+        for url in self.urls:
+            try:
+                for _, sample in shard_samples(url):
+                    yield sample
+            except SHARD_ERRORS as e:
+                if self.strict:
+                    raise ValueError(f"unreadable shard {url}: {e} (data.strict=true)") from None
+                log.warning("skipping the rest of shard %s: %s", url, e)
+                skips["bad_shard"] += 1
 
     def train_batches(self, worker: int, workers: int) -> Iterator[dict]:
         # After a resume the worker that runs first must continue the stream of the worker that was
@@ -210,7 +278,7 @@ class ResumableBatches(IterableDataset):
             for item in self.items([{**read_sample(url, index), "__n__": n}], name, skips):
                 buffers.setdefault(self.bucket_of(item), []).append(item)
         produced = position.get("produced", 0)
-        items = self.items(iter(stream), name, skips)
+        items = self.items(iter(stream), name, skips, stream)
         while self.limit is None or produced < self.limit:
             item = next(items)
             produced += 1

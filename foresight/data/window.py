@@ -7,6 +7,10 @@ frame first-frame conditioning gives). F must be 8k+1 and H, W multiples of 32.
 
 from __future__ import annotations
 
+# A clip needing more than this upscaling to cover its bucket is skipped (data.max_upscale: a 1x1
+# video blown up to 64x64 is no training data).
+MAX_UPSCALE = 4.0
+MIN_SIDE = int(32 / MAX_UPSCALE)  # pixels: what the smallest bucket (32) allows; make-shards' default
 
 def _nearest(value: int, valid) -> str:
     below = max((v for v in valid if v <= value), default=None)
@@ -31,3 +35,11 @@ def check_window(context_frames: int, future_frames: int, height: int, width: in
 def window_length(context_frames: int, future_frames: int) -> int:
     """Frames a clip must hold: the windows overlap by one frame."""
     return context_frames + future_frames - 1
+
+
+MIN_FRAMES = window_length(1, 9)  # the shortest window any configuration reads; make-shards' default
+
+
+def upscale(clip_height: int, clip_width: int, height: int, width: int) -> float:
+    """How much a clip is enlarged to cover a (height, width) bucket (below 1: it is reduced)."""
+    return max(height / clip_height, width / clip_width)

@@ -1,14 +1,20 @@
 """LTX-Video's frozen parts (VAE, DiT, T5) behind one small interface, and LTX's token geometry.
 
-Loads a real checkpoint (hub id or local directory laid out as `Lightricks/LTX-Video`:
-`vae/`, `transformer/`, `text_encoder/`, `tokenizer/`) or builds a tiny random twin of the same
-classes into such a directory first and loads it back through the very same code. Twins keep the
-real semantics: 32x32 spatial and 8x temporal compression, 128 latent channels, a
-timestep-conditioned ("denoising") decoder, per-token DiT timesteps.
+Loads a real checkpoint (hub id or local directory laid out as the diffusers releases are:
+`vae/`, `transformer/`, `text_encoder/`, `tokenizer/`; a release published only as one file gets
+its DiT from `transformer_file`) or builds a tiny random twin of the same classes into such a
+directory first and loads it back through the very same code. Twins keep the real semantics:
+32x32 spatial and 8x temporal compression, 128 latent channels, a timestep-conditioned
+("denoising") decoder, per-token DiT timesteps.
+
+Each release differs in ways that change results, so each model config states them (conf/model/):
+its sampling schedule (`foresight.flow.Schedule`), its decoder settings, and whether RoPE time
+carries the causal first-frame offset.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -19,13 +25,12 @@ import torch
 from diffusers import AutoencoderKLLTXVideo, LTXVideoTransformer3DModel
 from torch import Tensor, nn
 
+from foresight.flow import Schedule
 from foresight.models.hub import freeze, own_rng, resolve_pretrained, torch_dtype
 from foresight.models.text import FrozenTextEncoder, build_tiny_text_encoder
 
 SPATIAL = 32  # pixels per latent row/column
 TEMPORAL = 8  # frames per latent frame after the first (causal: latent frame 0 is pixel frame 0 alone)
-DECODE_T = 0.05  # LTX decodes at t=0.05 after blending 0.025 noise into the latents
-DECODE_NOISE = 0.025
 
 
 # --- token geometry: the same in training and sampling ---------------------------------------------
@@ -54,18 +59,20 @@ def grid_positions(grid: tuple[int, int, int], frame_offset: float = 0.0, device
     return pos.reshape(-1, 3)
 
 
-def rope_coords(positions: Tensor, fps: Tensor) -> Tensor:
+def rope_coords(positions: Tensor, fps: Tensor, causal: bool = True) -> Tensor:
     """LTX's RoPE coordinates (B, 3, N) from latent-unit positions (N, 3) or (B, N, 3).
 
-    Time is in seconds of the pixel clip: latent frame k > 0 covers pixel frames up to 8k (the
-    causal first frame is frame 0), so its coordinate is (8k + 1 - 8) / fps; frames before the
-    target (k < 0, option C's extra conditioning frames) sit at 8k / fps. Rows and columns are
-    pixel offsets (x32). The DiT divides by its base sizes itself.
+    Time is in seconds of the pixel clip. causal (0.9.5+, LTX's `causal_temporal_positioning`,
+    diffusers' LTXConditionPipeline): latent frame k > 0 covers pixel frames up to 8k and the
+    causal first frame is frame 0 alone, so its coordinate is (8k + 1 - 8) / fps. Not causal
+    (0.9.0/0.9.1, diffusers' LTXImageToVideoPipeline): 8k / fps. Frames before the target (k < 0,
+    option C's extra conditioning frames) sit at 8k / fps either way. Rows and columns are pixel
+    offsets (x32). The DiT divides by its base sizes itself.
     """
     if positions.ndim == 2:
         positions = positions.unsqueeze(0).expand(fps.shape[0], -1, -1)
     f = positions[..., 0]
-    frame = torch.where(f > 0, f * TEMPORAL + 1 - TEMPORAL, f * TEMPORAL)  # (B, N) pixel-frame index
+    frame = torch.where((f > 0) & causal, f * TEMPORAL + 1 - TEMPORAL, f * TEMPORAL)  # (B, N) pixel-frame index
     t = frame / fps.to(positions)[:, None]
     return torch.stack([t, positions[..., 1] * SPATIAL, positions[..., 2] * SPATIAL], dim=1)  # (B, 3, N)
 
@@ -97,13 +104,27 @@ class LTXVideo(nn.Module):
         device: str | None = None,
         compile: bool = False,
         text_encoder: bool = True,
+        transformer_file: str | None = None,
+        schedule: dict[str, Any] | None = None,
+        guidance: float = 1.0,
+        decode_timestep: float | None = 0.05,
+        decode_noise_scale: float | None = 0.025,
+        causal_rope: bool = True,
     ) -> None:
         """twin="tiny": build a twin of `architecture` into `pretrained` if absent, then load it.
         twin="random": random weights of `architecture` in memory on `device`, no text encoder
         (speed benchmarks: speed does not depend on weight values, and nothing is downloaded).
+        transformer_file: the DiT from one original-layout .safetensors (a local path, or
+        `org/name/file.safetensors` on the hub) read with diffusers' from_single_file, for releases
+        published only that way; the VAE, T5 and the DiT's config still come from `pretrained`.
         compile: torch.compile each DiT block (all blocks share one compiled graph per shape) and
         the VAE decoder; the first call at a new shape pays the compilation.
-        text_encoder=False: no T5 (training from the feature cache, which holds the caption states)."""
+        text_encoder=False: no T5 (training from the feature cache, which holds the caption states).
+        schedule: the release's sampling schedule (foresight.flow.Schedule fields); guidance: its
+        published classifier-free guidance scale (1 for guidance-distilled releases).
+        decode_timestep / decode_noise_scale: the denoising decoder's t and the noise blended into
+        the latents first (LTX's configs: 0.05 / 0.025); null for a VAE without that decoder.
+        causal_rope: RoPE time with the causal first-frame offset (see rope_coords)."""
         super().__init__()
         dt = torch_dtype(dtype)
         if twin == "random":
@@ -112,14 +133,20 @@ class LTXVideo(nn.Module):
                 transformer = LTXVideoTransformer3DModel(**architecture["transformer"]).to(dt)
             self.text_encoder = None
         else:
-            if twin is not None and not Path(pretrained).exists():
+            if twin is not None and not twin_matches(pretrained, architecture or {}):
                 build_twin(pretrained, architecture or {})
             expected = ["vae/config.json", "transformer/config.json", "text_encoder/config.json", "tokenizer"]
             source = resolve_pretrained(pretrained, expected)
             vae = AutoencoderKLLTXVideo.from_pretrained(source, subfolder="vae", torch_dtype=dt)
-            transformer = LTXVideoTransformer3DModel.from_pretrained(source, subfolder="transformer", torch_dtype=dt)
+            transformer = (load_single_file_dit(transformer_file, source, dt) if transformer_file else
+                           LTXVideoTransformer3DModel.from_pretrained(source, subfolder="transformer", torch_dtype=dt))
             self.text_encoder = FrozenTextEncoder(source, dtype=dtype, max_tokens=text_max_tokens) if text_encoder else None
         self.vae, self.transformer = freeze(vae), freeze(transformer)
+        check_decoder(self.vae, pretrained, decode_timestep, decode_noise_scale)
+        self.decode_timestep, self.decode_noise_scale = decode_timestep, decode_noise_scale
+        self.schedule = Schedule(**(schedule or {}))
+        self.guidance = guidance
+        self.causal_rope = causal_rope
         if gradient_checkpointing:
             self.transformer.enable_gradient_checkpointing()
         if compile:
@@ -168,17 +195,22 @@ class LTXVideo(nn.Module):
     def decode(self, latents: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Normalised latents (B, 128, F', h, w) -> pixels (B, 3, F, H, W) in [-1, 1].
 
-        The denoising decoder expects slightly noisy latents: blend 0.025 noise, decode at t=0.05.
+        The denoising decoder expects slightly noisy latents: blend decode_noise_scale of noise,
+        decode at decode_timestep (as diffusers' LTX pipelines do, from the same generator).
         """
         z = latents.to(self.vae.dtype)
         mean, std = self._stats(z)
         z = z * std + mean
         temb = None
-        if self.vae.config.timestep_conditioning:
+        if self.decode_timestep is not None:
             noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
-            z = (1 - DECODE_NOISE) * z + DECODE_NOISE * noise
-            temb = torch.full((z.shape[0],), DECODE_T, device=z.device, dtype=z.dtype)
+            z = (1 - self.decode_noise_scale) * z + self.decode_noise_scale * noise
+            temb = torch.full((z.shape[0],), self.decode_timestep, device=z.device, dtype=z.dtype)
         return self.vae.decode(z, temb=temb, return_dict=False)[0].float().clamp(-1, 1)
+
+    def coords(self, positions: Tensor, fps: Tensor) -> Tensor:
+        """RoPE coordinates (B, 3, N) of latent-unit positions (N, 3), as this release places them."""
+        return rope_coords(positions, fps, causal=self.causal_rope)
 
     def velocity(self, x: Tensor, t_tok: Tensor, coords: Tensor, text: Tensor, text_mask: Tensor) -> Tensor:
         """The DiT's velocity (B, N, C) for tokens x (B, N, C) at per-token flow times t_tok (B, N).
@@ -189,12 +221,51 @@ class LTXVideo(nn.Module):
         v = self.transformer(
             hidden_states=x.to(dt),
             encoder_hidden_states=text.to(dt),
-            timestep=(t_tok * 1000).to(dt),  # LTX's timestep is t x 1000, per token
+            # LTX's timestep is t x 1000 per token, kept in fp32 as diffusers' pipelines pass it:
+            # bf16 would snap it to a 4-unit grid near 1000 (993.7 -> 992)
+            timestep=(t_tok * 1000).float(),
             encoder_attention_mask=text_mask.to(dt),
             video_coords=coords.float(),
             return_dict=False,
         )[0]
         return v.float()
+
+
+def latent_noise(batch: int, channels: int, grid: tuple[int, int, int], generator: torch.Generator | None,
+                 device) -> Tensor:
+    """Gaussian noise (B, N, C) for the tokens of `grid`, drawn in the latent layout (B, C, F, H, W)
+    and packed, as diffusers' LTX pipelines draw it: the same seed gives the same video."""
+    return pack(torch.randn(batch, channels, *grid, generator=generator, device=device))
+
+
+def check_decoder(vae: AutoencoderKLLTXVideo, pretrained: str, decode_timestep: float | None,
+                  decode_noise_scale: float | None) -> None:
+    """One line, before any decode, when the decoder settings do not fit the VAE that was loaded."""
+    conditioned = vae.config.timestep_conditioning
+    if decode_timestep is not None and not conditioned:
+        raise ValueError(f"model.decode_timestep={decode_timestep} asks for the denoising decoder, but the VAE of "
+                         f"{pretrained} has none (0.9.0); set model.decode_timestep=null and "
+                         f"model.decode_noise_scale=null, or use a 0.9.1+ release")
+    if conditioned and (decode_timestep is None or decode_noise_scale is None):
+        raise ValueError(f"the VAE of {pretrained} has a timestep-conditioned (denoising) decoder: set "
+                         f"model.decode_timestep and model.decode_noise_scale (LTX's configs: 0.05 and 0.025)")
+
+
+def load_single_file_dit(transformer_file: str, config_source: str, dtype: torch.dtype) -> LTXVideoTransformer3DModel:
+    """A DiT published as one original-layout safetensors file, with its config from `config_source`'s
+    transformer/ (the releases that share an architecture share a config)."""
+    path = Path(os.path.expanduser(transformer_file))
+    on_hub = not transformer_file.startswith(("/", ".", "~")) and transformer_file.count("/") == 2
+    if not path.is_file():
+        if not on_hub:
+            raise FileNotFoundError(f"model.transformer_file={transformer_file} not found; give a local "
+                                    f".safetensors file or org/name/file.safetensors on the hub")
+        from huggingface_hub import hf_hub_download
+
+        org, name, filename = transformer_file.split("/", 2)
+        path = Path(hf_hub_download(f"{org}/{name}", filename))
+    return LTXVideoTransformer3DModel.from_single_file(str(path), config=config_source, subfolder="transformer",
+                                                       torch_dtype=dtype)
 
 
 # --- tiny twins -------------------------------------------------------------------------------------
@@ -220,6 +291,8 @@ def build_twin(directory: str | os.PathLike, architecture: dict[str, Any], seed:
         vae.save_pretrained(tmp / "vae")
         LTXVideoTransformer3DModel(**architecture.get("transformer", {})).save_pretrained(tmp / "transformer")
         build_tiny_text_encoder(tmp)
+        if target.exists() and not twin_matches(target, architecture):
+            shutil.rmtree(target, ignore_errors=True)  # a twin of an older architecture: replace it
         try:
             tmp.rename(target)
         except OSError:  # another process finished first: theirs is as good as ours
@@ -227,6 +300,19 @@ def build_twin(directory: str | os.PathLike, architecture: dict[str, Any], seed:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def twin_matches(directory: str | os.PathLike, architecture: dict[str, Any]) -> bool:
+    """Whether `directory` holds a twin built from this architecture (a cached twin of an older
+    architecture is rebuilt, never silently loaded)."""
+    for part in ("vae", "transformer"):
+        config = Path(directory) / part / "config.json"
+        if not config.exists():
+            return False
+        saved = json.loads(config.read_text())
+        if any(saved.get(k) != v for k, v in architecture.get(part, {}).items()):
+            return False
+    return True
 
 
 @torch.no_grad()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from transformers import AutoTokenizer, T5Config, T5EncoderModel
+from transformers import AutoTokenizer, T5Config, T5EncoderModel, T5Tokenizer
 
 from foresight.models.hub import freeze, own_rng, resolve_pretrained, torch_dtype
 from foresight.models.tokenizers import word_tokenizer
@@ -26,7 +26,7 @@ class FrozenTextEncoder(nn.Module):
         if twin is not None and not Path(pretrained).exists():
             build_tiny_text_encoder(pretrained)
         source = resolve_pretrained(pretrained, [f"{text_encoder_subfolder}/config.json", tokenizer_subfolder])
-        self.tokenizer = AutoTokenizer.from_pretrained(source, subfolder=tokenizer_subfolder)
+        self.tokenizer = load_tokenizer(source, tokenizer_subfolder)
         self.model = freeze(T5EncoderModel.from_pretrained(source, subfolder=text_encoder_subfolder,
                                                            dtype=torch_dtype(dtype)))
         self.max_tokens = max_tokens
@@ -43,6 +43,16 @@ class FrozenTextEncoder(nn.Module):
         mask = tok.attention_mask.to(device)  # (B, T)
         states = self.model(input_ids=tok.input_ids.to(device), attention_mask=mask).last_hidden_state  # (B, T, D)
         return states, mask.bool()
+
+
+def load_tokenizer(source: str, subfolder: str):
+    """The caption tokenizer. LTX's releases ship T5's as `spiece.model` (a sentencepiece model,
+    converted by transformers with the `sentencepiece` package); a folder holding only that file
+    names no class, so it is read as T5's. Twins ship a `tokenizer.json`."""
+    folder = Path(source) / subfolder
+    if (folder / "spiece.model").is_file() and not (folder / "tokenizer_config.json").is_file():
+        return T5Tokenizer.from_pretrained(source, subfolder=subfolder)
+    return AutoTokenizer.from_pretrained(source, subfolder=subfolder)
 
 
 @own_rng

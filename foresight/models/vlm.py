@@ -35,7 +35,7 @@ _TEXT_7B = dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, nu
                 rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]})
 SIZES = {
     "7b": dict(text=_TEXT_7B, vision=dict(_VISION, out_hidden_size=3584), tie=False),
-    "3b": dict(text=dict(_TEXT_7B, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36,
+    "3b": dict(text=dict(_TEXT_7B, vocab_size=151936, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36,
                          num_attention_heads=16, num_key_value_heads=2),
                vision=dict(_VISION, out_hidden_size=2048), tie=True),
     # head_dim 16: mrope sections (t, h, w) must sum to head_dim / 2

@@ -21,6 +21,8 @@ class Option:
 
     name = "base"
     uses_dit = True  # whether the loss has a flow-matching term (validation reports it per t)
+    uses_adapter = True  # baselines without one (prefix, i2v) also load no VLM
+    needs_context_latents = False  # whether features must carry the earlier context frames' latents
 
     def __init__(self, first_frame: float = 1.0, lora: dict | None = None) -> None:
         # first_frame: probability per training sample that the real current frame conditions the
@@ -29,6 +31,11 @@ class Option:
             raise ValueError(f"option.first_frame={first_frame} is a probability; use a value in [0, 1]")
         self.first_frame = first_frame
         self.lora = dict(lora) if lora else None
+
+    @property
+    def trains(self) -> bool:
+        """Whether there is anything to train (an adapter or a LoRA)."""
+        return self.uses_adapter or self.lora is not None
 
     def adapter_out_dim(self, ltx: LTXVideo) -> int:
         return ltx.latent_channels
@@ -67,3 +74,7 @@ class Option:
                generator: torch.Generator | None = None) -> Tensor:
         """Predicted future latents (B, 128, f, h, w), normalised; frame 0 is the known frame."""
         raise NotImplementedError
+
+    def sampler_budget(self, ltx: LTXVideo, feats: Features) -> tuple[int, float]:
+        """(Euler steps, guidance scale) of this option's sampler at these features' size."""
+        return 0, 1.0

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from foresight.features import Features
 from foresight.models.adapter import QueryAdapter
-from foresight.models.ltx import grid_positions, rope_coords
+from foresight.models.ltx import LTXVideo, grid_positions
 from foresight.options.diffusion import DiffusionOption, DiTInput
 
 
@@ -39,8 +39,8 @@ class ImagePath(DiffusionOption):
             return grid_positions(feats.grid, device=device)
         return grid_positions((self.cond_frames, h, w), frame_offset=-self.cond_frames, device=device)
 
-    def dit_input(self, adapter: QueryAdapter, feats: Features, target: Tensor, cond: Tensor, training: bool,
-                  null: bool = False) -> DiTInput:
+    def dit_input(self, adapter: QueryAdapter, ltx: LTXVideo, feats: Features, target: Tensor, cond: Tensor,
+                  training: bool, null: bool = False) -> DiTInput:
         pos = self.cond_positions(feats)  # (K, 3)
         tokens = adapter(feats.vlm_states, feats.vlm_mask, pos[None])  # (B, K, 128)
         tokens = torch.zeros_like(tokens) if null else self.drop(tokens, training)
@@ -48,7 +48,7 @@ class ImagePath(DiffusionOption):
         return DiTInput(
             tokens=torch.cat([tokens, target.to(tokens)], 1),  # (B, K+N, 128)
             cond=torch.cat([given, cond], 1),  # (B, K+N)
-            coords=rope_coords(torch.cat([pos, feats.positions()]), feats.fps),  # (B, 3, K+N)
+            coords=ltx.coords(torch.cat([pos, feats.positions()]), feats.fps),  # (B, 3, K+N)
             text=feats.text,
             text_mask=feats.text_mask,
         )

@@ -44,7 +44,7 @@ class TextPath(DiffusionOption):
             return tokens, mask
         return torch.cat([feats.text.to(tokens), tokens], 1), torch.cat([feats.text_mask, mask], 1)
 
-    def dit_input(self, adapter, feats: Features, tokens: Tensor, cond: Tensor, training: bool,
+    def dit_input(self, adapter, ltx: LTXVideo, feats: Features, tokens: Tensor, cond: Tensor, training: bool,
                   null: bool = False) -> DiTInput:
         text, text_mask = self.caption(adapter, feats, training, null)
-        return DiTInput(tokens, cond, feats.coords(), text, text_mask)
+        return DiTInput(tokens, cond, ltx.coords(feats.positions(), feats.fps), text, text_mask)
