@@ -1,7 +1,5 @@
 """Predict future videos:  python predict.py ckpt=RUN_DIR input=VIDEO_IMAGE_DIR_OR_SHARDS prompt="..."  (conf/predict.yaml)."""
 
-from pathlib import Path
-
 import hydra
 from omegaconf import DictConfig
 
@@ -12,16 +10,12 @@ register_resolvers()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
-    from foresight.predict import Predictor, predict_inputs
+    from foresight.console import one_line_errors, quiet
+    from foresight.predict import main as predict
 
-    out = Path(cfg.out_dir)
-    existing = sorted(str(p) for p in out.glob("*.mp4")) if out.is_dir() else []
-    if existing and not cfg.overwrite:  # checked before any model loads
-        raise FileExistsError(f"{out} already holds predictions ({existing[0]}, ...); pass overwrite=true or "
-                              f"another out_dir")
-    report = predict_inputs(Predictor(cfg.ckpt), cfg.input, cfg.prompt, out, batch_size=cfg.batch_size, seed=cfg.seed)
-    print(f"wrote {len(report['written'])} prediction(s) and side-by-side videos to {out} in "
-          f"{report['seconds']:.2f} s" + (f"; skipped {report['skipped']}" if report["skipped"] else ""))
+    quiet()
+    with one_line_errors("predict.py"):
+        predict(cfg)
 
 
 if __name__ == "__main__":

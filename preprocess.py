@@ -10,11 +10,16 @@ register_resolvers()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="preprocess")
 def main(cfg: DictConfig) -> None:
+    from foresight import checks
+    from foresight.console import one_line_errors, quiet
     from foresight.data.features import preprocess
 
-    counts = preprocess(cfg)
-    print(f"feature shards in {cfg.preprocess.out_dir}: {counts['written']} clips written, "
-          f"{counts['skipped_shards']} shards already done")
+    quiet()
+    with one_line_errors("preprocess.py"):
+        checks.check(cfg, checks.PREPROCESS)
+        counts = preprocess(cfg)
+        print(f"feature shards in {cfg.preprocess.out_dir}: {counts['written']} clips written, "
+              f"{counts['skipped_shards']} shards already done")
 
 
 if __name__ == "__main__":

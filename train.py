@@ -10,9 +10,12 @@ register_resolvers()
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    from foresight.console import one_line_errors, quiet
     from foresight.train import train_or_record_failure
 
-    return train_or_record_failure(cfg)
+    quiet()
+    with one_line_errors("train.py"):
+        return train_or_record_failure(cfg)
 
 
 if __name__ == "__main__":

@@ -32,10 +32,13 @@ class SampleVideos(L.Callback):
         self.batch: dict | None = None
         self.written: list[Path] = []
         self.last_step: int | None = None  # the step last rendered (or skipped)
+        self.failed: str | None = None  # the last failure, for the end-of-run summary
 
     def held_out(self, trainer: L.Trainer) -> dict:
         if self.batch is None:
-            batch = next(iter(trainer.datamodule.val_dataloader()))
+            batch = next(iter(trainer.datamodule.val_dataloader()), None)
+            if batch is None:
+                raise ValueError("the held-out set (data.val_shards) gave no usable clip to render")
             n = self.num_clips
             self.batch = {k: (v[:n] if isinstance(v, (torch.Tensor, list)) else v) for k, v in batch.items()
                           if k != "features"}
@@ -46,8 +49,17 @@ class SampleVideos(L.Callback):
                     for k in feats.__dataclass_fields__})
         return self.batch
 
-    @torch.no_grad()
     def write(self, trainer: L.Trainer, module) -> None:
+        """Render, or log one line saying why not: sample videos are for looking at, and never stop a
+        run or stand between it and its final state."""
+        try:
+            self.render(trainer, module)
+        except Exception as e:  # noqa: BLE001 -- whatever failed, training goes on
+            self.failed = f"step {trainer.global_step}: {type(e).__name__}: {' '.join(str(e).split())}"
+            log.warning("sample videos failed at %s (training goes on)", self.failed)
+
+    @torch.no_grad()
+    def render(self, trainer: L.Trainer, module) -> None:
         from lightning.pytorch.strategies import FSDPStrategy
 
         if isinstance(trainer.strategy, FSDPStrategy) and trainer.world_size > 1:
@@ -74,7 +86,7 @@ class SampleVideos(L.Callback):
         self.written.append(path)
         for logger in trainer.loggers:
             if hasattr(logger, "log_video"):
-                logger.log_video("samples", [str(path)], step=trainer.global_step, fps=[fps], format=["mp4"])
+                logger.log_video("samples", [str(path)], step=trainer.global_step, format=["mp4"])  # fps: the file's
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:

@@ -8,6 +8,9 @@ Two kinds, both self-describing:
   Lightning saves to continue a run (trainable weights, optimizer, LR schedule, loop counters), plus
   the RNG states, the data position and the wandb run id. `SafetensorsIO` stores Lightning's
   checkpoint dict as tensors + a JSON skeleton, so resuming never unpickles anything.
+
+Reading either kind never runs anything the file names: configs pass `trusted.check` first, and an
+unreadable file is one error naming it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ import json
 import logging
 import os
 import random
+import re
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,35 +32,120 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.strategies import FSDPStrategy
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
+
+from foresight import trusted
 
 log = logging.getLogger("foresight")
 
 
-def save_trainable(module: "L.LightningModule", path: str | os.PathLike, meta: dict[str, Any]) -> Path:
-    """Write module.trainable_state_dict() atomically (temporary file, then rename)."""
+def write_atomically(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str]) -> Path:
+    """save_file into a temporary sibling named after this host and process, then rename it into place:
+    nobody ever reads half a file, and a kill mid-write leaves the previous file intact (the temporary
+    file it leaves is removed by `remove_dead_temporaries`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.contiguous().cpu() for k, v in module.trainable_state_dict().items()}
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    save_file(tensors, str(tmp), metadata={"foresight": json.dumps(meta, default=str)})
+    tmp = path.with_name(f".{path.name}{TEMP_MARK}{socket.gethostname()}-{os.getpid()}")
+    save_file(tensors, str(tmp), metadata=metadata)
     os.replace(tmp, path)
     return path
 
 
+TEMP_MARK = ".tmp-"  # .<name>.tmp-<host>-<pid>: the writer of a temporary file
+STALE_SECONDS = 3600  # a temporary file untouched this long has no live writer on any host (a write takes seconds)
+
+
+def remove_dead_temporaries(root: str | os.PathLike) -> list[Path]:
+    """Delete the temporary checkpoint files under `root` whose writer died: written on this host by a
+    process that no longer runs, or (any host: shared filesystems) untouched for STALE_SECONDS. Earlier
+    versions named them .<name>.tmp<pid>, without the host: those count as this host's."""
+    removed = []
+    host = socket.gethostname()
+    for tmp in Path(root).glob("**/.*.safetensors.tmp*"):
+        writer = tmp.name.rsplit(".tmp", 1)[1]
+        writer_host, _, pid = writer[1:].rpartition("-") if writer.startswith("-") else (host, "", writer)
+        try:
+            dead = (writer_host == host and pid.isdigit() and not _running(int(pid))) \
+                or time.time() - tmp.stat().st_mtime > STALE_SECONDS
+            if dead:
+                tmp.unlink()
+                removed.append(tmp)
+        except FileNotFoundError:  # its writer finished (renamed it) or another cleaner got it first
+            continue
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _metadata(path: str | os.PathLike) -> dict[str, str]:
+    """A safetensors file's metadata; a file that is not readable safetensors is one error naming it."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.metadata() or {}
+    except SafetensorError as e:
+        raise _unreadable(path, e) from None
+
+
+def _tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except SafetensorError as e:
+        raise _unreadable(path, e) from None
+
+
+def _unreadable(path, error: Exception) -> ValueError:
+    return ValueError(f"{path} is not a readable safetensors file ({error}): truncated, not fully copied, or "
+                      f"not a checkpoint; pass a complete file written by train.py")
+
+
+def _json(raw: str, path: str | os.PathLike, key: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError) as e:
+        raise ValueError(f"{path}: its '{key}' metadata is not valid JSON ({str(e)[:80]}); the file was not "
+                         f"written by train.py or was altered") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: its '{key}' metadata is not a JSON object; the file was not written by "
+                         f"train.py or was altered")
+    return value
+
+
+def save_trainable(module: "L.LightningModule", path: str | os.PathLike, meta: dict[str, Any]) -> Path:
+    """Write module.trainable_state_dict() atomically, with `meta` (config, step, ...) as metadata."""
+    tensors = {k: v.contiguous().cpu() for k, v in module.trainable_state_dict().items()}
+    return write_atomically(tensors, path, {"foresight": json.dumps(meta, default=str)})
+
+
 def read_meta(path: str | os.PathLike) -> dict[str, Any]:
-    """The metadata written by save_trainable (config, step, ...)."""
-    with safe_open(str(path), framework="pt") as f:
-        raw = (f.metadata() or {}).get("foresight")
-    if raw is None:
+    """The metadata written by save_trainable (config, step, ...), its config checked by
+    `trusted.check`: nothing a file names is ever built unless Foresight's own configs build it."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such file; pass a run directory or its checkpoints/last.safetensors")
+    raw = _metadata(path)
+    if "foresight" not in raw:
+        if "foresight_state" in raw:
+            raise ValueError(f"{path} is a training-state file, which continues a run (python train.py "
+                             f"ckpt_path={path}); to predict or evaluate pass the run directory or its "
+                             f"checkpoints/last.safetensors")
         raise ValueError(f"{path} is not a Foresight checkpoint (no 'foresight' metadata); pass a file written by train.py")
-    return json.loads(raw)
+    meta = _json(raw["foresight"], path, "foresight")
+    trusted.check(meta.get("config", {}), str(path))
+    return meta
 
 
 def load_trainable(module: "L.LightningModule", path: str | os.PathLike) -> dict[str, Any]:
     """Load trainable weights into module; refuses files whose tensors do not match it exactly."""
-    state = load_file(str(path))
+    meta = read_meta(path)
+    state = _tensors(path)
     expected = module.trainable_state_dict()
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if missing or unexpected:
@@ -63,7 +154,25 @@ def load_trainable(module: "L.LightningModule", path: str | os.PathLike) -> dict
             f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}; was it trained with another option or size?"
         )
     module.load_state_dict(state, strict=False)
-    return read_meta(path)
+    return meta
+
+
+def find_weights(target: str | os.PathLike) -> Path:
+    """The trainable-weights file of a run directory (its newest checkpoints/last.safetensors), or the file given."""
+    path = Path(target)
+    if path.is_dir():
+        found = sorted(path.rglob("last.safetensors"), key=lambda p: p.stat().st_mtime)
+        if not found:
+            states = sorted(path.rglob("checkpoints/state/step*.safetensors"))
+            hint = (f" (it holds training state only, such as {states[-1].name}: the run did not finish; "
+                    f"continue it with python train.py ckpt_path={states[-1]})" if states else "")
+            raise FileNotFoundError(f"{path}: no checkpoints/last.safetensors inside{hint}; pass a run directory "
+                                    f"written by train.py or the .safetensors file itself")
+        return found[-1]
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; pass a run directory from logs/train/runs/ or a "
+                                f".safetensors file")
+    return path
 
 
 class TrainableCheckpoint(L.Callback):
@@ -75,6 +184,7 @@ class TrainableCheckpoint(L.Callback):
         self.every_n_steps = every_n_steps
         self.config = config or {}
         self.last_path: Path | None = None
+        self.saved_step: int | None = None
 
     def _save(self, trainer: "L.Trainer", module: "L.LightningModule") -> None:
         from lightning.pytorch.strategies import FSDPStrategy
@@ -95,13 +205,17 @@ class TrainableCheckpoint(L.Callback):
                     lora = {k[len(prefix):]: v for k, v in module.trainable_state_dict().items()
                             if k.startswith(prefix)}
                     export_lora(module.ltx, self.dirpath / "lora", lora)
+        self.saved_step = trainer.global_step
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
+        # the last step too, before the final validation and sample videos can fail
+        if (self.every_n_steps and trainer.global_step % self.every_n_steps == 0) \
+                or trainer.global_step >= trainer.max_steps:
             self._save(trainer, module)
 
     def on_train_end(self, trainer, module) -> None:
-        self._save(trainer, module)
+        if self.saved_step != trainer.global_step:  # training ended before max_steps (epoch_samples ran out)
+            self._save(trainer, module)
 
 
 # training state -----------------------------------------------------------------------------------
@@ -152,16 +266,18 @@ class SafetensorsIO(CheckpointIO):
     """Lightning's checkpoint dict as a safetensors file: tensors, and the rest as JSON in the metadata."""
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tensors: dict[str, torch.Tensor] = {}
         skeleton = json.dumps(_encode(checkpoint, tensors, "checkpoint"))
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        save_file(tensors, str(tmp), metadata={"foresight_state": skeleton})
-        os.replace(tmp, path)  # atomic: a kill mid-write leaves the previous checkpoints intact
+        write_atomically(tensors, path, {"foresight_state": skeleton})
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
-        return _decode(json.loads(_state_skeleton(path)), load_file(str(path)))
+        skeleton = _json(_state_skeleton(path), path, "foresight_state")
+        tensors = _tensors(path)
+        try:
+            return _decode(skeleton, tensors)
+        except (KeyError, TypeError, AttributeError) as e:  # names a tensor the file lacks, a malformed node
+            raise ValueError(f"{path}: malformed training state ({type(e).__name__}: {e}); the file was not "
+                             f"written by train.py or was altered") from None
 
     def remove_checkpoint(self, path) -> None:
         Path(path).unlink(missing_ok=True)
@@ -187,18 +303,34 @@ def _state_skeleton(path) -> str:
     if not Path(path).is_file():
         raise FileNotFoundError(f"ckpt_path={path}: no such file; pass a checkpoints/state/step*.safetensors "
                                 f"of a run, or resume=auto")
-    with safe_open(str(path), framework="pt") as f:
-        raw = (f.metadata() or {}).get("foresight_state")
+    raw = _metadata(path).get("foresight_state")
     if raw is None:
         raise ValueError(f"ckpt_path={path} is not a training-state checkpoint; pass a file from a run's "
                          f"checkpoints/state/ (last.safetensors holds weights only: use it with predict.py)")
     return raw
 
 
+def is_training_state(path) -> bool:
+    return "foresight_state" in _metadata(path)
+
+
+WANDB_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")  # wandb names directories after it: no path characters
+
+
 def read_state(path) -> dict:
-    """The non-tensor part of a training-state checkpoint (step, config, wandb run id, ...), no tensors read."""
-    skeleton = json.loads(_state_skeleton(path))
-    return {"global_step": skeleton.get("global_step"), **(skeleton.get("foresight") or {})}
+    """The non-tensor part of a training-state checkpoint (step, config, wandb run id, ...), no tensors
+    read; its config checked by `trusted.check` like a weights file's."""
+    skeleton = _json(_state_skeleton(path), path, "foresight_state")
+    state = {"global_step": skeleton.get("global_step"), **(skeleton.get("foresight") or {})}
+    trusted.check(state.get("config", {}), str(path))
+    run_id = state.get("wandb_run_id")
+    if run_id is not None and not (isinstance(run_id, str) and WANDB_RUN_ID.fullmatch(run_id)):
+        raise ValueError(f"{path}: refusing wandb_run_id={str(run_id)[:40]!r} (a run id is letters, digits, _ "
+                         f"and -); the file was not written by train.py or was altered")
+    if state["global_step"] is not None and not isinstance(state["global_step"], int):
+        raise ValueError(f"{path}: global_step={state['global_step']!r} is not a step count; the file was not "
+                         f"written by train.py or was altered")
+    return state
 
 
 def rng_state() -> dict:
@@ -275,16 +407,26 @@ class TrainingState(ModelCheckpoint):
         if self.rng is not None:
             set_rng_state(self.rng)
 
+    @property
+    def saved_step(self) -> int:
+        return self._last_global_step_saved
+
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         self.rng = rng_state()
         super().on_train_batch_end(trainer, module, outputs, batch, batch_idx)
+        # The final step too, so a finished run can be extended (resume=auto trainer.max_steps=...):
+        # here, before the final validation and sample videos, so nothing after it can cost the state.
+        if trainer.global_step >= trainer.max_steps:
+            self._save_now(trainer)
 
     def on_train_end(self, trainer, module) -> None:
-        # the final step too, so a finished run can be extended (resume=auto trainer.max_steps=...)
+        self._save_now(trainer)  # training ended before max_steps (epoch_samples ran out)
+        super().on_train_end(trainer, module)
+
+    def _save_now(self, trainer) -> None:
         if trainer.global_step != self._last_global_step_saved:
             self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
             self._last_global_step_saved = trainer.global_step
-        super().on_train_end(trainer, module)
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "rng": self.rng}
@@ -301,12 +443,20 @@ class TrainingState(ModelCheckpoint):
 
 
 def find_resumable(log_dir: str | os.PathLike, experiment: dict) -> Path | None:
-    """The newest training-state checkpoint under log_dir written by the same experiment."""
+    """The newest training-state checkpoint under log_dir written by the same experiment. Unreadable
+    candidates (half-copied, corrupt, altered) are skipped with a warning each, so one bad file cannot
+    stop every experiment from resuming; temporary files of writers that died are removed first."""
+    removed = remove_dead_temporaries(log_dir)
+    if removed:
+        log.info("removed %d temporary checkpoint file(s) left by writers that died, such as %s", len(removed),
+                 removed[0])
     found = []
     for path in Path(log_dir).glob("**/checkpoints/state/step*.safetensors"):
         try:
             meta = read_state(path)
-        except (ValueError, OSError):
+        except (ValueError, OSError) as e:
+            log.warning("resume=auto: skipping an unreadable candidate: %s",
+                        e if str(path) in str(e) else f"{path}: {e}")
             continue
         if meta.get("experiment") == experiment:
             found.append((path.stat().st_mtime, meta.get("global_step") or 0, path))

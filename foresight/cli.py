@@ -15,19 +15,23 @@ import math
 import sys
 from pathlib import Path
 
+from foresight.console import one_line_errors
+
 
 def ckpt_info(target: str) -> int:
+    """What a weights file (or a run directory's checkpoints/last.safetensors) holds and which config
+    made it; a training-state file is described as one, with how to continue it."""
     from safetensors import safe_open
 
-    from foresight.checkpoint import read_meta
+    from foresight.checkpoint import find_weights, is_training_state, read_meta, read_state
 
     path = Path(target)
-    if path.is_dir():
-        found = sorted(path.rglob("*.safetensors"), key=lambda p: p.stat().st_mtime)
-        if not found:
-            print(f"no .safetensors checkpoint under {path}; pass a run directory from logs/ or a file", file=sys.stderr)
-            return 1
-        path = found[-1]
+    if path.is_file() and is_training_state(path):
+        state = read_state(path)
+        print(f"{path}\n  training state at step {state['global_step']} of run group "
+              f"{(state.get('experiment') or {}).get('run_group')}; continue it: python train.py ckpt_path={path}")
+        return 0
+    path = find_weights(path)
     meta = read_meta(path)
     with safe_open(str(path), framework="pt") as f:
         shapes = {k: f.get_slice(k).get_shape() for k in f.keys()}
@@ -91,19 +95,15 @@ def main(argv: list[str] | None = None) -> int:
         return world_main(rest)
     if rest and not (args.command == "data" and args.data_command == "sample"):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    if args.command == "data":
-        return data_command(args, rest)
-    if args.command == "compare":
-        from foresight.compare import compare
+    with one_line_errors(f"foresight {args.command}"):
+        if args.command == "data":
+            return data_command(args, rest)
+        if args.command == "compare":
+            from foresight.compare import compare
 
-        try:
-            summary = compare(args.sources, args.out, args.by)
-        except ValueError as e:  # a bad source: one line, no traceback
-            print(f"foresight compare: {e}", file=sys.stderr)
-            return 2
-        print("\n".join(summary["files"]))
-        return 0
-    return ckpt_info(args.target)
+            print("\n".join(compare(args.sources, args.out, args.by)["files"]))
+            return 0
+        return ckpt_info(args.target)
 
 
 if __name__ == "__main__":

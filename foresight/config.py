@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -20,12 +21,35 @@ def wandb_offline() -> bool:
     return not (netrc.exists() and "api.wandb.ai" in netrc.read_text(errors="ignore"))
 
 
+_claimed: dict[str, str] = {}
+
+
+def new_dir(base: str) -> str:
+    """`base`, or else `base_1`, `base_2`, ...: the first that this process creates itself. os.mkdir is
+    atomic (also on NFS), so two runs started in the same second never share a run directory. The
+    answer is kept per process (and Hydra caches it in the config, which its launchers copy to each
+    job), so a directory is claimed once however often the config is resolved."""
+    if base not in _claimed:
+        Path(base).parent.mkdir(parents=True, exist_ok=True)
+        for n in itertools.count():
+            path = base if n == 0 else f"{base}_{n}"
+            try:
+                os.mkdir(path)
+            except FileExistsError:
+                continue
+            _claimed[base] = path
+            break
+    return _claimed[base]
+
+
 def register_resolvers() -> None:
     from omegaconf import OmegaConf
 
     os.environ.setdefault("FORESIGHT_ROOT", str(ROOT))
     if not OmegaConf.has_resolver("foresight_wandb_offline"):
         OmegaConf.register_new_resolver("foresight_wandb_offline", wandb_offline)
+    if not OmegaConf.has_resolver("foresight_new_dir"):
+        OmegaConf.register_new_resolver("foresight_new_dir", new_dir, use_cache=True)
 
 
 def compose(overrides: list[str] | None = None, config_name: str = "train"):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from foresight import checks
 from foresight.eval.scoring import DIAGNOSTIC, RANKING, SAMPLER, Scorer, better
 from foresight.predict import Predictor
 
@@ -145,3 +146,14 @@ def write(result: dict, out_dir: str | Path) -> list[Path]:
     paths[0].write_text(json.dumps(result, indent=1) + "\n")
     paths[1].write_text(markdown(result))
     return paths
+
+
+def main(cfg) -> dict:
+    """evaluate.py: score, write evaluation.json and evaluation.md, print the report."""
+    checks.check(cfg, checks.EVALUATE)
+    result = evaluate(cfg.ckpt, shards=cfg.shards, limit=cfg.limit, batch_size=cfg.batch_size, seed=cfg.seed,
+                      lpips_vgg=cfg.lpips.vgg, lpips_lin=cfg.lpips.lin, fvd_i3d=cfg.fvd.i3d)
+    paths = write(result, cfg.out_dir)
+    print(markdown(result))
+    print("wrote " + " and ".join(map(str, paths)))
+    return result

@@ -55,6 +55,8 @@ class ForesightModule(L.LightningModule):
         self.val_seed = val_seed
         self.scorer = Scorer(baselines=baselines, instruction_gap=instruction_gap)
         self.strict_loading = False  # training-state checkpoints hold the trainable tensors only
+        self.val_clips = 0  # clips scored by the validation under way
+        self.validated: dict[str, int] | None = None  # the last finished validation: {"step", "clips"}
 
     # parameters ---------------------------------------------------------------------------------
 
@@ -137,11 +139,24 @@ class ForesightModule(L.LightningModule):
                 self.log_dict({f"data/skipped_{k}": torch.tensor(float(v)) for k, v in skips.items()}, batch_size=bs)
         return out["loss"]
 
+    def on_train_batch_end(self, outputs, batch: dict, batch_idx: int) -> None:
+        # Stopping at the last step makes Lightning validate right after it even when max_steps is no
+        # multiple of val_check_interval (once when it is): every run ends with validation metrics.
+        if self.trainer.global_step >= self.trainer.max_steps:
+            self.trainer.should_stop = True
+
+    def on_validation_epoch_start(self) -> None:
+        self.val_clips = 0
+
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         metrics = self.scorer(self, batch, seed=self.val_seed + batch_idx)
         self.log_dict({f"val/{k}": v for k, v in metrics.items()}, batch_size=len(batch["caption"]))
+        self.val_clips += len(batch["caption"])
 
     def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self.validated = {"step": self.trainer.global_step, "clips": self.val_clips}
+        self.log("data/val_clips", torch.tensor(float(self.val_clips)))  # how many clips the scores rest on
         dm = getattr(self.trainer, "datamodule", None)
         if dm is not None and hasattr(dm, "val_skip_counts"):
             for reason, n in dm.val_skip_counts().items():

@@ -12,6 +12,7 @@ blending 0.025 noise, as LTX does. A seed makes outputs reproducible.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -21,39 +22,29 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from foresight.checkpoint import load_trainable, read_meta
+from foresight import checks
+from foresight.checkpoint import find_weights, load_trainable, read_meta
 from foresight.data.loader import VIDEO_EXTS, ClipWindows, expand_shards
 from foresight.data.sample_world import encode_mp4
 from foresight.data.video import VideoError, decode_window, probe, to_bucket
 from foresight.features import encode_batch, video_to_frames
+from foresight.trusted import build
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-
-
-def find_checkpoint(ckpt: str | Path) -> Path:
-    path = Path(ckpt)
-    if path.is_dir():
-        found = sorted(path.rglob("last.safetensors"), key=lambda p: p.stat().st_mtime)
-        if not found:
-            raise FileNotFoundError(f"ckpt={path}: no checkpoints/last.safetensors inside; pass a run directory "
-                                    f"written by train.py or the .safetensors file itself")
-        return found[-1]
-    if not path.exists():
-        raise FileNotFoundError(f"ckpt={path} does not exist; pass a run directory from logs/train/runs/ or a .safetensors file")
-    return path
+SHARD_PATTERN = re.compile(r"[{*?\[]|\.tar$")  # input= that names shards (brace patterns, globs, .tar)
 
 
 class Predictor:
     def __init__(self, ckpt: str | Path, device: str | None = None) -> None:
-        from foresight.train import instantiate
-
-        self.path = find_checkpoint(ckpt)
-        self.meta = read_meta(self.path)  # config, step, option
+        self.path = find_weights(ckpt)
+        self.meta = read_meta(self.path)  # config (checked: it names only what our configs build), step, option
         cfg = OmegaConf.create(self.meta["config"])
         self.cfg = cfg
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        module = instantiate(cfg.module)(vlm=instantiate(cfg.vlm), ltx=instantiate(cfg.model),
-                                         option=instantiate(cfg.option), adapter=instantiate(cfg.adapter))
+        source = str(self.path)
+        module = build(cfg.module, source, "module")(
+            vlm=build(cfg.vlm, source, "vlm"), ltx=build(cfg.model, source, "model"),
+            option=build(cfg.option, source, "option"), adapter=build(cfg.adapter, source, "adapter"))
         load_trainable(module, self.path)
         self.module = module.eval().to(self.device)
         data = cfg.data
@@ -61,14 +52,15 @@ class Predictor:
         self.height, self.width = data.height, data.width
         self.prompt_template = data.get("prompt_template", "{caption}")
 
-    def held_out(self, shards: str | None = None, limit: int | None = None, batch_size: int = 4) -> ClipWindows:
+    def held_out(self, shards: str | None = None, limit: int | None = None, batch_size: int = 4,
+                 field: str = "shards") -> ClipWindows:
         """Windows of shards (default: the checkpoint's data.val_shards) cut as the checkpoint was
         trained (context and future frames, buckets, fps, prompt template), in order, bad clips counted."""
         data = self.cfg.data
         spec = shards or data.val_shards
         buckets = ([tuple(b) for b in data.buckets] if data.get("buckets")
                    else [(data.height, data.width, data.future_frames)])
-        return ClipWindows(expand_shards(spec, "shards" if shards else "data.val_shards"), data.context_frames,
+        return ClipWindows(expand_shards(spec, field if shards else "data.val_shards"), data.context_frames,
                            buckets, data.get("fps"), train=False, seed=0, strict=False, batch_size=batch_size,
                            limit=limit, prompt_template=self.prompt_template,
                            resize_filter=data.get("resize_filter", "area"))
@@ -128,14 +120,35 @@ def side_by_side(context: np.ndarray, frames: np.ndarray) -> np.ndarray:
     return np.concatenate([left, right], axis=2)
 
 
-def targets(out: Path, name: str) -> list[Path]:
-    return [out / f"{name}.mp4", out / f"{name}_side_by_side.mp4"]
+UNSAFE = re.compile(r"[^\w.-]+")  # what may not appear in a file name we write (path separators first)
+
+
+class OutputNames:
+    """File names for outputs named after input data (tar keys, file names). A key such as `../../x`
+    or `/etc/x` must never write outside out_dir: characters other than letters, digits, `_`, `.` and
+    `-` become `_` and leading dots go, so a name is never a path; names that collide get `_1`, `_2`, ...
+    `renamed` maps each key that changed to its file name."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+        self.renamed: dict[str, str] = {}
+
+    def __call__(self, key: str) -> str:
+        base = UNSAFE.sub("_", key).lstrip(".")[:120] or "clip"
+        name, n = base, 0
+        while name in self.used:
+            n += 1
+            name = f"{base}_{n}"
+        self.used.add(name)
+        if name != key:
+            self.renamed[key] = name
+        return name
 
 
 def write_prediction(out: Path, name: str, context: np.ndarray, frames: np.ndarray, fps: float) -> None:
-    prediction, both = targets(out, name)
-    prediction.write_bytes(encode_mp4(frames, fps))
-    both.write_bytes(encode_mp4(side_by_side(context, frames), fps))
+    """`<name>.mp4` (the future) and `<name>_side_by_side.mp4` in out; name: from OutputNames."""
+    (out / f"{name}.mp4").write_bytes(encode_mp4(frames, fps))
+    (out / f"{name}_side_by_side.mp4").write_bytes(encode_mp4(side_by_side(context, frames), fps))
 
 
 def caption_beside(path: Path) -> str | None:
@@ -179,6 +192,7 @@ def predict_inputs(predictor: Predictor, source: str, prompt: str | None, out: P
     seed + i. Returns what was written and skipped, and the seconds spent predicting."""
     out.mkdir(parents=True, exist_ok=True)
     path = Path(source)
+    names = OutputNames()
     written, skipped, seconds, windows = [], {}, 0.0, None
     if path.is_file() and path.suffix != ".tar":
         text = prompt or caption_beside(path)
@@ -186,12 +200,16 @@ def predict_inputs(predictor: Predictor, source: str, prompt: str | None, out: P
             raise ValueError(f"input={path}: give prompt=\"...\" (or a {path.with_suffix('.txt').name} beside it)")
         context, fps = predictor.read_context(path)
         frames, timings = predictor.predict(context, text, fps=fps, seed=seed)
-        write_prediction(out, path.stem, context, frames[0], fps)
-        return {"written": [path.stem], "skipped": {}, "seconds": timings["total_s"], "timings": timings}
+        write_prediction(out, names(path.stem), context, frames[0], fps)
+        return {"written": [path.stem], "skipped": {}, "renamed": names.renamed, "seconds": timings["total_s"],
+                "timings": timings}
     if path.is_dir():
         batches = directory_batches(predictor, path, prompt, batch_size, skipped)
+    elif not path.exists() and not SHARD_PATTERN.search(source):
+        raise FileNotFoundError(f"input={source} does not exist; pass a video, an image, a directory of them, "
+                                f"or shards (*.tar, brace patterns such as 'val-{{000000..000003}}.tar')")
     else:  # shards: batches of one bucket each, cut with the checkpoint's window
-        windows = predictor.held_out(source, batch_size=batch_size)
+        windows = predictor.held_out(source, batch_size=batch_size, field="input")
         batches = ([{"key": k, "context": c, "fps": float(f), "text": prompt or t}
                     for k, c, f, t in zip(b["key"], b["context"].numpy(), b["fps"], b["caption"])]
                    for b in torch.utils.data.DataLoader(windows, batch_size=None))
@@ -200,8 +218,26 @@ def predict_inputs(predictor: Predictor, source: str, prompt: str | None, out: P
                                             fps=[c["fps"] for c in batch], seed=seed + index)
         seconds += timings["total_s"]
         for clip, future in zip(batch, frames):
-            write_prediction(out, clip["key"], clip["context"], future, clip["fps"])
+            write_prediction(out, names(clip["key"]), clip["context"], future, clip["fps"])
             written.append(clip["key"])
     if windows is not None:
         skipped |= dict(windows.skips)  # by reason
-    return {"written": written, "skipped": skipped, "seconds": seconds}
+    return {"written": written, "skipped": skipped, "renamed": names.renamed, "seconds": seconds}
+
+
+def main(cfg) -> dict:
+    """predict.py: refuse an out_dir that holds predictions (before any model loads), predict, report."""
+    checks.check(cfg, checks.PREDICT)
+    out = Path(cfg.out_dir)
+    existing = sorted(str(p) for p in out.glob("*.mp4")) if out.is_dir() else []
+    if existing and not cfg.overwrite:
+        raise FileExistsError(f"{out} already holds predictions ({existing[0]}, ...); pass overwrite=true or "
+                              f"another out_dir")
+    report = predict_inputs(Predictor(cfg.ckpt), str(cfg.input), cfg.prompt, out, batch_size=cfg.batch_size,
+                            seed=cfg.seed)
+    renamed = report["renamed"]
+    print(f"wrote {len(report['written'])} prediction(s) and side-by-side videos to {out} in "
+          f"{report['seconds']:.2f} s" + (f"; skipped {report['skipped']}" if report["skipped"] else "")
+          + (f"; {len(renamed)} named after their keys made safe, such as {next(iter(renamed.items()))}"
+             if renamed else ""))
+    return report

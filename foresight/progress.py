@@ -95,6 +95,9 @@ class StepProgress(ProgressBar):
             self.progress.stop()
             self.progress = None
 
+    def on_exception(self, trainer, module, exception) -> None:
+        self.on_train_end(trainer, module)  # give the terminal back before the error is printed
+
 
 class StepTimes(L.Callback):
     """Logs `perf/step_ms`, the median time between the last `window` step ends, and on a GPU

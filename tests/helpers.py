@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import lightning as L
 import torch
 from hydra.utils import instantiate
 
@@ -38,3 +39,16 @@ def fit(module, feats, steps: int, lr: float = 3e-3, fixed_draws: bool = True) -
         opt.step()
         losses.append(loss.item())
     return losses
+
+
+class BreakFileAtStep(L.Callback):
+    """Overwrites `path` with bytes that are no tar after training step `step`: a shard rewritten or a
+    disk failing under a running job, which only the end of the run reads again."""
+
+    def __init__(self, path: str, step: int) -> None:
+        self.path, self.step = path, step
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            with open(self.path, "wb") as f:
+                f.write(b"this shard was overwritten mid-run\n" * 64)

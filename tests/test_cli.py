@@ -1,5 +1,6 @@
 """The `foresight` command."""
 
+import pytest
 from torch import nn
 
 from foresight.checkpoint import save_trainable
@@ -16,16 +17,20 @@ class Adapter(nn.Module):
 
 
 def test_ckpt_info_describes_the_newest_checkpoint_of_a_run(tmp_path, capsys):
-    meta = {"option": "B", "step": 7, "config": {"model": {"_target_": "x.LTX", "pretrained": "org/ltx"}}}
+    meta = {"option": "B", "step": 7,
+            "config": {"model": {"_target_": "foresight.models.ltx.LTXVideo", "pretrained": "org/ltx"}}}
     save_trainable(Adapter(), tmp_path / "run" / "checkpoints" / "last.safetensors", meta)
     assert main(["ckpt-info", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
-    assert "option B  step 7  2 tensors, 16 parameters" in out and "x.LTX org/ltx" in out
+    assert "option B  step 7  2 tensors, 16 parameters" in out and "foresight.models.ltx.LTXVideo org/ltx" in out
 
 
 def test_ckpt_info_on_an_empty_dir_says_what_to_pass(tmp_path, capsys):
-    assert main(["ckpt-info", str(tmp_path)]) == 1
-    assert "no .safetensors checkpoint" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as code:
+        main(["ckpt-info", str(tmp_path)])
+    assert code.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "no checkpoints/last.safetensors inside" in line
 
 
 def test_sample_data_writes_shards(tmp_path):
