@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 from foresight import checks
 from foresight.eval.scoring import DIAGNOSTIC, RANKING, SAMPLER, Scorer, better
@@ -54,11 +55,12 @@ def fvd_scores(features: dict[str, list[torch.Tensor]]) -> tuple[dict, dict]:
             "fvd_copy_last": frechet_distance(torch.cat(features["copy_last"]), real)}, {}
 
 
-def evaluate(ckpt: str | Path, shards: str | None = None, limit: int | None = None, batch_size: int = 4,
+def evaluate(ckpt: str | Path | None, shards: str | None = None, limit: int | None = None, batch_size: int = 4,
              seed: int = 0, device: str | None = None, lpips_vgg: str | None = None,
-             lpips_lin: str | None = None, fvd_i3d: str | None = None) -> dict:
-    """Mean metrics over the clips (each batch weighted by its size), per-frame curves, and FVD over all clips."""
-    predictor = Predictor(ckpt, device=device)
+             lpips_lin: str | None = None, fvd_i3d: str | None = None, config=None) -> dict:
+    """Mean metrics over the clips (each batch weighted by its size), per-frame curves, and FVD over all clips.
+    ckpt=None with `config`: a baseline with nothing to train (option=i2v), built from the composed config."""
+    predictor = Predictor(ckpt, device=device, config=config)
     module = predictor.module
     extra, not_computed = lpips_metric(lpips_vgg, lpips_lin, module.device)
     i3d, skipped = fvd_network(fvd_i3d, module.device)
@@ -89,10 +91,12 @@ def evaluate(ckpt: str | Path, shards: str | None = None, limit: int | None = No
     not_computed |= skipped
     meta = predictor.meta
     trained = meta.get("config", {})
+    group = {"run_group": trained.get("run_group") if predictor.path else meta["option"]}  # a baseline: its name
     return {
-        "checkpoint": str(predictor.path), "option": meta.get("option"), "step": meta.get("step"),
+        "checkpoint": str(predictor.path or "none (nothing trained)"), "option": meta.get("option"),
+        "step": meta.get("step"),
         # what `foresight compare` groups by, as for the training runs
-        "config": {k: trained.get(k) for k in ("run_group", "seed", "option")},
+        "config": {**{k: trained.get(k) for k in ("seed", "option")}, **group},
         "shards": shards or predictor.cfg.data.val_shards, "clips": clips, "skipped": dict(windows.skips),
         "seed": seed, "seconds": round(time.perf_counter() - started, 2),
         "metrics": {**{k: float(v) for k, v in means.items() if v.ndim == 0}, **fvd},
@@ -151,8 +155,11 @@ def write(result: dict, out_dir: str | Path) -> list[Path]:
 def main(cfg) -> dict:
     """evaluate.py: score, write evaluation.json and evaluation.md, print the report."""
     checks.check(cfg, checks.EVALUATE)
+    baseline = None
+    if cfg.ckpt is None:  # a baseline: the composed training groups, without Hydra's own node
+        baseline = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     result = evaluate(cfg.ckpt, shards=cfg.shards, limit=cfg.limit, batch_size=cfg.batch_size, seed=cfg.seed,
-                      lpips_vgg=cfg.lpips.vgg, lpips_lin=cfg.lpips.lin, fvd_i3d=cfg.fvd.i3d)
+                      lpips_vgg=cfg.lpips.vgg, lpips_lin=cfg.lpips.lin, fvd_i3d=cfg.fvd.i3d, config=baseline)
     paths = write(result, cfg.out_dir)
     print(markdown(result))
     print("wrote " + " and ".join(map(str, paths)))

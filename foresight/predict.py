@@ -35,17 +35,29 @@ SHARD_PATTERN = re.compile(r"[{*?\[]|\.tar$")  # input= that names shards (brace
 
 
 class Predictor:
-    def __init__(self, ckpt: str | Path, device: str | None = None) -> None:
-        self.path = find_weights(ckpt)
-        self.meta = read_meta(self.path)  # config (checked: it names only what our configs build), step, option
+    def __init__(self, ckpt: str | Path | None, device: str | None = None, config=None) -> None:
+        """ckpt: a run directory or a weights file written by train.py. ckpt=None with `config` (composed
+        from conf/, never read from a file): a baseline with nothing to train (option=i2v)."""
+        if ckpt is None:
+            option = build(config.option, "the composed config", "option")
+            if option.trains:
+                raise ValueError(f"option={option.name} trains: give ckpt=RUN_DIR (only a baseline with nothing "
+                                 f"to train, such as option=i2v, is scored without a checkpoint)")
+            resolved = OmegaConf.to_container(config, resolve=True)
+            self.path, self.meta = None, {"config": resolved, "option": option.name, "step": 0}
+        else:
+            self.path = find_weights(ckpt)
+            self.meta = read_meta(self.path)  # config (checked: it names only what our configs build), step, option
         cfg = OmegaConf.create(self.meta["config"])
         self.cfg = cfg
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        source = str(self.path)
+        source = str(self.path or "the composed config")
+        option = build(cfg.option, source, "option")
         module = build(cfg.module, source, "module")(
-            vlm=build(cfg.vlm, source, "vlm"), ltx=build(cfg.model, source, "model"),
-            option=build(cfg.option, source, "option"), adapter=build(cfg.adapter, source, "adapter"))
-        load_trainable(module, self.path)
+            vlm=build(cfg.vlm, source, "vlm") if option.uses_adapter else None, ltx=build(cfg.model, source, "model"),
+            option=option, adapter=build(cfg.adapter, source, "adapter"))
+        if self.path is not None:
+            load_trainable(module, self.path)
         self.module = module.eval().to(self.device)
         data = cfg.data
         self.context_frames, self.future_frames = data.context_frames, data.future_frames

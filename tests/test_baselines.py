@@ -55,3 +55,26 @@ def test_i2v_guidance_is_the_releases_against_the_empty_prompt(twin_dir, batch):
     module.option.guidance = 1.0
     plain = module.option.sample(None, module.ltx, feats, torch.Generator().manual_seed(0))
     assert not torch.allclose(guided, plain) and torch.equal(guided[:, :, :1], plain[:, :, :1])
+
+
+def test_evaluate_py_scores_i2v_without_a_checkpoint_and_compare_shows_it(tmp_path, twin_dir):
+    import json
+    import subprocess
+    import sys
+
+    from foresight.compare import compare
+    from tests.conftest import ROOT
+
+    out = subprocess.run([sys.executable, "evaluate.py", "option=i2v", f"paths.cache_dir={twin_dir}", "limit=2",
+                          "batch_size=2", f"out_dir={tmp_path / 'evals' / 'i2v'}"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads((tmp_path / "evals" / "i2v" / "evaluation.json").read_text())
+    assert result["option"] == "i2v" and result["clips"] == 2 and result["config"]["run_group"] == "i2v"
+    assert {"latent_mse", "psnr_copy_last_vae", "psnr_instruction_gap", "sampler/dit_calls"} <= set(result["metrics"])
+    assert result["metrics"]["sampler/guidance"] == 3.0  # the release's published CFG, against the empty prompt
+    summary = compare([str(tmp_path / "evals")], tmp_path / "report")
+    assert list(summary["groups"]) == ["i2v"]
+    trains = subprocess.run([sys.executable, "evaluate.py", "option=B", f"paths.cache_dir={twin_dir}"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert trains.returncode == 2 and "option=B trains: give ckpt=RUN_DIR" in trains.stderr.strip().splitlines()[-1]
