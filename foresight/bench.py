@@ -20,7 +20,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -250,16 +249,16 @@ def summarise(runs: list[list[dict]]) -> list[dict]:
 
 def repeat_in_processes(module: str, argv: list[str], repeats: int, out: Path) -> list[dict]:
     """`python -m module argv` `repeats` times, each in a fresh process, since a training step moves
-    from process to process (compilation, allocator, host threads); writes every run's rows and their
-    summary (median and range per number) to `out` and returns the summary."""
+    from process to process (compilation, allocator, host threads). Each run's report is kept beside
+    `out` (`<name>.run<i>.json`: what finished survives an interrupted series); `out` gets every
+    run's rows and their summary (median and range per number). Returns the summary."""
     runs, meta = [], None
-    with tempfile.TemporaryDirectory() as tmp:
-        for i in range(repeats):
-            path = Path(tmp) / f"run{i}.json"
-            subprocess.run([sys.executable, "-m", module, *argv, "--repeats", "1", "--out", str(path)], check=True)
-            report = json.loads(path.read_text())
-            runs.append(report["rows"])
-            meta = meta or report["meta"]
+    for i in range(repeats):
+        path = out.with_name(f"{out.stem}.run{i}{out.suffix}")
+        subprocess.run([sys.executable, "-m", module, *argv, "--repeats", "1", "--out", str(path)], check=True)
+        report = json.loads(path.read_text())
+        runs.append(report["rows"])
+        meta = meta or report["meta"]
     rows = summarise(runs)
     meta |= {"repeats": repeats, "separate_processes": True, "statistic": "median of the runs, range [min, max]"}
     out.write_text(json.dumps({"meta": meta, "rows": rows, "runs": runs}, indent=2))

@@ -69,6 +69,8 @@ def test_repeats_run_in_separate_processes_and_report_median_and_range(tmp_path)
     rows = main(["--tiny", "--no-train", "--iters", "1", "--repeats", "2", "--out", str(tmp_path / "bench.json")])
     report = json.loads((tmp_path / "bench.json").read_text())
     assert report["meta"]["repeats"] == 2 and len(report["runs"]) == 2 and report["rows"] == rows
+    for i, run in enumerate(report["runs"]):  # each run's own report stays beside the summary
+        assert json.loads((tmp_path / f"bench.run{i}.json").read_text())["rows"] == run
     low, high = rows[0]["dit_step_ms_range"]
     runs = sorted(run[0]["dit_step_ms"] for run in report["runs"])
     assert [low, high] == runs and rows[0]["dit_step_ms"] == sum(runs) / 2
