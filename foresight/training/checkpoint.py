@@ -139,6 +139,7 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"{path} is not a Foresight checkpoint (no 'foresight' metadata); pass a file written by train.py")
     meta = _json(raw["foresight"], path, "foresight")
     trusted.check(meta.get("config", {}), str(path))
+    trusted.current_names(meta.get("config", {}))
     return meta
 
 
@@ -199,7 +200,7 @@ class TrainableCheckpoint(L.Callback):
                 meta = {"config": self.config, "step": trainer.global_step, "option": module.option.name}
                 self.last_path = save_trainable(module, self.dirpath / "last.safetensors", meta)
                 if module.option.lora:
-                    from foresight.lora_export import export_lora
+                    from foresight.training.lora_export import export_lora
 
                     prefix = "ltx.transformer."
                     lora = {k[len(prefix):]: v for k, v in module.trainable_state_dict().items()
@@ -323,6 +324,7 @@ def read_state(path) -> dict:
     skeleton = _json(_state_skeleton(path), path, "foresight_state")
     state = {"global_step": skeleton.get("global_step"), **(skeleton.get("foresight") or {})}
     trusted.check(state.get("config", {}), str(path))
+    trusted.current_names(state.get("config", {}))
     run_id = state.get("wandb_run_id")
     if run_id is not None and not (isinstance(run_id, str) and WANDB_RUN_ID.fullmatch(run_id)):
         raise ValueError(f"{path}: refusing wandb_run_id={str(run_id)[:40]!r} (a run id is letters, digits, _ "

@@ -21,7 +21,7 @@ from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from foresight import checks
-from foresight.checkpoint import (SafetensorsIO, TrainableCheckpoint, TrainingState, find_resumable,
+from foresight.training.checkpoint import (SafetensorsIO, TrainableCheckpoint, TrainingState, find_resumable,
                                   fingerprint_mismatch, read_state, shaping_config)
 from foresight.console import Reported, one_line
 from foresight.eval.scoring import RANKING, better

@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--context-frames", type=int, default=4)
     parser.add_argument("--compile", action="store_true", help="torch.compile the DiT blocks (model.compile)")
     parser.add_argument("--no-train", action="store_true",
-                        help="prediction stages only (training steps through the trainer: foresight.bench_train)")
+                        help="prediction stages only (training steps through the trainer: foresight.bench.training)")
     parser.add_argument("--out", type=Path, default=Path("bench.json"))
     args = parser.parse_args(argv)
 
