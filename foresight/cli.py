@@ -23,7 +23,8 @@ def ckpt_info(target: str) -> int:
     made it; a training-state file is described as one, with how to continue it."""
     from safetensors import safe_open
 
-    from foresight.training.checkpoint import find_weights, is_training_state, read_meta, read_state
+    from foresight.training.resume import is_training_state, read_state
+    from foresight.training.weights import find_weights, read_meta
 
     path = Path(target)
     if path.is_file() and is_training_state(path):

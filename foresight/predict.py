@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from foresight import checks
-from foresight.training.checkpoint import find_weights, load_trainable, read_meta
+from foresight.training.weights import find_weights, load_trainable, read_meta
 from foresight.data.loader import VIDEO_EXTS, ClipWindows, expand_shards
 from foresight.data.video import VideoError, decode_window, encode_mp4, probe, side_by_side, to_bucket
 from foresight.features import encode_batch, video_to_frames

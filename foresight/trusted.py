@@ -42,13 +42,17 @@ FORMER_TARGETS = {
     # the training machinery moved into foresight/training/, the feature cache to data/feature_cache.py
     "foresight.module.ForesightModule": "foresight.training.module.ForesightModule",
     "foresight.callbacks.SampleVideos": "foresight.training.callbacks.SampleVideos",
-    "foresight.checkpoint.TrainableCheckpoint": "foresight.training.checkpoint.TrainableCheckpoint",
-    "foresight.checkpoint.TrainingState": "foresight.training.checkpoint.TrainingState",
-    "foresight.checkpoint.SafetensorsFSDP": "foresight.training.checkpoint.SafetensorsFSDP",
+    "foresight.checkpoint.TrainableCheckpoint": "foresight.training.weights.TrainableCheckpoint",
+    "foresight.checkpoint.TrainingState": "foresight.training.resume.TrainingState",
+    "foresight.checkpoint.SafetensorsFSDP": "foresight.training.fsdp.SafetensorsFSDP",
     "foresight.progress.StepProgress": "foresight.training.progress.StepProgress",
     "foresight.progress.StepTimes": "foresight.training.progress.StepTimes",
     "foresight.loggers.WandbLogger": "foresight.training.loggers.WandbLogger",
     "foresight.data.features.FeatureDataModule": "foresight.data.feature_cache.FeatureDataModule",
+    # training/checkpoint.py split into weights.py, resume.py and fsdp.py
+    "foresight.training.checkpoint.TrainableCheckpoint": "foresight.training.weights.TrainableCheckpoint",
+    "foresight.training.checkpoint.TrainingState": "foresight.training.resume.TrainingState",
+    "foresight.training.checkpoint.SafetensorsFSDP": "foresight.training.fsdp.SafetensorsFSDP",
 }
 
 

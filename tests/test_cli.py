@@ -3,7 +3,7 @@
 import pytest
 from torch import nn
 
-from foresight.training.checkpoint import save_trainable
+from foresight.training.weights import save_trainable
 from foresight.cli import main
 
 

@@ -93,7 +93,7 @@ def test_checkpoint_naming_former_targets_still_loads(run_dir, tmp_path):
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from foresight.training.checkpoint import find_weights
+    from foresight.training.weights import find_weights
     from foresight.trusted import FORMER_TARGETS, UntrustedConfig
 
     path = find_weights(run_dir)

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from foresight.training.checkpoint import SafetensorsIO, read_state
+from foresight.training.resume import SafetensorsIO, read_state
 from foresight.config import ROOT
 
 STEPS = 16

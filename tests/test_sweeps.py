@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from foresight.training.checkpoint import SafetensorsIO
+from foresight.training.resume import SafetensorsIO
 from foresight.eval.compare import wandb_records
 from foresight.config import ROOT
 
@@ -77,7 +77,7 @@ def test_ddp_on_two_cpu_ranks_reads_different_samples_and_writes_one_checkpoint(
 def test_fsdp_config_shards_dit_blocks_and_loads_safetensors_state():
     from hydra.utils import instantiate
 
-    from foresight.training.checkpoint import SafetensorsFSDP
+    from foresight.training.fsdp import SafetensorsFSDP
     from foresight.config import compose
 
     strategy = instantiate(compose(["trainer=fsdp"]).trainer.strategy)  # runs on GPUs only; built here

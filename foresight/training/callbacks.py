@@ -11,6 +11,7 @@ import torch
 
 from foresight.data.video import encode_mp4, side_by_side
 from foresight.features import video_to_frames
+from foresight.training.fsdp import sharded_outside_step
 
 log = logging.getLogger("foresight")
 
@@ -53,9 +54,7 @@ class SampleVideos(L.Callback):
 
     @torch.no_grad()
     def render(self, trainer: L.Trainer, module) -> None:
-        from lightning.pytorch.strategies import FSDPStrategy
-
-        if isinstance(trainer.strategy, FSDPStrategy) and trainer.world_size > 1:
+        if sharded_outside_step(trainer):
             # outside the training step the adapter and the DiT are shards; rendering needs them whole
             if self.last_step is None and trainer.is_global_zero:
                 log.warning("sample videos are off under FSDP on %d GPUs (the models are sharded outside the "
