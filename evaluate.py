@@ -11,7 +11,7 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> float:
     from foresight.console import one_line_errors, quiet
-    from foresight.evaluate import main as evaluate
+    from foresight.eval.evaluate import main as evaluate
 
     quiet()
     with one_line_errors("evaluate.py"):

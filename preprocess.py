@@ -12,7 +12,7 @@ register_resolvers()
 def main(cfg: DictConfig) -> None:
     from foresight import checks
     from foresight.console import one_line_errors, quiet
-    from foresight.data.features import preprocess
+    from foresight.data.feature_cache import preprocess
 
     quiet()
     with one_line_errors("preprocess.py"):

@@ -11,7 +11,7 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     from foresight.console import one_line_errors, quiet
-    from foresight.train import train_or_record_failure
+    from foresight.training.train import train_or_record_failure
 
     quiet()
     with one_line_errors("train.py"):

@@ -23,7 +23,8 @@ def ckpt_info(target: str) -> int:
     made it; a training-state file is described as one, with how to continue it."""
     from safetensors import safe_open
 
-    from foresight.checkpoint import find_weights, is_training_state, read_meta, read_state
+    from foresight.training.resume import is_training_state, read_state
+    from foresight.training.weights import find_weights, read_meta
 
     path = Path(target)
     if path.is_file() and is_training_state(path):
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "data":
             return data_command(args, rest)
         if args.command == "compare":
-            from foresight.compare import compare
+            from foresight.eval.compare import compare
 
             print("\n".join(compare(args.sources, args.out, args.by)["files"]))
             return 0

@@ -23,10 +23,9 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from foresight import checks
-from foresight.checkpoint import find_weights, load_trainable, read_meta
+from foresight.training.weights import find_weights, load_trainable, read_meta
 from foresight.data.loader import VIDEO_EXTS, ClipWindows, expand_shards
-from foresight.data.sample_world import encode_mp4
-from foresight.data.video import VideoError, decode_window, probe, to_bucket
+from foresight.data.video import VideoError, decode_window, encode_mp4, probe, side_by_side, to_bucket
 from foresight.features import encode_batch, video_to_frames
 from foresight.trusted import build
 
@@ -122,14 +121,6 @@ class Predictor:
         timings["total_s"] = time.perf_counter() - start
         timings["decode_s"] = timings["total_s"] - timings["encode_s"] - timings["sample_s"]
         return frames, timings
-
-
-def side_by_side(context: np.ndarray, frames: np.ndarray) -> np.ndarray:
-    """(C, H, W, 3) context and (F, H, W, 3) prediction -> (C + F - 1, H, 2W, 3): context then the
-    held last frame on the left, the prediction (starting at the current frame) on the right."""
-    left = np.concatenate([context, np.repeat(context[-1:], len(frames) - 1, axis=0)])
-    right = np.concatenate([np.repeat(frames[:1], len(context) - 1, axis=0), frames])
-    return np.concatenate([left, right], axis=2)
 
 
 UNSAFE = re.compile(r"[^\w.-]+")  # what may not appear in a file name we write (path separators first)

@@ -8,7 +8,7 @@ anything is built, the whole stored tree is checked:
 - every `_target_`, at any depth (inside `_args_` lists too), must be one that a YAML file under
   conf/ names: our own classes and the few third-party ones our config groups use (torch.optim.AdamW,
   lightning.Trainer, ...). A prefix rule ("anything under foresight.") would not do: our package
-  also holds functions that write files (foresight.evaluate.write, foresight.cli.main);
+  also holds functions that write files (foresight.eval.evaluate.write, foresight.cli.main);
 - no value may be an interpolation (`${...}`): Hydra resolves the config before building it, and
   a resolver such as oc.create can turn a string into a new node with a `_target_` of its own.
   train.py stores resolved configs, so its files never hold one.
@@ -33,13 +33,32 @@ class UntrustedConfig(ValueError):
     """A config from a file names something Foresight's configs do not build."""
 
 
-# named by earlier versions of conf/ (git log -p conf): the checkpoints they wrote stay loadable
-FORMER_TARGETS = {"lightning.pytorch.loggers.WandbLogger", "lightning.pytorch.strategies.FSDPStrategy"}
+# `_target_`s named by earlier versions of conf/ (git log -p conf), old -> what builds it now: the
+# checkpoints and training states they wrote stay loadable. Lightning's own classes that conf/ no
+# longer names are still importable and map to themselves.
+FORMER_TARGETS = {
+    "lightning.pytorch.loggers.WandbLogger": "lightning.pytorch.loggers.WandbLogger",
+    "lightning.pytorch.strategies.FSDPStrategy": "lightning.pytorch.strategies.FSDPStrategy",
+    # the training machinery moved into foresight/training/, the feature cache to data/feature_cache.py
+    "foresight.module.ForesightModule": "foresight.training.module.ForesightModule",
+    "foresight.callbacks.SampleVideos": "foresight.training.callbacks.SampleVideos",
+    "foresight.checkpoint.TrainableCheckpoint": "foresight.training.weights.TrainableCheckpoint",
+    "foresight.checkpoint.TrainingState": "foresight.training.resume.TrainingState",
+    "foresight.checkpoint.SafetensorsFSDP": "foresight.training.fsdp.SafetensorsFSDP",
+    "foresight.progress.StepProgress": "foresight.training.progress.StepProgress",
+    "foresight.progress.StepTimes": "foresight.training.progress.StepTimes",
+    "foresight.loggers.WandbLogger": "foresight.training.loggers.WandbLogger",
+    "foresight.data.features.FeatureDataModule": "foresight.data.feature_cache.FeatureDataModule",
+    # training/checkpoint.py split into weights.py, resume.py and fsdp.py
+    "foresight.training.checkpoint.TrainableCheckpoint": "foresight.training.weights.TrainableCheckpoint",
+    "foresight.training.checkpoint.TrainingState": "foresight.training.resume.TrainingState",
+    "foresight.training.checkpoint.SafetensorsFSDP": "foresight.training.fsdp.SafetensorsFSDP",
+}
 
 
 @functools.cache
 def allowed_targets() -> frozenset[str]:
-    """Every `_target_` that a YAML file under conf/ names, and FORMER_TARGETS."""
+    """Every `_target_` that a YAML file under conf/ names, and the former names of FORMER_TARGETS."""
     targets = set(FORMER_TARGETS)
     for path in sorted(CONF_DIR.rglob("*.yaml")):
         for _, node in walk(yaml.safe_load(path.read_text()), ""):
@@ -47,6 +66,16 @@ def allowed_targets() -> frozenset[str]:
             if isinstance(target, str) and "${" not in target:
                 targets.add(target)
     return frozenset(targets)
+
+
+def current_names(tree: Any) -> Any:
+    """A plain config tree with every former `_target_` (FORMER_TARGETS) replaced by its current name, in
+    place; returns the tree. Readers of stored configs run it after `check`, so that what is built from an
+older file is what conf/ builds today."""
+    for _, node in walk(tree, ""):
+        if isinstance(node, dict) and node.get("_target_") in FORMER_TARGETS:
+            node["_target_"] = FORMER_TARGETS[node["_target_"]]
+    return tree
 
 
 def walk(node: Any, path: str) -> Iterator[tuple[str, Any]]:
@@ -83,7 +112,7 @@ def check(tree: Any, source: str, root: str = "config") -> None:
 
 def build(node: Any, source: str, key: str, **kwargs) -> Any:
     """Hydra's instantiate on the config node `key` read from `source`, after `check` passes on all of it."""
-    from foresight.train import instantiate
+    from foresight.training.train import instantiate
 
     check(node, source, root=f"config.{key}")
     return instantiate(node, **kwargs)

@@ -46,7 +46,7 @@ class Done:
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, twin_dir) -> Path:
-    from foresight.train import train
+    from foresight.training.train import train
 
     out = tmp_path_factory.mktemp("run")
     train(compose([f"paths.cache_dir={twin_dir}", f"paths.output_dir={out}", "logger=none", "+experiment=optionA",
@@ -108,7 +108,7 @@ class Files:
         return self.hostile_weights(lambda c: c["model"].update(pretrained=payload), "interpolation")
 
     def own_writer_as_vlm(self):  # ours, but no config builds it: it writes files where it is told
-        node = {"_target_": "foresight.evaluate.write", "result": {}, "out_dir": str(self.tmp / "elsewhere")}
+        node = {"_target_": "foresight.eval.evaluate.write", "result": {}, "out_dir": str(self.tmp / "elsewhere")}
         return self.hostile_weights(lambda c: c.update(vlm=node), "own_writer")
 
     def target_not_a_string(self):
@@ -166,12 +166,14 @@ class Files:
         return path
 
     def short_clips(self):
-        from foresight.data.sample_world import encode_mp4, render_clip
+        from foresight.data.sample_world import render_clip
+        from foresight.data.video import encode_mp4
 
         return self.shard("short", {f"clip{i}": render_clip(seed=i, num_frames=6) for i in range(3)}, encode_mp4)
 
     def hostile_keys(self):
-        from foresight.data.sample_world import encode_mp4, render_clip
+        from foresight.data.sample_world import render_clip
+        from foresight.data.video import encode_mp4
 
         keys = ["../../escaped", "/tmp/absolute", "a/b", "a_b", "..hidden/x"]
         return self.shard("keys", {k: render_clip(seed=i, num_frames=24) for i, k in enumerate(keys)}, encode_mp4)
@@ -212,7 +214,7 @@ CASES = [
      ["ckpt={open_by_interpolation}", "input={missing}"],
      Error(r"refusing config.model.pretrained=.*oc.create.*an interpolation")),
     ("weights: our own file writer", "predict", ["ckpt={own_writer_as_vlm}", "input={missing}"],
-     Error(r"refusing config.vlm._target_='foresight.evaluate.write'")),
+     Error(r"refusing config.vlm._target_='foresight.eval.evaluate.write'")),
     ("weights: a _target_ that is no string", "evaluate", ["ckpt={target_not_a_string}"],
      Error(r"refusing config.model._target_=\['builtins', 'open'\]")),
     ("weights: metadata that is not JSON", "predict", ["ckpt={metadata_not_json}", "input={missing}"],
@@ -295,9 +297,9 @@ def in_process(entry: str, args: list[str], files: Files, twin_dir: Path, capsys
 
         run = lambda: cli(args)  # noqa: E731
     else:
-        from foresight.evaluate import main as evaluate
+        from foresight.eval.evaluate import main as evaluate
         from foresight.predict import main as predict
-        from foresight.train import train_or_record_failure
+        from foresight.training.train import train_or_record_failure
 
         common = [f"paths.cache_dir={twin_dir}", f"paths.log_dir={files.tmp / 'logs'}"]
         if entry == "train":

@@ -37,7 +37,7 @@ def test_baselines_report_the_same_keys_as_the_options(twin_dir, batch):
 
 def test_prefix_trains_through_train_py_and_i2v_has_nothing_to_train(tmp_path, twin_dir):
     from foresight.config import compose
-    from foresight.train import train
+    from foresight.training.train import train
 
     base = [f"paths.cache_dir={twin_dir}", f"paths.output_dir={tmp_path}", "logger=none",
             "trainer.max_steps=2", "trainer.val_check_interval=2", "callbacks.sample_videos.every_n_steps=0"]
@@ -62,7 +62,7 @@ def test_evaluate_py_scores_i2v_without_a_checkpoint_and_compare_shows_it(tmp_pa
     import subprocess
     import sys
 
-    from foresight.compare import compare
+    from foresight.eval.compare import compare
     from tests.conftest import ROOT
 
     out = subprocess.run([sys.executable, "evaluate.py", "option=i2v", f"paths.cache_dir={twin_dir}", "limit=2",

@@ -2,7 +2,7 @@
 
 import json
 
-from foresight.bench import architecture, main
+from foresight.bench.prediction import architecture, main
 
 
 def test_bench_tiny_mode_reports_every_stage(tmp_path):
@@ -25,7 +25,7 @@ def test_lora_step_flops_of_the_2b_dit_are_in_the_expected_range():
     import torch
     from diffusers import LTXVideoTransformer3DModel
 
-    from foresight.bench import lora_step_flops
+    from foresight.bench.prediction import lora_step_flops
 
     with torch.device("meta"):
         dit = LTXVideoTransformer3DModel(**architecture("ltx_2b")["transformer"])
@@ -36,7 +36,7 @@ def test_lora_step_flops_of_the_2b_dit_are_in_the_expected_range():
 
 
 def test_training_bench_times_each_option_through_the_trainer_beside_the_bare_step(tmp_path, twin_dir):
-    from foresight import bench_train
+    from foresight.bench import training as bench_train
 
     rows = bench_train.main(["--tiny", "--options", "A", "C", "--checkpointing", "off", "--warmup", "1",
                              "--steps", "2", "--workers", "0", "--cache-dir", str(twin_dir),
@@ -53,7 +53,7 @@ def test_training_bench_times_each_option_through_the_trainer_beside_the_bare_st
 
 
 def test_summary_of_repeated_runs_gives_median_range_and_disagreements():
-    from foresight.bench import summarise
+    from foresight.bench.prediction import summarise
 
     runs = [[{"option": "B", "step_ms": 200.0, "peak_gib": 30.0, "mfu": None}],
             [{"option": "B", "step_ms": 240.0, "peak_gib": "out of memory", "mfu": None}],

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from foresight.checkpoint import load_trainable, read_meta, save_trainable
+from foresight.training.weights import load_trainable, read_meta, save_trainable
 
 
 class Toy(nn.Module):

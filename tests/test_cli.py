@@ -3,7 +3,7 @@
 import pytest
 from torch import nn
 
-from foresight.checkpoint import save_trainable
+from foresight.training.weights import save_trainable
 from foresight.cli import main
 
 
@@ -40,7 +40,8 @@ def test_sample_data_writes_shards(tmp_path):
 
 def test_make_shards_and_inspect(tmp_path, capsys):
     from foresight.data.loader import VideoDataModule
-    from foresight.data.sample_world import encode_mp4, render_clip
+    from foresight.data.sample_world import render_clip
+    from foresight.data.video import encode_mp4
 
     clips = tmp_path / "clips"
     clips.mkdir()

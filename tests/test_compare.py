@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from foresight.compare import compare
+from foresight.eval.compare import compare
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTIONS = {"optionA": "foresight.options.clean_latents.CleanLatents",

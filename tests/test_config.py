@@ -8,7 +8,7 @@ from hydra.errors import MissingConfigException
 
 
 from foresight.config import ROOT, compose
-from foresight.train import instantiate, train
+from foresight.training.train import instantiate, train
 
 
 @pytest.mark.parametrize("override,choices", [("option=Z", ["A", "B", "C", "D"]), ("model=ltx_99b", ["ltx_2b", "tiny"]),

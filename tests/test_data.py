@@ -14,7 +14,8 @@ from PIL import Image
 
 from foresight.config import ROOT
 from foresight.data.loader import VideoDataModule
-from foresight.data.sample_world import encode_mp4, main, render_clip
+from foresight.data.sample_world import main, render_clip
+from foresight.data.video import encode_mp4
 from foresight.data.video import TooShortError, VideoError, decode_window, probe
 from tests.conftest import REAL
 

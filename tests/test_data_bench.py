@@ -2,7 +2,7 @@
 
 import json
 
-from foresight.data.bench import main
+from foresight.bench.data import main
 
 
 def test_data_bench_quick_reports_decode_and_cache_rates(tmp_path):

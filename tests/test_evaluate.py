@@ -18,7 +18,7 @@ SAMPLE = ROOT / "data" / "sample"
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, twin_dir):
     from foresight.config import compose
-    from foresight.train import train
+    from foresight.training.train import train
 
     out = tmp_path_factory.mktemp("run")
     train(compose([f"paths.cache_dir={twin_dir}", f"paths.output_dir={out}", "logger=none", "+experiment=optionB",
@@ -28,7 +28,7 @@ def run_dir(tmp_path_factory, twin_dir):
 
 def test_scores_match_the_windows_and_the_baseline_is_computed_honestly(run_dir):
     from foresight.eval.metrics import psnr
-    from foresight.evaluate import evaluate, markdown
+    from foresight.eval.evaluate import evaluate, markdown
     from foresight.predict import Predictor
 
     result = evaluate(run_dir, shards=str(SAMPLE / "val-000000.tar"), limit=4, batch_size=2)
@@ -66,8 +66,8 @@ def test_evaluate_py_writes_json_and_markdown(run_dir, tmp_path):
 
 
 def test_compare_includes_evaluations_beside_their_run_group(run_dir, tmp_path):
-    from foresight.compare import compare
-    from foresight.evaluate import evaluate, write
+    from foresight.eval.compare import compare
+    from foresight.eval.evaluate import evaluate, write
 
     result = evaluate(run_dir, limit=2, batch_size=2)
     write(result, tmp_path / "evals" / "b")
@@ -99,7 +99,7 @@ def lpips_weights(directory):
 def test_lpips_from_local_weights(run_dir, tmp_path):
     from foresight.data.sample_world import render_clip
     from foresight.eval.lpips import LPIPS
-    from foresight.evaluate import evaluate
+    from foresight.eval.evaluate import evaluate
 
     vgg, lin = lpips_weights(tmp_path)
     lpips = LPIPS(vgg, lin)
@@ -121,7 +121,7 @@ def _wrong_heads(directory):
 
 
 def test_fvd_from_local_i3d_weights(run_dir, tmp_path):
-    from foresight.evaluate import evaluate, markdown
+    from foresight.eval.evaluate import evaluate, markdown
 
     result = evaluate(run_dir, limit=4, batch_size=2, fvd_i3d=str(i3d_weights(tmp_path)))
     m = result["metrics"]

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from foresight.checkpoint import SafetensorsIO, find_resumable, read_state, remove_dead_temporaries
+from foresight.training.files import remove_dead_temporaries
+from foresight.training.resume import SafetensorsIO, find_resumable, read_state
 from foresight.config import ROOT, compose
 from foresight.console import one_line_errors, quiet
 
@@ -26,7 +27,7 @@ SHORT = ["+experiment=optionA", "trainer.max_steps=3", "trainer.val_check_interv
 
 
 def train_in_process(tmp_path, twin_dir, *overrides) -> int:
-    from foresight.train import train_or_record_failure
+    from foresight.training.train import train_or_record_failure
 
     cfg = compose([f"paths.cache_dir={twin_dir}", f"paths.output_dir={tmp_path / 'run'}", "logger=csv", *SHORT,
                    *overrides])
@@ -57,7 +58,7 @@ def test_a_validation_shard_broken_mid_run_costs_neither_final_state_nor_metrics
     run = tmp_path / "run"
     assert read_state(run / "checkpoints" / "state" / "step000003.safetensors")["global_step"] == 3
     assert SafetensorsIO().load_checkpoint(run / "checkpoints" / "state" / "step000003.safetensors")["global_step"] == 3
-    from foresight.checkpoint import read_meta
+    from foresight.training.weights import read_meta
     assert read_meta(run / "checkpoints" / "last.safetensors")["step"] == 3
     (metrics,) = run.rglob("metrics.csv")
     with open(metrics) as f:
@@ -82,7 +83,7 @@ def test_failing_sample_videos_are_one_warning_and_the_run_validates_at_its_end(
 
 
 def test_summary_says_when_a_run_does_not_beat_copy_last_and_when_validation_is_short():
-    from foresight.train import validation_summary
+    from foresight.training.train import validation_summary
 
     cfg = compose(["logger=none"])
     worse = {"val/latent_mse": 0.5, "val/latent_mse_copy_last": 0.1, "val/psnr": 20.0, "val/psnr_copy_last": 25.0}
@@ -97,7 +98,7 @@ def test_summary_says_when_a_run_does_not_beat_copy_last_and_when_validation_is_
 
 
 def lines_end(cfg, metrics) -> str:
-    from foresight.train import validation_summary
+    from foresight.training.train import validation_summary
 
     return validation_summary(cfg, metrics, {"step": 1, "clips": 8}, 1)[-1].split("verdict", 1)[1].strip()
 
@@ -170,7 +171,7 @@ def test_two_runs_started_in_the_same_second_get_their_own_directories(tmp_path,
         assert proc.returncode == 0, out[-3000:]
     runs = sorted((tmp_path / "runs").iterdir())
     assert [r.name for r in runs] == ["2026-12-01_10-00-00", "2026-12-01_10-00-00_1"]
-    from foresight.checkpoint import read_meta
+    from foresight.training.weights import read_meta
 
     seeds = [read_meta(r / "checkpoints" / "last.safetensors")["config"]["seed"] for r in runs]
     assert sorted(seeds) == [0, 1]  # neither overwrote the other's weights, nor its config
@@ -191,7 +192,7 @@ def test_claiming_a_directory_is_exclusive_and_stable(tmp_path):
 def test_resume_auto_with_nothing_left_to_train_leaves_no_new_run_directory(tmp_path, twin_dir):
     from omegaconf import OmegaConf
 
-    from foresight.checkpoint import shaping_config
+    from foresight.training.resume import shaping_config
 
     job = compose(["+experiment=optionA", f"paths.output_dir={tmp_path}"], config_name="train")
     shaping = shaping_config(OmegaConf.to_container(OmegaConf.masked_copy(job, [k for k in job if k != "hydra"]),

@@ -5,9 +5,9 @@ import torch
 from hydra.utils import instantiate
 
 from foresight.config import compose
-from foresight.data.features import FeatureDataModule, preprocess
+from foresight.data.feature_cache import FeatureDataModule, preprocess
 from foresight.features import encode_batch
-from foresight.train import train
+from foresight.training.train import train
 from tests.helpers import build
 
 
@@ -60,7 +60,7 @@ def test_training_from_the_cache_loads_no_vlm_and_no_t5(tmp_path, twin_dir, monk
 
 
 def test_a_cache_written_for_another_dit_is_refused_before_training(tmp_path, twin_dir):
-    from foresight.data.bench import write_feature_shard
+    from foresight.bench.data import write_feature_shard
 
     write_feature_shard(tmp_path / "f-000000.tar", 2, vlm=(5, 64), text=(32, 4096), grid=(3, 2, 2))
     with pytest.raises(ValueError, match="caption states 4096 wide, but this model's DiT reads 64"):

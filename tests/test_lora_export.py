@@ -6,7 +6,7 @@ from diffusers import LTXVideoTransformer3DModel
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, T5EncoderModel
 
-from foresight.lora_export import DIFFUSERS_FILE, DIFFUSION_MODEL_FILE, export_lora
+from foresight.training.lora_export import DIFFUSERS_FILE, DIFFUSION_MODEL_FILE, export_lora
 from foresight.models.ltx import grid_positions, rope_coords
 from tests.helpers import build
 

@@ -11,7 +11,7 @@ from PIL import Image
 from foresight.config import ROOT, compose
 from foresight.data.sample_world import render_clip
 from foresight.predict import Predictor
-from foresight.train import train
+from foresight.training.train import train
 from tests.conftest import REAL
 
 
@@ -82,3 +82,36 @@ def test_predict_py_on_a_directory_and_on_shards_in_batches(run_dir, tmp_path):
     assert len(videos) == 16 and "wrote 16 prediction(s)" in shards.stdout  # every clip of the shard, captions as prompts
     with av.open(str(videos[0])) as c:
         assert c.streams.video[0].frames == 4 + 17 - 1
+
+
+def test_checkpoint_naming_former_targets_still_loads(run_dir, tmp_path):
+    """A checkpoint written before the training machinery moved into foresight/training/ stores
+    `_target_: foresight.module.ForesightModule` (and the old callback paths): it predicts exactly as
+    before; a target that no conf/ file names, now or formerly, is still refused."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from foresight.training.weights import find_weights
+    from foresight.trusted import FORMER_TARGETS, UntrustedConfig
+
+    path = find_weights(run_dir)
+    with safe_open(str(path), framework="pt") as f:
+        tensors, raw = {k: f.get_tensor(k) for k in f.keys()}, f.metadata()["foresight"]
+    old = raw
+    for former, current in FORMER_TARGETS.items():
+        if former != current:
+            old = old.replace(f'"{current}"', f'"{former}"')
+    assert '"foresight.module.ForesightModule"' in old and '"foresight.training.' not in old
+    save_file(tensors, str(tmp_path / "old.safetensors"), metadata={"foresight": old})
+    context = render_clip(seed=5, width=64, height=64).frames[:4]
+    now, _ = Predictor(path).predict(context, "a red circle moves right", seed=1)
+    before, _ = Predictor(tmp_path / "old.safetensors").predict(context, "a red circle moves right", seed=1)
+    assert np.array_equal(now, before)
+
+    unknown = json.loads(old)
+    unknown["config"]["module"]["_target_"] = "foresight.module.Unknown"
+    save_file(tensors, str(tmp_path / "unknown.safetensors"), metadata={"foresight": json.dumps(unknown)})
+    with pytest.raises(UntrustedConfig, match=r"refusing config.module._target_='foresight.module.Unknown'"):
+        Predictor(tmp_path / "unknown.safetensors")

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from foresight.checkpoint import SafetensorsIO, read_state
+from foresight.training.resume import SafetensorsIO, read_state
 from foresight.config import ROOT
 
 STEPS = 16
@@ -102,7 +102,7 @@ def test_state_file_is_safetensors_with_everything_to_continue(uninterrupted):
 
 def test_resume_with_another_model_config_is_refused(uninterrupted, twin_dir, tmp_path):
     from foresight.config import compose
-    from foresight.train import train
+    from foresight.training.train import train
 
     path = uninterrupted / "checkpoints" / "state" / "step000008.safetensors"
     cfg = compose([*ARGS[:1], f"paths.cache_dir={twin_dir}", f"paths.output_dir={tmp_path}", "logger=none", "adapter.width=64", "option.t_star=0.5",

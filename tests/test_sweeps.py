@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from foresight.checkpoint import SafetensorsIO
-from foresight.compare import wandb_records
+from foresight.training.resume import SafetensorsIO
+from foresight.eval.compare import wandb_records
 from foresight.config import ROOT
 
 SHORT = ["trainer.max_steps=2", "trainer.val_check_interval=2", "callbacks.sample_videos.every_n_steps=0"]
@@ -77,7 +77,7 @@ def test_ddp_on_two_cpu_ranks_reads_different_samples_and_writes_one_checkpoint(
 def test_fsdp_config_shards_dit_blocks_and_loads_safetensors_state():
     from hydra.utils import instantiate
 
-    from foresight.checkpoint import SafetensorsFSDP
+    from foresight.training.fsdp import SafetensorsFSDP
     from foresight.config import compose
 
     strategy = instantiate(compose(["trainer=fsdp"]).trainer.strategy)  # runs on GPUs only; built here

@@ -53,7 +53,7 @@ def test_train_py_runs_and_writes_trainable_checkpoint(experiment, logger, tmp_p
 
 def test_train_returns_the_optimized_metric(tmp_path, twin_dir):
     from foresight.config import compose
-    from foresight.train import train
+    from foresight.training.train import train
 
     cfg = compose([f"paths.cache_dir={twin_dir}", f"paths.output_dir={tmp_path}", "logger=none",
                    "+experiment=optionD", "trainer.max_steps=2", "trainer.val_check_interval=2",

@@ -173,7 +173,7 @@ STEPS = 40
 def short_run(tmp_path, models: list[str]) -> dict:
     """`make train`'s run (option B on data=world), shortened to STEPS steps, validated once at the end."""
     from foresight.config import compose
-    from foresight.train import train
+    from foresight.training.train import train
 
     cfg = compose(["+experiment=optionB", "data=world", *models, "logger=none", f"paths.output_dir={tmp_path}",
                    f"trainer.max_steps={STEPS}", f"trainer.val_check_interval={STEPS}", "~callbacks.sample_videos",

@@ -7,13 +7,12 @@ training bucket (so resizing and cropping run), with a held-out split rendered f
     python -m foresight.data.sample_world --out data/sample --train 64 --val 16 --seed 0
 
 The shards are reproducible: the same x264 build writes the same bytes on any machine (see
-encode_mp4), so regenerating data/sample leaves the tracked files unchanged.
+foresight.data.video.encode_mp4), so regenerating data/sample leaves the tracked files unchanged.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,48 +75,11 @@ def render_clip(seed: int, num_frames: int = 40, width: int = 96, height: int = 
     return Clip(frames, " and ".join(phrases), float(fps), seed)
 
 
-def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 RGB (H, W even) -> (3H/2, W) uint8 planar 4:2:0 as PyAV lays it out: BT.601
-    limited range in integer arithmetic, chroma from the mean colour of each 2x2 block. Unlike
-    libswscale, whose SIMD paths round differently from CPU to CPU, it gives the same bytes everywhere."""
-    h, w, _ = rgb.shape
-    x = rgb.astype(np.int32)
-    y = ((66 * x[..., 0] + 129 * x[..., 1] + 25 * x[..., 2] + 128) >> 8) + 16  # (H, W)
-    q = x.reshape(h // 2, 2, w // 2, 2, 3).sum(axis=(1, 3))  # (H/2, W/2, 3): four times the block mean
-    u = ((-38 * q[..., 0] - 74 * q[..., 1] + 112 * q[..., 2] + 512) >> 10) + 128
-    v = ((112 * q[..., 0] - 94 * q[..., 1] - 18 * q[..., 2] + 512) >> 10) + 128
-    return np.concatenate([y.ravel(), u.ravel(), v.ravel()]).astype(np.uint8).reshape(h * 3 // 2, w)
-
-
-def encode_mp4(frames: np.ndarray, fps: float, reproducible: bool = False, lossless: bool = False) -> bytes:
-    """(F, H, W, 3) uint8 -> h264 mp4 bytes (H and W even): yuv420p, or with lossless RGB h264 at qp 0,
-    which decodes to exactly these frames.
-
-    reproducible: the same bytes on any machine with the same x264 build -- our own colour
-    conversion, one encoder thread and x264's plain C code (its SIMD kernels make other choices
-    on other CPUs: asm=0 changes the stream even on one machine). Slower; used for data/sample."""
-    import av  # here, not at the top: the world's renderer uses this module's vocabulary where PyAV is absent
-
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as container:
-        stream = container.add_stream("libx264rgb" if lossless else "libx264", rate=int(fps))
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "rgb24" if lossless else "yuv420p"
-        stream.options = {"qp": "0", "preset": "medium"} if lossless else {"crf": "20", "preset": "medium"}
-        if reproducible:
-            stream.options = {**stream.options, "x264-params": "asm=0"}
-            stream.codec_context.thread_count = 1
-        for frame in frames:
-            image = (av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p") if reproducible and not lossless
-                     else av.VideoFrame.from_ndarray(frame, format="rgb24"))
-            container.mux(stream.encode(image))
-        container.mux(stream.encode())
-    return buf.getvalue()
-
-
 def write_split(out: Path, split: str, seeds: list[int]) -> list[Path]:
     """Write clips for `seeds` as `<split>-000000.tar`, ... with PER_SHARD clips each."""
     import webdataset as wds
+
+    from foresight.data.video import encode_mp4  # here: the world's renderer imports this module where PyAV is absent
 
     out.mkdir(parents=True, exist_ok=True)
     paths = []

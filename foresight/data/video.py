@@ -1,4 +1,5 @@
-"""Video decoding with PyAV: probe a clip, decode one window of frames, upright and in the bucket.
+"""Video with PyAV: probe a clip, decode one window of frames, upright and in the bucket; encode frames
+to mp4 (encode_mp4) and lay prediction beside context and truth (side_by_side) for writing.
 
 A window decoded after a seek must hold exactly the frames a decode from the start gives. Seeking
 is only as good as the container's index and timestamps, and several common files break it: an
@@ -246,3 +247,50 @@ def to_bucket(frame: av.VideoFrame, rotation: int, height: int, width: int, resi
     top, left = (sh - th) // 2, (sw - tw) // 2
     rgb = rgb[top: top + th, left: left + tw]
     return np.ascontiguousarray(np.rot90(rgb, k=rotation // 90)) if rotation else rgb
+
+
+def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB (H, W even) -> (3H/2, W) uint8 planar 4:2:0 as PyAV lays it out: BT.601
+    limited range in integer arithmetic, chroma from the mean colour of each 2x2 block. Unlike
+    libswscale, whose SIMD paths round differently from CPU to CPU, it gives the same bytes everywhere."""
+    h, w, _ = rgb.shape
+    x = rgb.astype(np.int32)
+    y = ((66 * x[..., 0] + 129 * x[..., 1] + 25 * x[..., 2] + 128) >> 8) + 16  # (H, W)
+    q = x.reshape(h // 2, 2, w // 2, 2, 3).sum(axis=(1, 3))  # (H/2, W/2, 3): four times the block mean
+    u = ((-38 * q[..., 0] - 74 * q[..., 1] + 112 * q[..., 2] + 512) >> 10) + 128
+    v = ((112 * q[..., 0] - 94 * q[..., 1] - 18 * q[..., 2] + 512) >> 10) + 128
+    return np.concatenate([y.ravel(), u.ravel(), v.ravel()]).astype(np.uint8).reshape(h * 3 // 2, w)
+
+
+def encode_mp4(frames: np.ndarray, fps: float, reproducible: bool = False, lossless: bool = False) -> bytes:
+    """(F, H, W, 3) uint8 -> h264 mp4 bytes (H and W even): yuv420p, or with lossless RGB h264 at qp 0,
+    which decodes to exactly these frames.
+
+    reproducible: the same bytes on any machine with the same x264 build -- our own colour
+    conversion, one encoder thread and x264's plain C code (its SIMD kernels make other choices
+    on other CPUs: asm=0 changes the stream even on one machine). Slower; used for data/sample."""
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as container:
+        stream = container.add_stream("libx264rgb" if lossless else "libx264", rate=int(fps))
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "rgb24" if lossless else "yuv420p"
+        stream.options = {"qp": "0", "preset": "medium"} if lossless else {"crf": "20", "preset": "medium"}
+        if reproducible:
+            stream.options = {**stream.options, "x264-params": "asm=0"}
+            stream.codec_context.thread_count = 1
+        for frame in frames:
+            image = (av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p") if reproducible and not lossless
+                     else av.VideoFrame.from_ndarray(frame, format="rgb24"))
+            container.mux(stream.encode(image))
+        container.mux(stream.encode())
+    return buf.getvalue()
+
+
+def side_by_side(context: np.ndarray, prediction: np.ndarray, truth: np.ndarray | None = None) -> np.ndarray:
+    """(C, H, W, 3) context, (F, H, W, 3) prediction [and truth], both starting at the current frame ->
+    (C + F - 1, H, 2W or 3W, 3): on the left the context, then the current frame held; beside it the
+    prediction [and the truth], each holding its first frame while the context plays."""
+    hold = len(context) - 1
+    left = np.concatenate([context, np.repeat(context[-1:], len(prediction) - 1, axis=0)])
+    right = [np.concatenate([np.repeat(v[:1], hold, axis=0), v]) for v in (prediction, truth) if v is not None]
+    return np.concatenate([left, *right], axis=2)

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from foresight import flow
-from foresight.checkpoint import SafetensorsIO
+from foresight.training.resume import SafetensorsIO
 from foresight.eval.metrics import psnr
 from foresight.features import Features, frames_to_video, video_to_frames
 from foresight.models.ltx import LTXVideo

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import webdataset as wds
 
-from foresight.data.sample_world import encode_mp4
+from foresight.data.video import encode_mp4
 from foresight.world.render import render_batch
 from foresight.world.scene import FPS
 

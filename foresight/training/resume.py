@@ -1,224 +1,39 @@
-"""Checkpoints, all safetensors (never pickle): trainable weights, and training state for resuming.
+"""Resuming a run, in one place: the training state a run writes, and finding, checking and restoring it.
 
-Two kinds, both self-describing:
-- `checkpoints/last.safetensors` (TrainableCheckpoint): the adapter and LoRA tensors plus, in the
-  metadata, the resolved config that built them -- what predict.py and evaluation load. The frozen
-  VLM and LTX-Video are reloaded from their own sources.
-- `checkpoints/state/step<N>.safetensors` (TrainingState, the last `keep_last` kept): everything
+- `checkpoints/state/step<N>.safetensors` (TrainingState, the newest `keep_last` kept): everything
   Lightning saves to continue a run (trainable weights, optimizer, LR schedule, loop counters), plus
-  the RNG states, the data position and the wandb run id. `SafetensorsIO` stores Lightning's
-  checkpoint dict as tensors + a JSON skeleton, so resuming never unpickles anything.
+  the RNG states, the data position, the wandb run id, the resolved config and its shaping part.
+  `SafetensorsIO` stores Lightning's checkpoint dict as tensors + a JSON skeleton, so resuming never
+  unpickles anything.
+- `resume_from` picks the file (ckpt_path=..., or resume=auto: `find_resumable` over the logs, matching
+  `experiment_identity`), refuses one whose shaping config differs (`shaping_config`,
+  `fingerprint_mismatch`) and points the wandb logger at the run it continues; Lightning restores it.
 
-Reading either kind never runs anything the file names: configs pass `trusted.check` first, and an
+Reading a state file never runs anything it names: its config passes `trusted.check` first, and an
 unreadable file is one error naming it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import random
 import re
-import socket
-import time
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import CheckpointIO
-from lightning.pytorch.strategies import FSDPStrategy
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from foresight import trusted
+from foresight.training.files import parse_json, read_metadata, read_tensors, remove_dead_temporaries, write_atomically
 
 log = logging.getLogger("foresight")
 
-
-def write_atomically(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str]) -> Path:
-    """save_file into a temporary sibling named after this host and process, then rename it into place:
-    nobody ever reads half a file, and a kill mid-write leaves the previous file intact (the temporary
-    file it leaves is removed by `remove_dead_temporaries`)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}{TEMP_MARK}{socket.gethostname()}-{os.getpid()}")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
-    return path
-
-
-TEMP_MARK = ".tmp-"  # .<name>.tmp-<host>-<pid>: the writer of a temporary file
-STALE_SECONDS = 3600  # a temporary file untouched this long has no live writer on any host (a write takes seconds)
-
-
-def remove_dead_temporaries(root: str | os.PathLike) -> list[Path]:
-    """Delete the temporary checkpoint files under `root` whose writer died: written on this host by a
-    process that no longer runs, or (any host: shared filesystems) untouched for STALE_SECONDS. Earlier
-    versions named them .<name>.tmp<pid>, without the host: those count as this host's."""
-    removed = []
-    host = socket.gethostname()
-    for tmp in Path(root).glob("**/.*.safetensors.tmp*"):
-        writer = tmp.name.rsplit(".tmp", 1)[1]
-        writer_host, _, pid = writer[1:].rpartition("-") if writer.startswith("-") else (host, "", writer)
-        try:
-            dead = (writer_host == host and pid.isdigit() and not _running(int(pid))) \
-                or time.time() - tmp.stat().st_mtime > STALE_SECONDS
-            if dead:
-                tmp.unlink()
-                removed.append(tmp)
-        except FileNotFoundError:  # its writer finished (renamed it) or another cleaner got it first
-            continue
-    return removed
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
-def _metadata(path: str | os.PathLike) -> dict[str, str]:
-    """A safetensors file's metadata; a file that is not readable safetensors is one error naming it."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return f.metadata() or {}
-    except SafetensorError as e:
-        raise _unreadable(path, e) from None
-
-
-def _tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    try:
-        return load_file(str(path))
-    except SafetensorError as e:
-        raise _unreadable(path, e) from None
-
-
-def _unreadable(path, error: Exception) -> ValueError:
-    return ValueError(f"{path} is not a readable safetensors file ({error}): truncated, not fully copied, or "
-                      f"not a checkpoint; pass a complete file written by train.py")
-
-
-def _json(raw: str, path: str | os.PathLike, key: str) -> dict[str, Any]:
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError) as e:
-        raise ValueError(f"{path}: its '{key}' metadata is not valid JSON ({str(e)[:80]}); the file was not "
-                         f"written by train.py or was altered") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{path}: its '{key}' metadata is not a JSON object; the file was not written by "
-                         f"train.py or was altered")
-    return value
-
-
-def save_trainable(module: "L.LightningModule", path: str | os.PathLike, meta: dict[str, Any]) -> Path:
-    """Write module.trainable_state_dict() atomically, with `meta` (config, step, ...) as metadata."""
-    tensors = {k: v.contiguous().cpu() for k, v in module.trainable_state_dict().items()}
-    return write_atomically(tensors, path, {"foresight": json.dumps(meta, default=str)})
-
-
-def read_meta(path: str | os.PathLike) -> dict[str, Any]:
-    """The metadata written by save_trainable (config, step, ...), its config checked by
-    `trusted.check`: nothing a file names is ever built unless Foresight's own configs build it."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{path}: no such file; pass a run directory or its checkpoints/last.safetensors")
-    raw = _metadata(path)
-    if "foresight" not in raw:
-        if "foresight_state" in raw:
-            raise ValueError(f"{path} is a training-state file, which continues a run (python train.py "
-                             f"ckpt_path={path}); to predict or evaluate pass the run directory or its "
-                             f"checkpoints/last.safetensors")
-        raise ValueError(f"{path} is not a Foresight checkpoint (no 'foresight' metadata); pass a file written by train.py")
-    meta = _json(raw["foresight"], path, "foresight")
-    trusted.check(meta.get("config", {}), str(path))
-    return meta
-
-
-def load_trainable(module: "L.LightningModule", path: str | os.PathLike) -> dict[str, Any]:
-    """Load trainable weights into module; refuses files whose tensors do not match it exactly."""
-    meta = read_meta(path)
-    state = _tensors(path)
-    expected = module.trainable_state_dict()
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise ValueError(
-            f"{path} does not fit this model: missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
-            f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}; was it trained with another option or size?"
-        )
-    module.load_state_dict(state, strict=False)
-    return meta
-
-
-def find_weights(target: str | os.PathLike) -> Path:
-    """The trainable-weights file of a run directory (its newest checkpoints/last.safetensors), or the file given."""
-    path = Path(target)
-    if path.is_dir():
-        found = sorted(path.rglob("last.safetensors"), key=lambda p: p.stat().st_mtime)
-        if not found:
-            states = sorted(path.rglob("checkpoints/state/step*.safetensors"))
-            hint = (f" (it holds training state only, such as {states[-1].name}: the run did not finish; "
-                    f"continue it with python train.py ckpt_path={states[-1]})" if states else "")
-            raise FileNotFoundError(f"{path}: no checkpoints/last.safetensors inside{hint}; pass a run directory "
-                                    f"written by train.py or the .safetensors file itself")
-        return found[-1]
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; pass a run directory from logs/train/runs/ or a "
-                                f".safetensors file")
-    return path
-
-
-class TrainableCheckpoint(L.Callback):
-    """Writes `<dirpath>/last.safetensors` every `every_n_steps` (0: only at the end) and at the end,
-    and with a LoRA on the DiT also `<dirpath>/lora/` in diffusers' and the `diffusion_model.` format."""
-
-    def __init__(self, dirpath: str, every_n_steps: int = 0, config: dict[str, Any] | None = None) -> None:
-        self.dirpath = Path(dirpath)
-        self.every_n_steps = every_n_steps
-        self.config = config or {}
-        self.last_path: Path | None = None
-        self.saved_step: int | None = None
-
-    def _save(self, trainer: "L.Trainer", module: "L.LightningModule") -> None:
-        from lightning.pytorch.strategies import FSDPStrategy
-
-        full = contextlib.nullcontext()
-        if isinstance(trainer.strategy, FSDPStrategy):  # every rank gathers the shards; rank 0 writes
-            from torch.distributed.fsdp import FullyShardedDataParallel
-
-            full = FullyShardedDataParallel.summon_full_params(trainer.strategy.model, writeback=False)
-        with full:
-            if trainer.is_global_zero:
-                meta = {"config": self.config, "step": trainer.global_step, "option": module.option.name}
-                self.last_path = save_trainable(module, self.dirpath / "last.safetensors", meta)
-                if module.option.lora:
-                    from foresight.lora_export import export_lora
-
-                    prefix = "ltx.transformer."
-                    lora = {k[len(prefix):]: v for k, v in module.trainable_state_dict().items()
-                            if k.startswith(prefix)}
-                    export_lora(module.ltx, self.dirpath / "lora", lora)
-        self.saved_step = trainer.global_step
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        # the last step too, before the final validation and sample videos can fail
-        if (self.every_n_steps and trainer.global_step % self.every_n_steps == 0) \
-                or trainer.global_step >= trainer.max_steps:
-            self._save(trainer, module)
-
-    def on_train_end(self, trainer, module) -> None:
-        if self.saved_step != trainer.global_step:  # training ended before max_steps (epoch_samples ran out)
-            self._save(trainer, module)
-
-
-# training state -----------------------------------------------------------------------------------
 
 def _encode(obj: Any, tensors: dict[str, torch.Tensor], where: str) -> Any:
     """Lightning's checkpoint dict -> JSON skeleton; tensors go to `tensors` under generated names."""
@@ -271,8 +86,8 @@ class SafetensorsIO(CheckpointIO):
         write_atomically(tensors, path, {"foresight_state": skeleton})
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
-        skeleton = _json(_state_skeleton(path), path, "foresight_state")
-        tensors = _tensors(path)
+        skeleton = parse_json(_state_skeleton(path), path, "foresight_state")
+        tensors = read_tensors(path)
         try:
             return _decode(skeleton, tensors)
         except (KeyError, TypeError, AttributeError) as e:  # names a tensor the file lacks, a malformed node
@@ -283,27 +98,11 @@ class SafetensorsIO(CheckpointIO):
         Path(path).unlink(missing_ok=True)
 
 
-class SafetensorsFSDP(FSDPStrategy):
-    """Lightning's FSDP, except that a full checkpoint is read through the strategy's CheckpointIO
-    (SafetensorsIO) where Lightning's FSDP loader would torch.load it; the rest of the loading
-    (gathered module state, FSDP optimizer state) is Lightning's."""
-
-    def load_checkpoint(self, checkpoint_path, weights_only=None) -> dict:
-        import lightning.pytorch.strategies.fsdp as lightning_fsdp
-
-        torch_loader = lightning_fsdp._lazy_load
-        lightning_fsdp._lazy_load = self.checkpoint_io.load_checkpoint
-        try:
-            return super().load_checkpoint(checkpoint_path, weights_only)
-        finally:
-            lightning_fsdp._lazy_load = torch_loader
-
-
 def _state_skeleton(path) -> str:
     if not Path(path).is_file():
         raise FileNotFoundError(f"ckpt_path={path}: no such file; pass a checkpoints/state/step*.safetensors "
                                 f"of a run, or resume=auto")
-    raw = _metadata(path).get("foresight_state")
+    raw = read_metadata(path).get("foresight_state")
     if raw is None:
         raise ValueError(f"ckpt_path={path} is not a training-state checkpoint; pass a file from a run's "
                          f"checkpoints/state/ (last.safetensors holds weights only: use it with predict.py)")
@@ -311,7 +110,7 @@ def _state_skeleton(path) -> str:
 
 
 def is_training_state(path) -> bool:
-    return "foresight_state" in _metadata(path)
+    return "foresight_state" in read_metadata(path)
 
 
 WANDB_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")  # wandb names directories after it: no path characters
@@ -320,9 +119,10 @@ WANDB_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")  # wandb names directories af
 def read_state(path) -> dict:
     """The non-tensor part of a training-state checkpoint (step, config, wandb run id, ...), no tensors
     read; its config checked by `trusted.check` like a weights file's."""
-    skeleton = _json(_state_skeleton(path), path, "foresight_state")
+    skeleton = parse_json(_state_skeleton(path), path, "foresight_state")
     state = {"global_step": skeleton.get("global_step"), **(skeleton.get("foresight") or {})}
     trusted.check(state.get("config", {}), str(path))
+    trusted.current_names(state.get("config", {}))
     run_id = state.get("wandb_run_id")
     if run_id is not None and not (isinstance(run_id, str) and WANDB_RUN_ID.fullmatch(run_id)):
         raise ValueError(f"{path}: refusing wandb_run_id={str(run_id)[:40]!r} (a run id is letters, digits, _ "
@@ -461,3 +261,54 @@ def find_resumable(log_dir: str | os.PathLike, experiment: dict) -> Path | None:
         if meta.get("experiment") == experiment:
             found.append((path.stat().st_mtime, meta.get("global_step") or 0, path))
     return max(found)[2] if found else None
+
+
+# the task overrides that make another experiment (paths, schedule length, logging, workers do not)
+DEFINING = ("experiment", "option", "model", "vlm", "adapter", "data", "module", "seed", "run_group")
+
+
+def defining_overrides(cfg: DictConfig) -> list[str]:
+    """The job's command-line overrides that make it another experiment, in order."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        overrides = list(HydraConfig.get().overrides.task)
+    else:  # composed outside a Hydra run (tests, scripts)
+        overrides = list(OmegaConf.select(cfg, "hydra.overrides.task", default=[]) or [])
+    return [o for o in overrides if o.lstrip("+~").split("=")[0].split(".")[0] in DEFINING
+            and not o.startswith("data.num_workers")]
+
+
+def experiment_identity(cfg: DictConfig) -> dict[str, Any]:
+    """What `resume=auto` matches: the run group and the defining overrides (a sweep's jobs differ in
+    theirs, so each resumes its own run)."""
+    return {"run_group": cfg.get("run_group"), "overrides": sorted(defining_overrides(cfg))}
+
+
+def resume_from(cfg: DictConfig, resolved: dict, experiment: dict) -> str | None:
+    """The training-state file to continue (ckpt_path=..., or resume=auto), checked against this config;
+    points the wandb logger at the run it continues."""
+    path = cfg.get("ckpt_path")
+    if path is None and cfg.get("resume") == "auto":
+        found = find_resumable(f"{cfg.paths.log_dir}/{cfg.task_name}", experiment)
+        if found is None:
+            log.info("resume=auto: no earlier run of %s; starting fresh", experiment)
+            return None
+        path = str(found)
+    elif cfg.get("resume") not in (None, "auto"):
+        raise ValueError(f"resume={cfg.resume!r}: use resume=auto, or ckpt_path=PATH for a given checkpoint")
+    if path is None:
+        return None
+    saved = read_state(path)
+    diff = fingerprint_mismatch(saved.get("shaping", {}), shaping_config(resolved))
+    if diff:
+        raise ValueError(f"cannot resume from {path}: the config that shapes the model differs ("
+                         f"{'; '.join(diff)}); resume with the values it was trained with, or start a new run")
+    run_id = saved.get("wandb_run_id")
+    if run_id and OmegaConf.select(cfg, "logger.wandb") is not None:
+        with open_dict(cfg):
+            cfg.logger.wandb.id = run_id
+            cfg.logger.wandb.resume = "allow"
+    log.info("resuming from %s (step %s%s)", path, saved.get("global_step"),
+             f", wandb run {run_id}" if run_id else "")
+    return path

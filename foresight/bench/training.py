@@ -1,15 +1,15 @@
 """Training steps through the real trainer from the feature cache, beside the bare DiT LoRA step.
 
-    python -m foresight.bench_train --model ltx_2b --vlm 7b --options A B C D --compile --out bench_train.json
-    python -m foresight.bench_train --options C --checkpointing off --sizes 768x512x49 1216x704x121 --compile
-    python -m foresight.bench_train --tiny --out bench_train.json     # CPU, tiny twins: what CI runs
+    python -m foresight.bench.training --model ltx_2b --vlm 7b --options A B C D --compile --out bench_train.json
+    python -m foresight.bench.training --options C --checkpointing off --sizes 768x512x49 1216x704x121 --compile
+    python -m foresight.bench.training --tiny --out bench_train.json     # CPU, tiny twins: what CI runs
 
 The performance issue's training target: an option's step (adapter + LoRA r=128, bf16, batch 1,
 768x512x121 = 6144 target tokens) within 1.10x the bare DiT LoRA step measured in the same run.
-Each option trains through `foresight.train.train`, the code behind `train.py ... data=features`:
+Each option trains through `foresight.training.train.train`, the code behind `train.py ... data=features`:
 FeatureDataModule reading feature shards written here at full size (random values: speed does not
 depend on them), the LightningModule, AdamW and its schedule, gradient clipping, the training-state
-and progress callbacks. Its step time is `perf/step_ms` (foresight.progress.StepTimes): the median
+and progress callbacks. Its step time is `perf/step_ms` (foresight.training.progress.StepTimes): the median
 wall time between step ends over the last `--steps` steps, after `--warmup` steps (compilation).
 The bare step (DiT + LoRA alone on in-memory latents: no adapter, no data, no Lightning) is timed
 in the same process at each DiT sequence length the options use: the target's tokens, and option
@@ -28,13 +28,13 @@ from pathlib import Path
 
 import torch
 
-from foresight.bench import (architecture, bare_lora_loss, lora_step_flops, mfu, repeat_in_processes, run_meta,
-                             time_train_step)
+from foresight.bench.prediction import (architecture, bare_lora_loss, lora_step_flops, mfu, repeat_in_processes,
+                                        run_meta, time_train_step)
 from foresight.config import compose
-from foresight.data.bench import write_feature_shard
+from foresight.bench.data import write_feature_shard
 from foresight.models.ltx import LTXVideo, latent_grid
 from foresight.models.vlm import SIZES
-from foresight.train import train
+from foresight.training.train import train
 
 
 def cached_shapes(cfg, vlm_size: str, vlm_tokens: int) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--out", type=Path, default=Path("bench_train.json"))
     args = parser.parse_args(argv)
     if args.repeats > 1:
-        return repeat_in_processes("foresight.bench_train", sys.argv[1:] if argv is None else argv, args.repeats,
+        return repeat_in_processes("foresight.bench.training", sys.argv[1:] if argv is None else argv, args.repeats,
                                    args.out)
     args.checkpointing = [v == "on" for v in args.checkpointing]
     if args.tiny:

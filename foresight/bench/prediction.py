@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--context-frames", type=int, default=4)
     parser.add_argument("--compile", action="store_true", help="torch.compile the DiT blocks (model.compile)")
     parser.add_argument("--no-train", action="store_true",
-                        help="prediction stages only (training steps through the trainer: foresight.bench_train)")
+                        help="prediction stages only (training steps through the trainer: foresight.bench.training)")
     parser.add_argument("--attention", default=None, help="model.attention_backend of the DiT (e.g. _native_cudnn)")
     parser.add_argument("--repeats", type=int, default=1, help="separate processes; the report gives median and range")
     parser.add_argument("--out", type=Path, default=Path("bench.json"))

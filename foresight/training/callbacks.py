@@ -9,17 +9,11 @@ import lightning as L
 import numpy as np
 import torch
 
-from foresight.data.sample_world import encode_mp4
+from foresight.data.video import encode_mp4, side_by_side
 from foresight.features import video_to_frames
+from foresight.training.fsdp import sharded_outside_step
 
 log = logging.getLogger("foresight")
-
-
-def side_by_side(context: torch.Tensor, prediction: torch.Tensor, truth: torch.Tensor) -> np.ndarray:
-    """(B, C, H, W, 3), (B, F, H, W, 3) x2 uint8 -> (F, B*H, 3*W, 3): the current frame held | prediction | truth."""
-    held = context[:, -1:].expand_as(truth)
-    panels = torch.cat([held, prediction, truth], dim=3)  # (B, F, H, 3W, 3)
-    return panels.permute(1, 0, 2, 3, 4).flatten(1, 2).cpu().numpy()  # clips stacked vertically
 
 
 class SampleVideos(L.Callback):
@@ -60,9 +54,7 @@ class SampleVideos(L.Callback):
 
     @torch.no_grad()
     def render(self, trainer: L.Trainer, module) -> None:
-        from lightning.pytorch.strategies import FSDPStrategy
-
-        if isinstance(trainer.strategy, FSDPStrategy) and trainer.world_size > 1:
+        if sharded_outside_step(trainer):
             # outside the training step the adapter and the DiT are shards; rendering needs them whole
             if self.last_step is None and trainer.is_global_zero:
                 log.warning("sample videos are off under FSDP on %d GPUs (the models are sharded outside the "
@@ -78,7 +70,9 @@ class SampleVideos(L.Callback):
             gen = torch.Generator(module.device).manual_seed(self.seed)
             latents = module.option.sample(module.adapter, module.ltx, feats, generator=gen)
             prediction = video_to_frames(module.ltx.decode(latents, generator=gen))  # (B, F, H, W, 3)
-        frames = side_by_side(batch["context"], prediction, batch["target"])
+        clips = zip(*(v.cpu().numpy() for v in (batch["context"], prediction, batch["target"])), strict=True)
+        # per clip the current frame held | prediction | truth, (F, H, 3W, 3); clips stacked vertically
+        frames = np.concatenate([side_by_side(ctx[-1:], predicted, truth) for ctx, predicted, truth in clips], axis=1)
         fps = float(batch["fps"][0])
         path = self.dirpath / f"step{trainer.global_step:06d}.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)

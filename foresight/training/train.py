@@ -21,8 +21,9 @@ from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from foresight import checks
-from foresight.checkpoint import (SafetensorsIO, TrainableCheckpoint, TrainingState, find_resumable,
-                                  fingerprint_mismatch, read_state, shaping_config)
+from foresight.training.resume import (SafetensorsIO, TrainingState, defining_overrides, experiment_identity,
+                                       read_state, resume_from)
+from foresight.training.weights import TrainableCheckpoint
 from foresight.console import Reported, one_line
 from foresight.eval.scoring import RANKING, better
 
@@ -124,7 +125,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                                      plugins=[SafetensorsIO()],
                                      enable_checkpointing=any(isinstance(c, TrainingState) for c in callbacks))
     started = time.monotonic()
-    shard_only_the_dit(trainer, module)
     after_last_step = fit(trainer, module, datamodule, state_path, callbacks, cfg.data.get("val_shards"))
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -301,67 +301,6 @@ def expected_val_clips(cfg: DictConfig) -> int | None:
         limits.append(batches * batch_size)
     known = [n for n in limits if isinstance(n, int)]
     return min(known) if known else None
-
-
-# the task overrides that make another experiment (paths, schedule length, logging, workers do not)
-DEFINING = ("experiment", "option", "model", "vlm", "adapter", "data", "module", "seed", "run_group")
-
-
-def defining_overrides(cfg: DictConfig) -> list[str]:
-    """The job's command-line overrides that make it another experiment, in order."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized():
-        overrides = list(HydraConfig.get().overrides.task)
-    else:  # composed outside a Hydra run (tests, scripts)
-        overrides = list(OmegaConf.select(cfg, "hydra.overrides.task", default=[]) or [])
-    return [o for o in overrides if o.lstrip("+~").split("=")[0].split(".")[0] in DEFINING
-            and not o.startswith("data.num_workers")]
-
-
-def experiment_identity(cfg: DictConfig) -> dict[str, Any]:
-    """What `resume=auto` matches: the run group and the defining overrides (a sweep's jobs differ in
-    theirs, so each resumes its own run)."""
-    return {"run_group": cfg.get("run_group"), "overrides": sorted(defining_overrides(cfg))}
-
-
-def resume_from(cfg: DictConfig, resolved: dict, experiment: dict) -> str | None:
-    """The training-state file to continue (ckpt_path=..., or resume=auto), checked against this config;
-    points the wandb logger at the run it continues."""
-    path = cfg.get("ckpt_path")
-    if path is None and cfg.get("resume") == "auto":
-        found = find_resumable(f"{cfg.paths.log_dir}/{cfg.task_name}", experiment)
-        if found is None:
-            log.info("resume=auto: no earlier run of %s; starting fresh", experiment)
-            return None
-        path = str(found)
-    elif cfg.get("resume") not in (None, "auto"):
-        raise ValueError(f"resume={cfg.resume!r}: use resume=auto, or ckpt_path=PATH for a given checkpoint")
-    if path is None:
-        return None
-    saved = read_state(path)
-    diff = fingerprint_mismatch(saved.get("shaping", {}), shaping_config(resolved))
-    if diff:
-        raise ValueError(f"cannot resume from {path}: the config that shapes the model differs ("
-                         f"{'; '.join(diff)}); resume with the values it was trained with, or start a new run")
-    run_id = saved.get("wandb_run_id")
-    if run_id and OmegaConf.select(cfg, "logger.wandb") is not None:
-        with open_dict(cfg):
-            cfg.logger.wandb.id = run_id
-            cfg.logger.wandb.resume = "allow"
-    log.info("resuming from %s (step %s%s)", path, saved.get("global_step"),
-             f", wandb run {run_id}" if run_id else "")
-    return path
-
-
-def shard_only_the_dit(trainer: L.Trainer, module) -> None:
-    """Under FSDP, shard the DiT (its blocks are the wrap units) and keep the frozen encoders (VLM,
-    VAE, T5) whole on every rank: they only run forward, and the VAE holds scalar parameters FSDP refuses."""
-    from lightning.pytorch.strategies import FSDPStrategy
-
-    if isinstance(trainer.strategy, FSDPStrategy):
-        frozen = (module.vlm, module.ltx.vae, module.ltx.text_encoder)
-        trainer.strategy.kwargs["ignored_modules"] = [m for m in frozen if m is not None]
 
 
 def group_wandb_by_sweep(cfg: DictConfig) -> None:

@@ -70,13 +70,9 @@ class ForesightModule(L.LightningModule):
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         return {"params/total": total, "params/trainable": trainable, "params/frozen": total - trainable}
 
-    def on_fit_start(self) -> None:
-        # Under FSDP the frozen encoders are ignored modules (train.shard_only_the_dit), and FSDP moves
-        # only what it manages: put them on this rank's device (a no-op otherwise).
-        device = self.trainer.strategy.root_device
-        for frozen in (self.vlm, self.ltx.vae, self.ltx.text_encoder):
-            if frozen is not None:
-                frozen.to(device)
+    def frozen_encoders(self) -> list[torch.nn.Module]:
+        """The frozen models that only run forward (VLM, VAE, T5; those loaded): FSDP keeps them whole."""
+        return [m for m in (self.vlm, self.ltx.vae, self.ltx.text_encoder) if m is not None]
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
         from lightning.pytorch.strategies import FSDPStrategy

@@ -1,7 +1,7 @@
 """Data-path throughput: decoding training windows from video, and loading cached features.
 
-    python -m foresight.data.bench --out bench_data.json            # the full measurement
-    python -m foresight.data.bench --quick --out bench_data.json    # small sizes (CI)
+    python -m foresight.bench.data --out bench_data.json            # the full measurement
+    python -m foresight.bench.data --quick --out bench_data.json    # small sizes (CI)
 
 Decode: synthetic h264 sources at 480p and 1080p (24 fps), windows of 121 frames resized and
 cropped to 768x512 with the `area` and `fast_bilinear` filters, reported per CPU-second of the
@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from foresight.data.features import FeatureDataModule, _npy
-from foresight.data.sample_world import encode_mp4, render_clip
+from foresight.data.feature_cache import FeatureDataModule, _npy
+from foresight.data.sample_world import render_clip
+from foresight.data.video import encode_mp4
 from foresight.data.video import decode_window, probe
 
 
