@@ -66,7 +66,8 @@ TRAIN: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
 )
 PREPROCESS = (("preprocess.batch_size", _whole(1), CLIPS),
               *((k, t, w) for k, t, w in TRAIN if k.startswith("data.") or k == "seed"))
-PREDICT = (("batch_size", _whole(1), CLIPS), ("seed", _whole(0), "a whole number, 0 or more"))
+PREDICT = (("batch_size", _whole(1), CLIPS), ("seed", _whole(0), "a whole number, 0 or more"),
+           ("rollout", _whole(1, null=True), "a number of chunks, 1 or more (or null)"))
 EVALUATE = (*PREDICT, ("limit", _whole(1, null=True), f"{CLIPS} (or null: all)"))
 
 

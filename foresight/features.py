@@ -82,12 +82,14 @@ def video_to_frames(video: Tensor) -> Tensor:
 
 @torch.no_grad()
 def encode_batch(batch: dict, vlm: FrozenVLM | None, ltx: LTXVideo, future_frames: int | None = None,
-                 context_latents: bool = False) -> Features:
+                 context_latents: bool = False, first_latent: Tensor | None = None) -> Features:
     """Live features for a loader batch (see foresight.data.loader for its keys).
 
     With target frames present they are encoded whole; without (prediction), only the last
     context frame is encoded and `future_frames` sets the grid. context_latents: also encode the
     earlier context frames (option prefix). vlm=None: an option that reads no VLM states (empty).
+    first_latent (B, 128, 1, h, w): the current frame's latent given, not encoded (a rollout that
+    continues in latent space from its previous chunk's prediction).
     """
     context = batch["context"]  # (B, C, H, W, 3) uint8
     states, mask, text, text_mask = encode_instruction(batch, vlm, ltx)
@@ -97,7 +99,7 @@ def encode_batch(batch: dict, vlm: FrozenVLM | None, ltx: LTXVideo, future_frame
         first, grid = target[:, :, :1], tuple(target.shape[2:])
     else:
         target = None
-        first = ltx.encode(frames_to_video(context[:, -1:]))  # (B, 128, 1, h, w)
+        first = ltx.encode(frames_to_video(context[:, -1:])) if first_latent is None else first_latent  # (B, 128, 1, h, w)
         grid = latent_grid(future_frames, context.shape[2], context.shape[3])
     earlier = encode_frames(ltx, context[:, :-1]) if context_latents else None
     return Features(states, mask, text, text_mask, first, grid, fps, target, earlier)

@@ -3,6 +3,8 @@
     predictor = Predictor("logs/train/runs/<run>")          # a run directory or a .safetensors file
     frames, timings = predictor.predict(context, "the red ball rolls left")
     # context: uint8 (C, H, W, 3) (or (B, C, H, W, 3) with a list of texts); frames: (B, F, H, W, 3)
+    run = predictor.rollout(context, ["the red ball rolls left"] * 3)   # 3 chunks, each from the last
+    run.frames, run.joined(), run.timings                               # (B, 3, F, ...), (B, 3F-2, ...), per chunk
 
 The checkpoint describes itself: its metadata holds the resolved config that built the model, so
 the same option, adapter, frozen models and window are rebuilt and only the trainable weights
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -99,28 +103,70 @@ class Predictor:
         """Context uint8 (C, H, W, 3) or (B, C, H, W, 3) + text(s) -> future frames (B, F, H, W, 3), timings (s).
 
         fps: the frame rate of the context (one, or one per clip): LTX places frames in time with it."""
+        run = self.rollout(context, [text], fps=fps, seed=seed)
+        return run.frames[:, 0], run.timings[0]
+
+    @torch.no_grad()
+    def rollout(self, context: np.ndarray | torch.Tensor, texts: Sequence[str | list[str]],
+                fps: float | list[float] = 24.0, seed: int = 0, latent_continuation: bool = False) -> Rollout:
+        """K = len(texts) chunks predicted in turn, each from the clip as it stands after the one before:
+        chunk k+1 reads the last C frames of context + predictions (the VLM's frames and the current
+        frame), so from chunk 2 on the model conditions on its own predictions. texts: one entry per
+        chunk, each a text for every clip or one per clip. latent_continuation: the next current
+        frame's latent is the previous chunk's last predicted latent frame, not its decoded frame
+        encoded again (no VAE encode; the causal VAE's last latent frame summarises 8 frames, where
+        an encoded current frame is that frame alone). One generator runs through all chunks."""
         ctx = torch.as_tensor(np.asarray(context))
-        if ctx.ndim == 4:
-            ctx = ctx[None]
-        texts = [text] * ctx.shape[0] if isinstance(text, str) else list(text)
-        rates = torch.as_tensor(fps, dtype=torch.float32).reshape(-1).expand(len(texts)).clone()
-        batch = {"context": ctx.to(self.device), "caption": texts, "fps": rates,
-                 "prompt": [self.prompt_template.format(caption=t) for t in texts]}
-        m, timings = self.module, {}
+        ctx = (ctx[None] if ctx.ndim == 4 else ctx).to(self.device)  # (B, C, H, W, 3) uint8
+        b = ctx.shape[0]
+        rates = torch.as_tensor(fps, dtype=torch.float32).reshape(-1).expand(b).clone()
+        m = self.module
         sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
-        start = time.perf_counter()
-        feats = encode_batch(batch, m.vlm, m.ltx, future_frames=self.future_frames)
-        sync()
-        timings["encode_s"] = time.perf_counter() - start
         gen = torch.Generator(self.device).manual_seed(seed)
-        latents = m.option.sample(m.adapter, m.ltx, feats, generator=gen)
-        sync()
-        timings["sample_s"] = time.perf_counter() - start - timings["encode_s"]
-        frames = video_to_frames(m.ltx.decode(latents, generator=gen)).cpu().numpy()
-        sync()
-        timings["total_s"] = time.perf_counter() - start
-        timings["decode_s"] = timings["total_s"] - timings["encode_s"] - timings["sample_s"]
-        return frames, timings
+        first, frames, latents, contexts, timings = None, [], [], [], []
+        for text in texts:
+            captions = [text] * b if isinstance(text, str) else list(text)
+            batch = {"context": ctx, "caption": captions, "fps": rates,
+                     "prompt": [self.prompt_template.format(caption=t) for t in captions]}
+            start = time.perf_counter()
+            feats = encode_batch(batch, m.vlm, m.ltx, future_frames=self.future_frames,
+                                 context_latents=m.option.needs_context_latents, first_latent=first)
+            sync()
+            encoded = time.perf_counter()
+            z = m.option.sample(m.adapter, m.ltx, feats, generator=gen)  # (B, 128, f, h, w)
+            sync()
+            sampled = time.perf_counter()
+            video = video_to_frames(m.ltx.decode(z, generator=gen))  # (B, F, H, W, 3) uint8
+            sync()
+            done = time.perf_counter()
+            timings.append({"encode_s": encoded - start, "sample_s": sampled - encoded, "decode_s": done - sampled,
+                            "total_s": done - start})
+            contexts.append(ctx.cpu().numpy())
+            frames.append(video.cpu().numpy())
+            latents.append(z.float().cpu())
+            ctx = torch.cat([ctx, video[:, 1:]], 1)[:, -self.context_frames:]  # frame 0 repeats the current one
+            first = z[:, :, -1:] if latent_continuation else None
+        return Rollout(np.stack(frames, 1), torch.stack(latents, 1), np.stack(contexts, 1), timings)
+
+
+@dataclass
+class Rollout:
+    """K chunks predicted in turn (Predictor.rollout); K = 1 is one prediction."""
+
+    frames: np.ndarray  # (B, K, F, H, W, 3) uint8: chunk k's future, from the frame it started at
+    latents: torch.Tensor  # (B, K, 128, f, h, w) on the CPU: chunk k's sampled latents, before decoding
+    contexts: np.ndarray  # (B, K, C, H, W, 3) uint8: the context chunk k read (chunk 0's: the given one)
+    timings: list[dict[str, float]]  # per chunk: encode_s, sample_s, decode_s, total_s (seconds)
+
+    def joined(self) -> np.ndarray:
+        """(B, F + (K-1)(F-1), H, W, 3): the chunks in turn; a later chunk's first frame is the frame the
+        one before ended on, so it appears once."""
+        return np.concatenate([self.frames[:, 0], *(self.frames[:, k, 1:] for k in range(1, self.frames.shape[1]))], 1)
+
+    def borders(self) -> tuple[int, ...]:
+        """Indices in joined() of the first frame each later chunk predicted."""
+        step = self.frames.shape[2] - 1
+        return tuple(k * step + 1 for k in range(1, self.frames.shape[1]))
 
 
 UNSAFE = re.compile(r"[^\w.-]+")  # what may not appear in a file name we write (path separators first)
@@ -148,10 +194,25 @@ class OutputNames:
         return name
 
 
-def write_prediction(out: Path, name: str, context: np.ndarray, frames: np.ndarray, fps: float) -> None:
-    """`<name>.mp4` (the future) and `<name>_side_by_side.mp4` in out; name: from OutputNames."""
+def write_prediction(out: Path, name: str, context: np.ndarray, frames: np.ndarray, fps: float,
+                     borders: tuple[int, ...] = ()) -> None:
+    """`<name>.mp4` (the future) and `<name>_side_by_side.mp4` in out; name: from OutputNames; borders:
+    where a rollout's chunks begin (outlined in the side-by-side)."""
     (out / f"{name}.mp4").write_bytes(encode_mp4(frames, fps))
-    (out / f"{name}_side_by_side.mp4").write_bytes(encode_mp4(side_by_side(context, frames), fps))
+    (out / f"{name}_side_by_side.mp4").write_bytes(encode_mp4(side_by_side(context, frames, borders=borders), fps))
+
+
+def chunk_prompts(prompt: str | Sequence[str] | None, rollout: int | None) -> tuple[int, list[str] | None]:
+    """(chunks, one prompt per chunk or None for each clip's own caption) from predict.py's prompt=
+    (a text, or a list: one per chunk) and rollout= (chunks; null: one, or one per listed prompt)."""
+    listed = prompt is not None and not isinstance(prompt, str)
+    chunks = rollout if rollout is not None else (len(prompt) if listed else 1)
+    if listed and len(prompt) != chunks:
+        raise ValueError(f"prompt= lists {len(prompt)} prompts for rollout={chunks} chunks: give one per chunk, "
+                         f"or one text for all")
+    if prompt is None:
+        return chunks, None
+    return chunks, list(prompt) if listed else [prompt] * chunks
 
 
 def caption_beside(path: Path) -> str | None:
@@ -160,19 +221,20 @@ def caption_beside(path: Path) -> str | None:
     return sidecar.read_text().strip() or None if sidecar.exists() else None
 
 
-def directory_batches(predictor: Predictor, path: Path, prompt: str | None, batch_size: int,
+def directory_batches(predictor: Predictor, path: Path, prompts: list[str] | None, batch_size: int,
                       skipped: dict[str, str]):
     """Batches of the videos and images in a directory, read as they are needed (every clip is fitted
-    to the checkpoint's window, so a batch stacks); unreadable ones land in `skipped` with the reason."""
+    to the checkpoint's window, so a batch stacks); unreadable ones land in `skipped` with the reason.
+    Without prompts each clip needs its own caption (`<name>.txt`)."""
     files = sorted(p for p in path.iterdir() if p.suffix.lower().lstrip(".") in VIDEO_EXTS
                    or p.suffix.lower() in IMAGE_EXTS)
     if not files:
         raise FileNotFoundError(f"input={path}: no video ({', '.join(VIDEO_EXTS)}) or image in this directory")
     batch = []
     for file in files:
-        text = prompt or caption_beside(file)
+        text = None if prompts else caption_beside(file)
         try:
-            if text is None:
+            if not prompts and text is None:
                 raise ValueError(f"no prompt= and no {file.with_suffix('.txt').name}")
             context, fps = predictor.read_context(file)
         except (ValueError, VideoError, OSError) as e:
@@ -186,46 +248,51 @@ def directory_batches(predictor: Predictor, path: Path, prompt: str | None, batc
         yield batch
 
 
-def predict_inputs(predictor: Predictor, source: str, prompt: str | None, out: Path, batch_size: int = 4,
-                   seed: int = 0) -> dict:
+def predict_inputs(predictor: Predictor, source: str, prompt: str | Sequence[str] | None, out: Path,
+                   batch_size: int = 4, seed: int = 0, rollout: int | None = None,
+                   latent_continuation: bool = False) -> dict:
     """Predict for a video or image, every video and image in a directory, or every clip of shards
     (`*.tar`, brace patterns), in batches; each clip gives `<name>.mp4` (the future, starting at the
     current frame) and `<name>_side_by_side.mp4` (context then prediction). A clip's instruction:
-    `prompt` if given, else its caption (`<name>.txt` beside a file, the shard's `.txt`). Batch i uses
-    seed + i. Returns what was written and skipped, and the seconds spent predicting."""
+    `prompt` if given (one text, or a list with one per chunk), else its caption (`<name>.txt` beside a
+    file, the shard's `.txt`). rollout: chunks predicted in turn, each from the last frames of the one
+    before (Predictor.rollout); the videos join them. Batch i uses seed + i. Returns what was written
+    and skipped, the seconds spent predicting, and the mean seconds per chunk."""
+    chunks, prompts = chunk_prompts(prompt, rollout)
     out.mkdir(parents=True, exist_ok=True)
     path = Path(source)
     names = OutputNames()
-    written, skipped, seconds, windows = [], {}, 0.0, None
+    written, skipped, timings, windows = [], {}, [], None
     if path.is_file() and path.suffix != ".tar":
-        text = prompt or caption_beside(path)
-        if text is None:
+        text = caption_beside(path) if prompts is None else None
+        if prompts is None and text is None:
             raise ValueError(f"input={path}: give prompt=\"...\" (or a {path.with_suffix('.txt').name} beside it)")
         context, fps = predictor.read_context(path)
-        frames, timings = predictor.predict(context, text, fps=fps, seed=seed)
-        write_prediction(out, names(path.stem), context, frames[0], fps)
-        return {"written": [path.stem], "skipped": {}, "renamed": names.renamed, "seconds": timings["total_s"],
-                "timings": timings}
-    if path.is_dir():
-        batches = directory_batches(predictor, path, prompt, batch_size, skipped)
+        batches = iter([[{"key": path.stem, "context": context, "fps": fps, "text": text}]])
+    elif path.is_dir():
+        batches = directory_batches(predictor, path, prompts, batch_size, skipped)
     elif not path.exists() and not SHARD_PATTERN.search(source):
         raise FileNotFoundError(f"input={source} does not exist; pass a video, an image, a directory of them, "
                                 f"or shards (*.tar, brace patterns such as 'val-{{000000..000003}}.tar')")
     else:  # shards: batches of one bucket each, cut with the checkpoint's window
         windows = predictor.held_out(source, batch_size=batch_size, field="input")
-        batches = ([{"key": k, "context": c, "fps": float(f), "text": prompt or t}
-                    for k, c, f, t in zip(b["key"], b["context"].numpy(), b["fps"], b["caption"])]
+        batches = ([{"key": k, "context": c, "fps": float(f), "text": t}
+                    for k, c, f, t in zip(b["key"], b["context"].numpy(), b["fps"], b["caption"], strict=True)]
                    for b in torch.utils.data.DataLoader(windows, batch_size=None))
     for index, batch in enumerate(batches):
-        frames, timings = predictor.predict(np.stack([c["context"] for c in batch]), [c["text"] for c in batch],
-                                            fps=[c["fps"] for c in batch], seed=seed + index)
-        seconds += timings["total_s"]
-        for clip, future in zip(batch, frames):
-            write_prediction(out, names(clip["key"]), clip["context"], future, clip["fps"])
+        texts = prompts or [[c["text"] for c in batch]] * chunks
+        run = predictor.rollout(np.stack([c["context"] for c in batch]), texts, fps=[c["fps"] for c in batch],
+                                seed=seed + index, latent_continuation=latent_continuation)
+        timings.append(run.timings)
+        for clip, future in zip(batch, run.joined(), strict=True):
+            write_prediction(out, names(clip["key"]), clip["context"], future, clip["fps"], run.borders())
             written.append(clip["key"])
     if windows is not None:
         skipped |= dict(windows.skips)  # by reason
-    return {"written": written, "skipped": skipped, "renamed": names.renamed, "seconds": seconds}
+    per_chunk = [{k: float(np.mean([t[i][k] for t in timings])) for k in timings[0][i]} for i in range(chunks)] \
+        if timings else []
+    return {"written": written, "skipped": skipped, "renamed": names.renamed, "chunks": chunks,
+            "seconds": sum(c["total_s"] for t in timings for c in t), "per_chunk": per_chunk}
 
 
 def main(cfg) -> dict:
@@ -236,11 +303,15 @@ def main(cfg) -> dict:
     if existing and not cfg.overwrite:
         raise FileExistsError(f"{out} already holds predictions ({existing[0]}, ...); pass overwrite=true or "
                               f"another out_dir")
-    report = predict_inputs(Predictor(cfg.ckpt), str(cfg.input), cfg.prompt, out, batch_size=cfg.batch_size,
-                            seed=cfg.seed)
+    prompt = OmegaConf.to_container(cfg.prompt) if OmegaConf.is_config(cfg.prompt) else cfg.prompt
+    report = predict_inputs(Predictor(cfg.ckpt), str(cfg.input), prompt, out, batch_size=cfg.batch_size,
+                            seed=cfg.seed, rollout=cfg.get("rollout"),
+                            latent_continuation=cfg.get("latent_continuation", False))
     renamed = report["renamed"]
+    chunks = (f" ({report['chunks']} chunks each; seconds per chunk: "
+              + ", ".join(f"{c['total_s']:.2f}" for c in report["per_chunk"]) + ")") if report["chunks"] > 1 else ""
     print(f"wrote {len(report['written'])} prediction(s) and side-by-side videos to {out} in "
-          f"{report['seconds']:.2f} s" + (f"; skipped {report['skipped']}" if report["skipped"] else "")
+          f"{report['seconds']:.2f} s{chunks}" + (f"; skipped {report['skipped']}" if report["skipped"] else "")
           + (f"; {len(renamed)} named after their keys made safe, such as {next(iter(renamed.items()))}"
              if renamed else ""))
     return report

@@ -74,3 +74,17 @@ def test_repeats_run_in_separate_processes_and_report_median_and_range(tmp_path)
     low, high = rows[0]["dit_step_ms_range"]
     runs = sorted(run[0]["dit_step_ms"] for run in report["runs"])
     assert [low, high] == runs and rows[0]["dit_step_ms"] == sum(runs) / 2
+
+
+def test_training_from_the_feature_cache_needs_no_video_decoder():
+    """A GPU machine without PyAV (36 MB) can train from cached features and run the benches."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['av'] = None\n"
+            "import foresight.bench.training, foresight.bench.prediction, foresight.training.train\n"
+            "from foresight.data.video import encode_mp4\n"
+            "try:\n    encode_mp4(None, 24)\nexcept ImportError:\n    print('decoder needed only here')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "decoder needed only here" in done.stdout

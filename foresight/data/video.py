@@ -269,6 +269,8 @@ def encode_mp4(frames: np.ndarray, fps: float, reproducible: bool = False, lossl
     reproducible: the same bytes on any machine with the same x264 build -- our own colour
     conversion, one encoder thread and x264's plain C code (its SIMD kernels make other choices
     on other CPUs: asm=0 changes the stream even on one machine). Slower; used for data/sample."""
+    import av
+
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as container:
         stream = container.add_stream("libx264rgb" if lossless else "libx264", rate=int(fps))
@@ -286,11 +288,20 @@ def encode_mp4(frames: np.ndarray, fps: float, reproducible: bool = False, lossl
     return buf.getvalue()
 
 
-def side_by_side(context: np.ndarray, prediction: np.ndarray, truth: np.ndarray | None = None) -> np.ndarray:
+CHUNK_BORDER = np.array([255, 200, 0], np.uint8)  # the outline on a rollout's frames where a new chunk begins
+
+
+def side_by_side(context: np.ndarray, prediction: np.ndarray, truth: np.ndarray | None = None,
+                 borders: tuple[int, ...] = ()) -> np.ndarray:
     """(C, H, W, 3) context, (F, H, W, 3) prediction [and truth], both starting at the current frame ->
     (C + F - 1, H, 2W or 3W, 3): on the left the context, then the current frame held; beside it the
-    prediction [and the truth], each holding its first frame while the context plays."""
+    prediction [and the truth], each holding its first frame while the context plays. borders: indices
+    of prediction frames where a rollout's next chunk begins; the prediction is outlined there."""
     hold = len(context) - 1
+    prediction = prediction.copy() if borders else prediction
+    for index in borders:
+        frame = prediction[index]  # (H, W, 3), a view: a 2-pixel outline drawn in place
+        frame[:2], frame[-2:], frame[:, :2], frame[:, -2:] = CHUNK_BORDER, CHUNK_BORDER, CHUNK_BORDER, CHUNK_BORDER
     left = np.concatenate([context, np.repeat(context[-1:], len(prediction) - 1, axis=0)])
     right = [np.concatenate([np.repeat(v[:1], hold, axis=0), v]) for v in (prediction, truth) if v is not None]
     return np.concatenate([left, *right], axis=2)
