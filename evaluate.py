@@ -15,7 +15,8 @@ def main(cfg: DictConfig) -> float:
 
     quiet()
     with one_line_errors("evaluate.py"):
-        return evaluate(cfg)["metrics"]["latent_mse"]
+        metrics = evaluate(cfg)["metrics"]
+        return metrics.get("latent_mse", metrics.get("latent_mse_rollout"))  # what a sweep minimises
 
 
 if __name__ == "__main__":

@@ -127,3 +127,32 @@ def encode_instruction(batch: dict, vlm: FrozenVLM, ltx: LTXVideo) -> tuple[Tens
         return text.new_zeros(len(batch["caption"]), 0, 1), text_mask.new_zeros(len(batch["caption"]), 0), text, text_mask
     states, mask = vlm(batch["context"], batch.get("prompt", batch["caption"]))
     return states, mask.bool(), text, text_mask.bool()
+
+
+def corrupt_latents(feats: Features, scale: float, generator: torch.Generator | None = None) -> Features:
+    """Training against exposure bias: Gaussian noise on the given latents (the current frame's, in
+    first_latent and in the target's frame 0, and the prefix's context latents), with a strength
+    drawn per clip uniformly in [0, scale] (latents are normalised to unit scale), so the model learns
+    to predict from a current frame as imperfect as its own predictions are in a rollout (LTX's
+    pipelines likewise noise their conditioning frames, `image_cond_noise_scale`). scale 0: unchanged."""
+    if scale == 0.0:
+        return feats
+    first = feats.first_latent  # (B, 128, 1, h, w)
+    strength = torch.rand(first.shape[0], 1, 1, 1, 1, device=first.device, generator=generator) * scale  # (B,1,1,1,1)
+    noisy = first + strength * torch.randn(first.shape, device=first.device, generator=generator)
+    context = feats.context_latents
+    if context is not None:
+        context = context + strength * torch.randn(context.shape, device=context.device, generator=generator)
+    target = None if feats.target is None else torch.cat([noisy, feats.target[:, :, 1:]], 2)
+    return replace(feats, first_latent=noisy, target=target, context_latents=context)
+
+
+def corrupt_frames(frames: Tensor, scale: float, generator: torch.Generator | None = None) -> Tensor:
+    """uint8 frames (B, C, H, W, 3) with Gaussian noise of a per-clip strength uniform in [0, scale]
+    (pixel units, 0-255), rounded and clipped back to uint8: the VLM's context frames as imperfect as
+    decoded predictions. scale 0: unchanged."""
+    if scale == 0.0:
+        return frames
+    strength = torch.rand(frames.shape[0], 1, 1, 1, 1, device=frames.device, generator=generator) * scale
+    noise = torch.randn(frames.shape, device=frames.device, generator=generator) * strength
+    return (frames.float() + noise).round().clamp(0, 255).to(torch.uint8)

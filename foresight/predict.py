@@ -68,13 +68,15 @@ class Predictor:
         self.prompt_template = data.get("prompt_template", "{caption}")
 
     def held_out(self, shards: str | None = None, limit: int | None = None, batch_size: int = 4,
-                 field: str = "shards") -> ClipWindows:
+                 field: str = "shards", future_frames: int | None = None) -> ClipWindows:
         """Windows of shards (default: the checkpoint's data.val_shards) cut as the checkpoint was
-        trained (context and future frames, buckets, fps, prompt template), in order, bad clips counted."""
+        trained (context and future frames, buckets, fps, prompt template), in order, bad clips counted.
+        future_frames: a longer future than training's (the truth for a rollout's later chunks)."""
         data = self.cfg.data
         spec = shards or data.val_shards
         buckets = ([tuple(b) for b in data.buckets] if data.get("buckets")
                    else [(data.height, data.width, data.future_frames)])
+        buckets = [(h, w, future_frames or f) for h, w, f in buckets]
         return ClipWindows(expand_shards(spec, field if shards else "data.val_shards"), data.context_frames,
                            buckets, data.get("fps"), train=False, seed=0, strict=False, batch_size=batch_size,
                            limit=limit, prompt_template=self.prompt_template,
@@ -106,47 +108,56 @@ class Predictor:
         run = self.rollout(context, [text], fps=fps, seed=seed)
         return run.frames[:, 0], run.timings[0]
 
-    @torch.no_grad()
     def rollout(self, context: np.ndarray | torch.Tensor, texts: Sequence[str | list[str]],
                 fps: float | list[float] = 24.0, seed: int = 0, latent_continuation: bool = False) -> Rollout:
-        """K = len(texts) chunks predicted in turn, each from the clip as it stands after the one before:
-        chunk k+1 reads the last C frames of context + predictions (the VLM's frames and the current
-        frame), so from chunk 2 on the model conditions on its own predictions. texts: one entry per
-        chunk, each a text for every clip or one per clip. latent_continuation: the next current
-        frame's latent is the previous chunk's last predicted latent frame, not its decoded frame
-        encoded again (no VAE encode; the causal VAE's last latent frame summarises 8 frames, where
-        an encoded current frame is that frame alone). One generator runs through all chunks."""
-        ctx = torch.as_tensor(np.asarray(context))
-        ctx = (ctx[None] if ctx.ndim == 4 else ctx).to(self.device)  # (B, C, H, W, 3) uint8
-        b = ctx.shape[0]
-        rates = torch.as_tensor(fps, dtype=torch.float32).reshape(-1).expand(b).clone()
-        m = self.module
-        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
-        gen = torch.Generator(self.device).manual_seed(seed)
-        first, frames, latents, contexts, timings = None, [], [], [], []
-        for text in texts:
-            captions = [text] * b if isinstance(text, str) else list(text)
-            batch = {"context": ctx, "caption": captions, "fps": rates,
-                     "prompt": [self.prompt_template.format(caption=t) for t in captions]}
-            start = time.perf_counter()
-            feats = encode_batch(batch, m.vlm, m.ltx, future_frames=self.future_frames,
-                                 context_latents=m.option.needs_context_latents, first_latent=first)
-            sync()
-            encoded = time.perf_counter()
-            z = m.option.sample(m.adapter, m.ltx, feats, generator=gen)  # (B, 128, f, h, w)
-            sync()
-            sampled = time.perf_counter()
-            video = video_to_frames(m.ltx.decode(z, generator=gen))  # (B, F, H, W, 3) uint8
-            sync()
-            done = time.perf_counter()
-            timings.append({"encode_s": encoded - start, "sample_s": sampled - encoded, "decode_s": done - sampled,
-                            "total_s": done - start})
-            contexts.append(ctx.cpu().numpy())
-            frames.append(video.cpu().numpy())
-            latents.append(z.float().cpu())
-            ctx = torch.cat([ctx, video[:, 1:]], 1)[:, -self.context_frames:]  # frame 0 repeats the current one
-            first = z[:, :, -1:] if latent_continuation else None
-        return Rollout(np.stack(frames, 1), torch.stack(latents, 1), np.stack(contexts, 1), timings)
+        """K = len(texts) chunks predicted in turn (see `rollout`); texts: one entry per chunk, each a
+        text for every clip or one per clip."""
+        return rollout(self.module, context, texts, self.future_frames, fps=fps, seed=seed,
+                       prompt_template=self.prompt_template, latent_continuation=latent_continuation)
+
+
+@torch.no_grad()
+def rollout(module, context: np.ndarray | torch.Tensor, texts: Sequence[str | list[str]], future_frames: int,
+            fps: float | list[float] = 24.0, seed: int = 0, prompt_template: str = "{caption}",
+            latent_continuation: bool = False) -> Rollout:
+    """K = len(texts) chunks predicted in turn by `module` (vlm, ltx, option, adapter), each from the
+    clip as it stands after the one before: chunk k+1 reads the last C frames of context + predictions
+    (the VLM's frames and the current frame), so from chunk 2 on the model conditions on its own
+    predictions. latent_continuation: the next current frame's latent is the previous chunk's last
+    predicted latent frame, not its decoded frame encoded again (no VAE encode; the causal VAE's last
+    latent frame summarises 8 frames, where an encoded current frame is that frame alone). One
+    generator runs through all chunks."""
+    device = next(module.ltx.parameters()).device
+    ctx = torch.as_tensor(np.asarray(context))
+    ctx = (ctx[None] if ctx.ndim == 4 else ctx).to(device)  # (B, C, H, W, 3) uint8
+    b, c = ctx.shape[:2]
+    rates = torch.as_tensor(fps, dtype=torch.float32).reshape(-1).expand(b).clone()
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    gen = torch.Generator(device).manual_seed(seed)
+    first, frames, latents, contexts, timings = None, [], [], [], []
+    for text in texts:
+        captions = [text] * b if isinstance(text, str) else list(text)
+        batch = {"context": ctx, "caption": captions, "fps": rates,
+                 "prompt": [prompt_template.format(caption=t) for t in captions]}
+        start = time.perf_counter()
+        feats = encode_batch(batch, module.vlm, module.ltx, future_frames=future_frames,
+                             context_latents=module.option.needs_context_latents, first_latent=first)
+        sync()
+        encoded = time.perf_counter()
+        z = module.option.sample(module.adapter, module.ltx, feats, generator=gen)  # (B, 128, f, h, w)
+        sync()
+        sampled = time.perf_counter()
+        video = video_to_frames(module.ltx.decode(z, generator=gen))  # (B, F, H, W, 3) uint8
+        sync()
+        done = time.perf_counter()
+        timings.append({"encode_s": encoded - start, "sample_s": sampled - encoded, "decode_s": done - sampled,
+                        "total_s": done - start})
+        contexts.append(ctx.cpu().numpy())
+        frames.append(video.cpu().numpy())
+        latents.append(z.float().cpu())
+        ctx = torch.cat([ctx, video[:, 1:]], 1)[:, -c:]  # frame 0 repeats the current one
+        first = z[:, :, -1:] if latent_continuation else None
+    return Rollout(np.stack(frames, 1), torch.stack(latents, 1), np.stack(contexts, 1), timings)
 
 
 @dataclass

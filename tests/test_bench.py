@@ -11,8 +11,10 @@ def test_bench_tiny_mode_reports_every_stage(tmp_path):
     assert report["rows"] == [row] and report["meta"]["model"] == "tiny"
     assert row["tokens"] == 12 and row["vlm_tokens"] > 0
     for key in ("vlm_ms", "vlm_per_window_attention_ms", "vlm_preprocess_ms", "adapter_ms", "dit_step_ms", "decode_ms", "predict_A_ms", "predict_B_ms",
-                "predict_C_ms", "predict_D_ms", "train_bare_lora_ms", "train_option_c_ckpt_ms"):
+                "predict_C_ms", "predict_D_ms", "train_bare_lora_ms", "train_option_c_ckpt_ms", "rollout3_A_ms",
+                "rollout3_C_ms", "rollout3_C_latent_ms"):
         assert row[key] > 0, key
+    assert len(row["rollout3_B_chunk_ms"]) == 3
 
 
 def test_architecture_merges_the_parent_config():

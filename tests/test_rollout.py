@@ -111,3 +111,93 @@ def test_predict_py_rollout_writes_the_joined_chunks(run_dir, tmp_path):
                           "prompt=[a,b]", f"out_dir={tmp_path / 'bad'}", f"paths.log_dir={tmp_path / 'logs'}"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "prompt= lists 2 prompts for rollout=3 chunks" in bad.stderr
+
+
+def long_and_short_shard(path):
+    """Two clips long enough for a 2-chunk rollout (40 frames) and one that is not (20)."""
+    import json
+
+    import webdataset as wds
+
+    from foresight.data.video import encode_mp4
+
+    with wds.TarWriter(str(path)) as sink:
+        for seed, frames in ((11, 40), (12, 20), (13, 40)):
+            clip = render_clip(seed, num_frames=frames, width=64, height=64)
+            sink.write({"__key__": f"clip{seed}", "mp4": encode_mp4(clip.frames, clip.fps), "txt": clip.caption,
+                        "json": json.dumps({"fps": clip.fps})})
+    return str(path)
+
+
+def test_rollout_evaluation_scores_each_horizon_beside_copy_last(predictor, tmp_path):
+    from foresight.eval.metrics import psnr
+    from foresight.eval.rollout import evaluate_rollout
+
+    shard = long_and_short_shard(tmp_path / "long.tar")
+    result = evaluate_rollout(predictor, 2, shards=shard, batch_size=2)
+    assert result["clips"] == 2 and result["skipped"] == {"too_short": 1}  # the 20-frame clip, counted
+    m = result["metrics"]
+    for name in ("latent_mse", "psnr", "ssim"):
+        for key in (f"{name}_chunk1", f"{name}_chunk2", f"{name}_drift", f"{name}_rollout"):
+            assert key in m and f"{key}_copy_last" in m, key
+        assert m[f"{name}_drift"] == pytest.approx(m[f"{name}_chunk2"] - m[f"{name}_chunk1"])
+    assert len(result["per_frame"]["psnr"]) == len(result["per_frame"]["psnr_copy_last"]) == 2 * 16
+    assert len(result["seconds_per_chunk"]) == 2
+    # copy-last's horizon curve is the original current frame against the true frames 1..32 after it
+    windows = predictor.held_out(shard, batch_size=2, future_frames=33)
+    batch = next(iter(torch.utils.data.DataLoader(windows, batch_size=None)))
+    still = batch["context"][:, -1:].expand(-1, 32, -1, -1, -1)
+    expected = psnr(still, batch["target"][:, 1:]).mean(0)
+    assert result["per_frame"]["psnr_copy_last"] == pytest.approx(expected.tolist(), rel=1e-5)
+    with pytest.raises(ValueError, match="no clip in .* is long enough for rollout=3"):
+        evaluate_rollout(predictor, 3, shards=shard)
+
+
+def test_evaluate_py_rollout_writes_its_report(run_dir, tmp_path):
+    import json
+
+    shard = long_and_short_shard(tmp_path / "long.tar")
+    done = subprocess.run([sys.executable, "evaluate.py", f"ckpt={run_dir}", f"shards={shard}", "rollout=2",
+                           "latent_continuation=true", f"out_dir={tmp_path / 'eval'}",
+                           f"paths.log_dir={tmp_path / 'logs'}"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert result["rollout"] == 2 and result["latent_continuation"] and "psnr_chunk2_copy_last" in result["metrics"]
+    assert "| 2 |" in (tmp_path / "eval" / "evaluation.md").read_text() and "Drift" in done.stdout
+
+
+def test_context_corruption_noises_only_what_is_given():
+    from foresight.features import Features, corrupt_frames, corrupt_latents
+
+    g = torch.Generator().manual_seed(0)
+    first = torch.randn(3, 128, 1, 2, 2, generator=g)
+    target = torch.cat([first, torch.randn(3, 128, 2, 2, 2, generator=g)], 2)
+    feats = Features(torch.zeros(3, 1, 4), torch.ones(3, 1, dtype=torch.bool), torch.zeros(3, 1, 8),
+                     torch.ones(3, 1, dtype=torch.bool), first, (3, 2, 2), torch.full((3,), 24.0), target,
+                     context_latents=torch.randn(3, 128, 3, 2, 2, generator=g))
+    assert corrupt_latents(feats, 0.0) is feats
+    noisy = corrupt_latents(feats, 0.5, torch.Generator().manual_seed(1))
+    assert torch.equal(noisy.target[:, :, :1], noisy.first_latent)  # the given frame, one value in both
+    assert torch.equal(noisy.target[:, :, 1:], target[:, :, 1:])  # the future to learn stays clean
+    assert not torch.equal(noisy.first_latent, first) and not torch.equal(noisy.context_latents, feats.context_latents)
+    assert (noisy.first_latent - first).std() < 0.5  # strength at most the scale
+    frames = torch.full((2, 4, 8, 8, 3), 128, dtype=torch.uint8)
+    out = corrupt_frames(frames, 20.0, torch.Generator().manual_seed(0))
+    assert out.dtype == torch.uint8 and out.shape == frames.shape and not torch.equal(out, frames)
+    assert corrupt_frames(frames, 0.0) is frames
+
+
+def test_context_corruption_is_configured_and_refused_where_it_cannot_work(twin_dir, tmp_path):
+    from hydra.utils import instantiate
+
+    cfg = compose([f"paths.cache_dir={twin_dir}", "logger=none", "+experiment=optionC", "module.context_noise=0.3",
+                   "option.first_frame=0.5"])
+    with pytest.raises(ValueError, match="module.context_noise=0.3 noises the given current frame"):
+        instantiate(cfg.module)(vlm=instantiate(cfg.vlm), ltx=instantiate(cfg.model), option=instantiate(cfg.option),
+                                adapter=instantiate(cfg.adapter))
+    out = tmp_path / "run"
+    cfg = compose([f"paths.cache_dir={twin_dir}", f"paths.output_dir={out}", "logger=none", "+experiment=optionC",
+                   "module.context_noise=0.3", "module.context_frame_noise=10", "trainer.max_steps=2",
+                   "trainer.val_check_interval=2", "callbacks.sample_videos.every_n_steps=0"])
+    assert np.isfinite(train(cfg)["metrics"]["train/loss"])

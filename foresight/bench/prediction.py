@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import diffusers
 import torch
@@ -39,6 +40,7 @@ from foresight.options.clean_latents import CleanLatents
 from foresight.options.image_path import ImagePath
 from foresight.options.partial_diffusion import PartialDiffusion
 from foresight.options.text_path import TextPath
+from foresight.predict import rollout
 
 PROMPT = "what happens next if the red ball rolls to the left while the camera moves slowly to the right " * 3
 
@@ -140,6 +142,16 @@ def bench_size(ltx: LTXVideo, vlm: FrozenVLM, adapter_width: int, size: tuple[in
 
         with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
             row[f"predict_{name}_ms"], _ = timed(predict, device, iters)
+            # a 3-chunk rollout through predict's own loop (T5's states precomputed, as above), re-encoding
+            # each chunk's decoded current frame, then handing its latent over (latent continuation)
+            parts = SimpleNamespace(vlm=vlm, ltx=ltx, option=option, adapter=adapter)
+            ltx.text_encoder = lambda captions: (text.expand(len(captions), -1, -1), text_mask.expand(len(captions), -1))
+            for mode, latent in (("", False), ("_latent", True)):
+                ms, run = timed(lambda: rollout(parts, context, [PROMPT] * 3, frames, fps=24.0,
+                                                latent_continuation=latent), device, iters)
+                row[f"rollout3_{name}{mode}_ms"] = ms
+                row[f"rollout3_{name}{mode}_chunk_ms"] = [round(t["total_s"] * 1e3, 2) for t in run.timings]
+            ltx.text_encoder = None
 
     if train:
         row |= train_steps(ltx, vlm, feats, adapter_width, device, dtype, iters, lora_rank)

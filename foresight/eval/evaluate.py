@@ -143,12 +143,13 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(result: dict, out_dir: str | Path) -> list[Path]:
+def write(result: dict, out_dir: str | Path, report: str | None = None) -> list[Path]:
+    """evaluation.json (the result) and evaluation.md (`report`, or the result's markdown)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "evaluation.json", out / "evaluation.md"]
     paths[0].write_text(json.dumps(result, indent=1) + "\n")
-    paths[1].write_text(markdown(result))
+    paths[1].write_text(report or markdown(result))
     return paths
 
 
@@ -158,9 +159,18 @@ def main(cfg) -> dict:
     baseline = None
     if cfg.ckpt is None:  # a baseline: the composed training groups, without Hydra's own node
         baseline = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    result = evaluate(cfg.ckpt, shards=cfg.shards, limit=cfg.limit, batch_size=cfg.batch_size, seed=cfg.seed,
-                      lpips_vgg=cfg.lpips.vgg, lpips_lin=cfg.lpips.lin, fvd_i3d=cfg.fvd.i3d, config=baseline)
-    paths = write(result, cfg.out_dir)
-    print(markdown(result))
+    if cfg.get("rollout") is not None:
+        from foresight.eval import rollout
+
+        result = rollout.evaluate_rollout(Predictor(cfg.ckpt, config=baseline), cfg.rollout, shards=cfg.shards,
+                                          limit=cfg.limit, batch_size=cfg.batch_size, seed=cfg.seed,
+                                          latent_continuation=cfg.latent_continuation)
+        report = rollout.markdown(result)
+    else:
+        result = evaluate(cfg.ckpt, shards=cfg.shards, limit=cfg.limit, batch_size=cfg.batch_size, seed=cfg.seed,
+                          lpips_vgg=cfg.lpips.vgg, lpips_lin=cfg.lpips.lin, fvd_i3d=cfg.fvd.i3d, config=baseline)
+        report = markdown(result)
+    paths = write(result, cfg.out_dir, report)
+    print(report)
     print("wrote " + " and ".join(map(str, paths)))
     return result

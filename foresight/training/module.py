@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from foresight.eval.scoring import Scorer
-from foresight.features import Features, encode_batch
+from foresight.features import Features, corrupt_frames, corrupt_latents, encode_batch
 from foresight.models.adapter import QueryAdapter
 from foresight.models.ltx import LTXVideo
 from foresight.models.vlm import FrozenVLM
@@ -41,10 +41,23 @@ class ForesightModule(L.LightningModule):
         vlm_dim: int | None = None,
         baselines: bool = True,
         instruction_gap: bool = True,
+        context_noise: float = 0.0,
+        context_frame_noise: float = 0.0,
     ) -> None:
         """vlm=None with vlm_dim: trained from the feature cache, whose batches carry the VLM states.
-        baselines, instruction_gap: what validation scores beside the prediction (Scorer)."""
+        baselines, instruction_gap: what validation scores beside the prediction (Scorer).
+        context_noise, context_frame_noise: training against exposure bias (rollouts), off at 0: noise
+        of a per-clip strength up to this on the given latents (features.corrupt_latents) and on the
+        VLM's context frames, 0-255 (features.corrupt_frames; needs live encoding, not the cache)."""
         super().__init__()
+        if context_frame_noise and vlm is None:
+            raise ValueError(f"module.context_frame_noise={context_frame_noise} corrupts the frames the VLM reads, "
+                             f"but this run reads cached VLM states (data=features); train from video or set it to 0")
+        if context_noise and option.first_frame < 1.0:
+            raise ValueError(f"module.context_noise={context_noise} noises the given current frame, which "
+                             f"option.first_frame={option.first_frame} sometimes generates instead (it would learn "
+                             f"to generate the noise); set option.first_frame=1 or context_noise=0")
+        self.context_noise, self.context_frame_noise = context_noise, context_frame_noise
         self.vlm, self.ltx, self.option = vlm, ltx, option
         if option.lora:
             ltx.add_lora(**option.lora)
@@ -123,7 +136,10 @@ class ForesightModule(L.LightningModule):
         return encode_batch(batch, self.vlm, self.ltx, context_latents=self.option.needs_context_latents)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        out = self.option.loss(self.adapter, self.ltx, self.features(batch), training=True)
+        if self.context_frame_noise:
+            batch = {**batch, "context": corrupt_frames(batch["context"], self.context_frame_noise)}
+        feats = corrupt_latents(self.features(batch), self.context_noise)
+        out = self.option.loss(self.adapter, self.ltx, feats, training=True)
         bs = len(batch["caption"])
         self.log_dict({f"train/{k}": v for k, v in out.items()}, prog_bar=False, batch_size=bs)
         # host numbers go in as CPU tensors: a logged float is copied to the GPU, which waits for the step
