@@ -103,6 +103,36 @@ def test_the_committed_shards_are_the_default_render(split):
     torch.testing.assert_close(clips, frames, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("future", [3 * 16 + 1, 17])
+def test_the_long_held_out_split_loads_as_rollout_windows(future):
+    """data=world_long's shard, as Predictor.held_out reads it: every clip gives a window of 4 context
+    + 49 future frames (3 windows of 17 in turn) from its start, or of 4 + 17 (the first window only);
+    both are the held-out clips continued, the first 20 frames those of heldout-000000.tar."""
+    from foresight.config import compose
+    from foresight.data.loader import ClipWindows, expand_shards
+
+    def read(shards: str, future: int) -> dict:
+        windows = ClipWindows(expand_shards(shards, "data.val_shards"), data.context_frames,
+                              [(data.height, data.width, future)], data.get("fps"), train=False, seed=0,
+                              strict=True, batch_size=32, limit=data.val_samples)
+        batches = list(windows)
+        assert len(batches) == 1 and not windows.skips
+        return batches[0]
+
+    data = compose(["data=world_long", "logger=none"]).data
+    batch = read(data.val_shards, future)
+    assert batch["key"] == [f"heldout_long_{i:06d}" for i in range(32)]
+    frames, captions, metas = render_batch(list(range(32)), "heldout", frames=scene.rollout_frames(3))
+    assert batch["caption"] == captions and all(m["split"] == "heldout" for m in metas)
+    assert batch["context"].shape == (32, 4, 64, 64, 3) and batch["target"].shape == (32, future, 64, 64, 3)
+    torch.testing.assert_close(batch["context"], frames[:, :4], rtol=0, atol=0)
+    torch.testing.assert_close(batch["target"], frames[:, 3: 3 + future], rtol=0, atol=0)
+    short = read(str(ROOT / "data" / "world" / "heldout-000000.tar"), 17)
+    assert short["caption"] == captions
+    torch.testing.assert_close(short["context"], frames[:, :4], rtol=0, atol=0)
+    torch.testing.assert_close(short["target"], frames[:, 3: scene.FRAMES], rtol=0, atol=0)
+
+
 def test_held_out_compositions_never_appear_in_training():
     for split in ("train", "val", "heldout"):
         for seed in range(300):
