@@ -133,6 +133,21 @@ def test_the_long_held_out_split_loads_as_rollout_windows(future):
     torch.testing.assert_close(short["target"], frames[:, 3: scene.FRAMES], rtol=0, atol=0)
 
 
+def test_render_command_writes_a_long_split_of_any_chunks(tmp_path, capsys):
+    from foresight.data.loader import ClipWindows
+    from foresight.world.cli import main
+
+    args = ["render", "--out", str(tmp_path), "--train", "0", "--val", "0", "--heldout", "0", "--heldout-long", "2"]
+    assert main([*args, "--chunks", "0"]) == 2 and "--chunks 1 or more" in capsys.readouterr().err
+    assert main([*args, "--chunks", "2"]) == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["heldout_long-000000.tar"]
+    windows = ClipWindows([str(tmp_path / "heldout_long-000000.tar")], 4, [(64, 64, 33)], None, train=False,
+                          seed=0, strict=True, batch_size=2)
+    batch = next(iter(windows))
+    frames, _, _ = render_batch([0, 1], "heldout", frames=scene.rollout_frames(2))  # (2, 36, 64, 64, 3)
+    torch.testing.assert_close(batch["target"], frames[:, 3:], rtol=0, atol=0)
+
+
 def test_held_out_compositions_never_appear_in_training():
     for split in ("train", "val", "heldout"):
         for seed in range(300):

@@ -29,6 +29,10 @@ def render(args: argparse.Namespace) -> int:
 
     from foresight.world.scene import rollout_frames
 
+    if args.chunks < 1:
+        print(f"foresight world render: --chunks {args.chunks}: a long clip holds at least one prediction "
+              f"window (--chunks 1 or more)", file=sys.stderr)
+        return 2
     counts = {"train": args.train, "val": args.val, "heldout": args.heldout,
               "heldout_long": args.heldout_long}
     paths = write_world(args.out, counts, args.chunks)
