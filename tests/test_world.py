@@ -137,7 +137,8 @@ def test_render_command_writes_a_long_split_of_any_chunks(tmp_path, capsys):
     from foresight.data.loader import ClipWindows
     from foresight.world.cli import main
 
-    args = ["render", "--out", str(tmp_path), "--train", "0", "--val", "0", "--heldout", "0", "--heldout-long", "2"]
+    args = ["render", "--out", str(tmp_path), "--train", "0", "--val", "0", "--heldout", "0",
+            "--heldout-long", "2"]
     assert main([*args, "--chunks", "0"]) == 2 and "--chunks 1 or more" in capsys.readouterr().err
     assert main([*args, "--chunks", "2"]) == 0
     assert [p.name for p in tmp_path.iterdir()] == ["heldout_long-000000.tar"]
