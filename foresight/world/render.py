@@ -7,6 +7,7 @@ a fraction of a pixel changes the frame, as in a real camera.
 
     clip = render_clip(seed=7, split="val")                     # frames (20, 64, 64, 3) uint8, caption
     same_context = render_clip(seed=7, split="val", action="left")   # another instruction, same frames 0..3
+    longer = render_clip(seed=7, split="val", frames=52)        # the same clip, continued: frames 0..19 equal
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ MAX_SHAPES = 3
 
 @dataclass
 class Clip:
-    frames: np.ndarray  # (FRAMES, SIZE, SIZE, 3) uint8
+    frames: np.ndarray  # (frames, SIZE, SIZE, 3) uint8, FRAMES unless asked otherwise
     caption: str
     meta: dict  # seed, split, fps, the instructed shape and action, number of shapes
 
@@ -79,13 +80,17 @@ def rasterize(background: Tensor, centres: Tensor, radius: Tensor, kind: Tensor,
     return img.round().clamp(0, 255).to(torch.uint8)
 
 
-def layout_arrays(seeds: list[int], split: str, actions: list[str | None] | None = None
+def layout_arrays(seeds: list[int], split: str, actions: list[str | None] | None = None, frames: int = FRAMES
                   ) -> tuple[dict[str, np.ndarray], list[str], list[dict]]:
     """What `rasterize` needs for these seeds, as numpy arrays (cheap, CPU: data-loader workers run
-    it while the GPU rasterises), with the captions and per-clip metadata."""
+    it while the GPU rasterises), with the captions and per-clip metadata. frames: the clip's length,
+    at least FRAMES; a longer clip continues the same motion (see scene.py)."""
+    if frames < FRAMES:
+        raise ValueError(f"frames={frames}: a world clip holds at least {FRAMES} frames (4 context + 17 "
+                         f"future); longer clips continue the motion")
     b = len(seeds)
     arrays = {"background": np.zeros((b, 3), np.float32),
-              "centres": np.zeros((b, MAX_SHAPES, FRAMES, 2), np.float32),
+              "centres": np.zeros((b, MAX_SHAPES, frames, 2), np.float32),
               "radius": np.zeros((b, MAX_SHAPES), np.float32),
               "kind": np.zeros((b, MAX_SHAPES), np.int64),
               "colour": np.zeros((b, MAX_SHAPES, 3), np.float32),
@@ -93,7 +98,7 @@ def layout_arrays(seeds: list[int], split: str, actions: list[str | None] | None
     captions, metas = [], []
     for i, seed in enumerate(seeds):
         scene, instruction = layout(seed, split, actions[i] if actions else None)
-        paths = trajectories(scene, instruction)  # (K, F, 2)
+        paths = trajectories(scene, instruction, frames)  # (K, F, 2)
         for slot, k in enumerate(draw_order(scene, instruction)):
             s = scene.shapes[k]
             arrays["centres"][i, slot], arrays["radius"][i, slot] = paths[k], s.radius
@@ -106,15 +111,16 @@ def layout_arrays(seeds: list[int], split: str, actions: list[str | None] | None
 
 
 def render_batch(seeds: list[int], split: str, device: torch.device | str = "cpu",
-                 actions: list[str | None] | None = None) -> tuple[Tensor, list[str], list[dict]]:
-    """Clips of these seeds: frames uint8 (B, FRAMES, SIZE, SIZE, 3) on `device`, captions, metadata.
+                 actions: list[str | None] | None = None, frames: int = FRAMES
+                 ) -> tuple[Tensor, list[str], list[dict]]:
+    """Clips of these seeds: frames uint8 (B, frames, SIZE, SIZE, 3) on `device`, captions, metadata.
     actions: per seed, an action replacing the sampled one (None keeps it)."""
-    arrays, captions, metas = layout_arrays(seeds, split, actions)
+    arrays, captions, metas = layout_arrays(seeds, split, actions, frames)
     frames = rasterize(**{k: torch.from_numpy(v).to(device) for k, v in arrays.items()})
     return frames, captions, metas
 
 
-def render_clip(seed: int, split: str, action: str | None = None) -> Clip:
+def render_clip(seed: int, split: str, action: str | None = None, frames: int = FRAMES) -> Clip:
     """One clip on the CPU (deterministic per seed and split)."""
-    frames, captions, metas = render_batch([seed], split, actions=[action])
-    return Clip(frames[0].numpy(), captions[0], metas[0])
+    pixels, captions, metas = render_batch([seed], split, actions=[action], frames=frames)
+    return Clip(pixels[0].numpy(), captions[0], metas[0])
