@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Rollouts on the pretrained world (issue 15, items 2-3): does context corruption reduce drift at K = 3,
+# and what does latent continuation cost? Option C, 300 steps, seeds 0-2. The no-corruption arm is the
+# options study's optionC runs (experiments/2026-12-01_options_world, same data, steps and seeds); the
+# corrupted arm trains with module.context_noise=0.3. Every checkpoint and the frozen i2v baseline are
+# scored as 3-chunk rollouts on the long held-out split (data/world/heldout_long-000000.tar, 32 clips).
+#   BASE=logs/study_world/train/multiruns/<sweep> bash experiments/2026-12-01_rollouts_world/run.sh
+set -euo pipefail
+PY=${PY:-.venv/bin/python}
+LOGS=${LOGS:-logs/rollouts_world}
+BASE=${BASE:?the options study sweep directory (its optionC runs are the no-corruption arm)}
+OUT=experiments/2026-12-01_rollouts_world
+WORLD="model=world vlm=world data=world"
+LONG='shards="data/world/heldout_long-000000.tar"'
+STEPS=${STEPS:-300}
+
+$PY train.py -m +experiment=optionC "seed=0,1,2" $WORLD logger=csv module.context_noise=0.3 \
+    trainer.max_steps=$STEPS trainer.val_check_interval=$((STEPS / 2)) callbacks.sample_videos.every_n_steps=0 \
+    paths.log_dir=$LOGS
+NOISY=$(ls -d $LOGS/train/multiruns/*/ | tail -1)
+for run in "$NOISY"*/; do
+    [ -f "$run/checkpoints/last.safetensors" ] || continue
+    $PY evaluate.py ckpt="$run" "$LONG" rollout=3 batch_size=8 out_dir="$LOGS/eval/noise0.3/$(basename "$run")"
+done
+for run in "$BASE"*/; do
+    grep -q "experiment=optionC" "$run/.hydra/overrides.yaml" || continue
+    $PY evaluate.py ckpt="$run" "$LONG" rollout=3 batch_size=8 out_dir="$LOGS/eval/clean/$(basename "$run")"
+    $PY evaluate.py ckpt="$run" "$LONG" rollout=3 batch_size=8 latent_continuation=true \
+        out_dir="$LOGS/eval/clean_latent/$(basename "$run")"
+done
+$PY evaluate.py option=i2v $WORLD "$LONG" rollout=3 batch_size=8 out_dir="$LOGS/eval/i2v/0"
+# mean and spread over seeds per arm, per chunk, with copy-last and the seconds per chunk
+$PY - "$LOGS/eval" > $OUT/summary.md <<'PY'
+import json, sys, statistics as st
+from pathlib import Path
+root = Path(sys.argv[1])
+print("| arm | runs | " + " | ".join(f"{m} chunk {k}" for m in ("psnr", "latent_mse") for k in (1, 2, 3))
+      + " | psnr drift | latent_mse drift | s/chunk |")
+print("|---" * 11 + "|")
+copy = None
+for arm in sorted(p for p in root.iterdir() if p.is_dir()):
+    results = [json.loads(f.read_text()) for f in sorted(arm.glob("*/evaluation.json"))]
+    cell = lambda key: (lambda v: f"{st.mean(v):.4g} ± {st.stdev(v):.2g}" if len(v) > 1 else f"{v[0]:.4g}")(
+        [r["metrics"][key] for r in results])
+    secs = st.mean(c["total_s"] for r in results for c in r["seconds_per_chunk"])
+    print(f"| {arm.name} | {len(results)} | " + " | ".join(cell(f"{m}_chunk{k}") for m in ("psnr", "latent_mse")
+          for k in (1, 2, 3)) + f" | {cell('psnr_drift')} | {cell('latent_mse_drift')} | {secs:.3f} |")
+    copy = copy or results[0]
+print(f"| copy last (original current frame) | - | " + " | ".join(f"{copy['metrics'][f'{m}_chunk{k}_copy_last']:.4g}"
+      for m in ("psnr", "latent_mse") for k in (1, 2, 3)) + f" | {copy['metrics']['psnr_drift_copy_last']:.4g} | "
+      f"{copy['metrics']['latent_mse_drift_copy_last']:.4g} | - |")
+PY
+cat $OUT/summary.md
