@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 train: install
-	$(PY) train.py +experiment=$(EXPERIMENT) $(WORLD)
+	$(PY) train.py experiment=$(EXPERIMENT) $(WORLD)
 
 test: install
 	$(PY) -m pytest

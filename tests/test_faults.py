@@ -114,6 +114,18 @@ def state_file(path: Path, step: int, experiment=EXPERIMENT, shaping=None) -> Pa
     return path
 
 
+def test_experiment_with_or_without_plus_resumes_the_same_runs(tmp_path):
+    """`experiment=X` and `+experiment=X` (the form of every command before train.yaml named the group)
+    have one identity, the one states have always stored; another seed is another experiment."""
+    from foresight.training.resume import experiment_identity
+
+    old = state_file(tmp_path / "a" / "checkpoints" / "state" / "step000004.safetensors", 4)
+    assert experiment_identity(compose(["experiment=optionA"])) == experiment_identity(
+        compose(["+experiment=optionA"])) == EXPERIMENT
+    assert find_resumable(tmp_path, experiment_identity(compose(["experiment=optionA"]))) == old
+    assert find_resumable(tmp_path, experiment_identity(compose(["experiment=optionA", "seed=1"]))) is None
+
+
 def test_resume_auto_skips_unreadable_states_with_a_warning(tmp_path, caplog):
     good = state_file(tmp_path / "a" / "checkpoints" / "state" / "step000004.safetensors", 4)
     time.sleep(0.01)

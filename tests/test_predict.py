@@ -86,8 +86,8 @@ def test_predict_py_on_a_directory_and_on_shards_in_batches(run_dir, tmp_path):
 
 def test_checkpoint_naming_former_targets_still_loads(run_dir, tmp_path):
     """A checkpoint written before the training machinery moved into foresight/training/ stores
-    `_target_: foresight.module.ForesightModule` (and the old callback paths): it predicts exactly as
-    before; a target that no conf/ file names, now or formerly, is still refused."""
+    `_target_: foresight.module.ForesightModule` (and the old callback paths) and `module.warmup_steps`:
+    it predicts exactly as before; a target that no conf/ file names, now or formerly, is still refused."""
     import json
 
     from safetensors import safe_open
@@ -103,6 +103,9 @@ def test_checkpoint_naming_former_targets_still_loads(run_dir, tmp_path):
     for former, current in FORMER_TARGETS.items():
         if former != current:
             old = old.replace(f'"{current}"', f'"{former}"')
+    old = json.loads(old)  # and the LR schedule as it was stored then: module.warmup_steps, no module.scheduler
+    old["config"]["module"]["warmup_steps"] = old["config"]["module"].pop("scheduler")["warmup_steps"]
+    old = json.dumps(old)
     assert '"foresight.module.ForesightModule"' in old and '"foresight.training.' not in old
     save_file(tensors, str(tmp_path / "old.safetensors"), metadata={"foresight": old})
     context = render_clip(seed=5, width=64, height=64).frames[:4]

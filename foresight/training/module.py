@@ -7,7 +7,6 @@ with keys that mean the same for every option, so that runs and options compare 
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import lightning as L
@@ -36,13 +35,15 @@ class ForesightModule(L.LightningModule):
         option: Option,
         adapter: Callable[..., QueryAdapter],
         optimizer: Callable[..., torch.optim.Optimizer],
-        warmup_steps: int = 0,
+        scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
         val_seed: int = 0,
         vlm_dim: int | None = None,
         baselines: bool = True,
         instruction_gap: bool = True,
     ) -> None:
         """vlm=None with vlm_dim: trained from the feature cache, whose batches carry the VLM states.
+        optimizer, scheduler: partials called with the trainable parameters and with the optimizer
+        (conf/train.yaml module.optimizer, module.scheduler); scheduler None: a constant learning rate.
         baselines, instruction_gap: what validation scores beside the prediction (Scorer)."""
         super().__init__()
         self.vlm, self.ltx, self.option = vlm, ltx, option
@@ -51,7 +52,7 @@ class ForesightModule(L.LightningModule):
         self.adapter = (adapter(in_dim=vlm.out_dim if vlm is not None else vlm_dim, out_dim=option.adapter_out_dim(ltx))
                         if option.uses_adapter else None)
         self.optimizer_factory = optimizer
-        self.warmup_steps = warmup_steps
+        self.scheduler_factory = scheduler
         self.val_seed = val_seed
         self.scorer = Scorer(baselines=baselines, instruction_gap=instruction_gap)
         self.strict_loading = False  # training-state checkpoints hold the trainable tensors only
@@ -97,19 +98,10 @@ class ForesightModule(L.LightningModule):
                              f"unexpected {unexpected[:3]}); resume with the config it was trained with")
 
     def configure_optimizers(self) -> dict[str, Any]:
-        params = [p for p in self.parameters() if p.requires_grad]
-        opt = self.optimizer_factory(params)
-        warmup = self.warmup_steps
-        total = max(self.trainer.max_steps, 1) if self.trainer else 1
-
-        def lr_scale(step: int) -> float:  # linear warm-up, then cosine to 10%
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
-            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_scale)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        opt = self.optimizer_factory([p for p in self.parameters() if p.requires_grad])
+        if self.scheduler_factory is None:
+            return {"optimizer": opt}
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": self.scheduler_factory(opt), "interval": "step"}}
 
     # steps --------------------------------------------------------------------------------------
 

@@ -122,7 +122,7 @@ def read_state(path) -> dict:
     skeleton = parse_json(_state_skeleton(path), path, "foresight_state")
     state = {"global_step": skeleton.get("global_step"), **(skeleton.get("foresight") or {})}
     trusted.check(state.get("config", {}), str(path))
-    trusted.current_names(state.get("config", {}))
+    trusted.current_config(state.get("config", {}))
     run_id = state.get("wandb_run_id")
     if run_id is not None and not (isinstance(run_id, str) and WANDB_RUN_ID.fullmatch(run_id)):
         raise ValueError(f"{path}: refusing wandb_run_id={str(run_id)[:40]!r} (a run id is letters, digits, _ "
@@ -275,8 +275,10 @@ def defining_overrides(cfg: DictConfig) -> list[str]:
         overrides = list(HydraConfig.get().overrides.task)
     else:  # composed outside a Hydra run (tests, scripts)
         overrides = list(OmegaConf.select(cfg, "hydra.overrides.task", default=[]) or [])
-    return [o for o in overrides if o.lstrip("+~").split("=")[0].split(".")[0] in DEFINING
-            and not o.startswith("data.num_workers")]
+    # `experiment=X` counts as `+experiment=X`, the form every command used before train.yaml's defaults
+    # named the group: the identities (and wandb run names) of runs from before and after agree
+    return ["+" + o if o.startswith("experiment=") else o for o in overrides
+            if o.lstrip("+~").split("=")[0].split(".")[0] in DEFINING and not o.startswith("data.num_workers")]
 
 
 def experiment_identity(cfg: DictConfig) -> dict[str, Any]:

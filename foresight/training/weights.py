@@ -39,7 +39,7 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"{path} is not a Foresight checkpoint (no 'foresight' metadata); pass a file written by train.py")
     meta = parse_json(raw["foresight"], path, "foresight")
     trusted.check(meta.get("config", {}), str(path))
-    trusted.current_names(meta.get("config", {}))
+    trusted.current_config(meta.get("config", {}))
     return meta
 
 
