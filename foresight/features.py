@@ -4,6 +4,7 @@ Options only ever see `Features`. They come live (`encode_batch`: decode video, 
 and VAE encoder in the step) or, later, from a feature cache; the record is the same either way.
 At prediction time the future is unknown: `target` is None and only the first latent frame (the
 last context frame, which LTX's causal VAE encodes on its own) and the grid size are known.
+Fields, shapes and the cache: docs/features.md.
 """
 
 from __future__ import annotations

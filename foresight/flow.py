@@ -1,6 +1,6 @@
 """Rectified flow as LTX-Video trains and samples it: the whole objective and sampler.
 
-Notation (DESIGN.md): clean latents z0, noise e, flow time t in [0, 1],
+Notation (docs/flow.md): clean latents z0, noise e, flow time t in [0, 1],
     x_t = (1 - t) * z0 + t * e          (straight path from data at t=0 to noise at t=1)
     v   = e - z0                         (its constant velocity; the DiT predicts this)
     Euler step: x <- x - dt * v          (t decreases towards 0)

@@ -6,7 +6,7 @@ shards and writes, per input shard, a feature shard of the same name: per clip `
 `context_latents.npy` (128, C-1, h, w: the earlier context frames, each encoded alone, for the prefix
 baseline) and `meta.json` (fps, caption); with `frames: true` also `context.npy` / `target.npy` (uint8), which
 validation needs for pixel metrics and the copy-last-frame baseline. Only `.npy` and `.json`:
-nothing is ever unpickled (`np.load(allow_pickle=False)`).
+nothing is ever unpickled (`np.load(allow_pickle=False)`). The record and the cache: docs/features.md.
 """
 
 from __future__ import annotations

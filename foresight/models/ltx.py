@@ -33,7 +33,7 @@ SPATIAL = 32  # pixels per latent row/column
 TEMPORAL = 8  # frames per latent frame after the first (causal: latent frame 0 is pixel frame 0 alone)
 
 
-# --- token geometry: the same in training and sampling ---------------------------------------------
+# --- token geometry: the same in training and sampling (docs/tokens.md) ----------------------------
 
 
 def pack(latents: Tensor) -> Tensor:

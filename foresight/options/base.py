@@ -2,7 +2,7 @@
 
 An option is a small stateless object (its hyperparameters only). The LightningModule owns the
 adapter and the frozen LTX; an option says how they make a loss from `Features` and how they
-sample a future from them, so all options share one training loop.
+sample a future from them, so all options share one training loop. The math of each: docs/options.md.
 """
 
 from __future__ import annotations
