@@ -50,3 +50,27 @@ def test_training_bench_times_each_option_through_the_trainer_beside_the_bare_st
     for row in rows:
         assert row["step_ms"] > 0 and row["bare_target_tokens_ms"] > 0
     assert c["ratio_same_tokens"] == c["step_ms"] / c["bare_same_tokens_ms"]
+
+
+def test_summary_of_repeated_runs_gives_median_range_and_disagreements():
+    from foresight.bench.prediction import summarise
+
+    runs = [[{"option": "B", "step_ms": 200.0, "peak_gib": 30.0, "mfu": None}],
+            [{"option": "B", "step_ms": 240.0, "peak_gib": "out of memory", "mfu": None}],
+            [{"option": "B", "step_ms": 190.0, "peak_gib": 31.0, "mfu": None}]]
+    (row,) = summarise(runs)
+    assert row["option"] == "B" and row["mfu"] is None
+    assert row["step_ms"] == 200.0 and row["step_ms_range"] == [190.0, 240.0]
+    assert row["peak_gib"] == [30.0, "out of memory", 31.0]  # a run that did not fit stays visible
+
+
+def test_repeats_run_in_separate_processes_and_report_median_and_range(tmp_path):
+    """--repeats N: N fresh processes (training-step times move between processes, not within one)."""
+    rows = main(["--tiny", "--no-train", "--iters", "1", "--repeats", "2", "--out", str(tmp_path / "bench.json")])
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert report["meta"]["repeats"] == 2 and len(report["runs"]) == 2 and report["rows"] == rows
+    for i, run in enumerate(report["runs"]):  # each run's own report stays beside the summary
+        assert json.loads((tmp_path / f"bench.run{i}.json").read_text())["rows"] == run
+    low, high = rows[0]["dit_step_ms_range"]
+    runs = sorted(run[0]["dit_step_ms"] for run in report["runs"])
+    assert [low, high] == runs and rows[0]["dit_step_ms"] == sum(runs) / 2

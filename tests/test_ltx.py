@@ -74,3 +74,24 @@ def test_build_twin_is_deterministic(tmp_path, tiny_cfg):
     build_twin(tmp_path / "b", arch)
     a = (tmp_path / "a" / "transformer" / "diffusion_pytorch_model.safetensors").read_bytes()
     assert a == (tmp_path / "b" / "transformer" / "diffusion_pytorch_model.safetensors").read_bytes()
+
+
+def test_attention_backend_is_chosen_per_model(tiny_cfg):
+    """model.attention_backend routes the DiT's attention (same values on CPU's exact math backend),
+    leaves diffusers' process-wide default alone, and a wrong name is one line naming the key."""
+    from diffusers.models.attention_dispatch import _AttentionBackendRegistry
+
+    default = _AttentionBackendRegistry._active_backend
+    plain = LTXVideo(tiny_cfg.model.pretrained, twin="tiny")
+    math = LTXVideo(tiny_cfg.model.pretrained, twin="tiny", attention_backend="_native_math")
+    assert math.transformer.transformer_blocks[0].attn1.processor._attention_backend.value == "_native_math"
+    assert _AttentionBackendRegistry._active_backend == default
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 8, 128, generator=g)
+    coords = rope_coords(grid_positions((2, 2, 2)), torch.tensor([24.0]))
+    text, mask = plain.text_encoder(["a red circle moves right"])
+    t = torch.full((1, 8), 0.5)
+    assert torch.allclose(math.velocity(x, t, coords, text, mask), plain.velocity(x, t, coords, text, mask),
+                          atol=1e-5)
+    with pytest.raises(ValueError, match="model.attention_backend='cudnn' is not a diffusers attention backend"):
+        LTXVideo(tiny_cfg.model.pretrained, twin="tiny", attention_backend="cudnn")

@@ -18,6 +18,8 @@ import argparse
 import json
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -228,6 +230,41 @@ def run_meta(device, model: str, vlm: str, dtype: str, lora_rank: int, adapter_w
             "diffusers": diffusers.__version__, "transformers": transformers.__version__}
 
 
+def summarise(runs: list[list[dict]]) -> list[dict]:
+    """One row per benchmark row across runs: a number is the median of the runs with `<key>_range`
+    [min, max] beside it; a value every run agrees on is kept; a value they disagree on (a run that
+    ran out of memory, say) becomes the list of the runs' values."""
+    rows = []
+    for same in zip(*runs, strict=True):
+        row = {}
+        for key in same[0]:
+            values = [r.get(key) for r in same]
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                row[key], row[f"{key}_range"] = statistics.median(values), [min(values), max(values)]
+            else:
+                row[key] = values[0] if all(v == values[0] for v in values) else values
+        rows.append(row)
+    return rows
+
+
+def repeat_in_processes(module: str, argv: list[str], repeats: int, out: Path) -> list[dict]:
+    """`python -m module argv` `repeats` times, each in a fresh process, since a training step moves
+    from process to process (compilation, allocator, host threads). Each run's report is kept beside
+    `out` (`<name>.run<i>.json`: what finished survives an interrupted series); `out` gets every
+    run's rows and their summary (median and range per number). Returns the summary."""
+    runs, meta = [], None
+    for i in range(repeats):
+        path = out.with_name(f"{out.stem}.run{i}{out.suffix}")
+        subprocess.run([sys.executable, "-m", module, *argv, "--repeats", "1", "--out", str(path)], check=True)
+        report = json.loads(path.read_text())
+        runs.append(report["rows"])
+        meta = meta or report["meta"]
+    rows = summarise(runs)
+    meta |= {"repeats": repeats, "separate_processes": True, "statistic": "median of the runs, range [min, max]"}
+    out.write_text(json.dumps({"meta": meta, "rows": rows, "runs": runs}, indent=2))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="ltx_2b")
@@ -241,8 +278,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--compile", action="store_true", help="torch.compile the DiT blocks (model.compile)")
     parser.add_argument("--no-train", action="store_true",
                         help="prediction stages only (training steps through the trainer: foresight.bench.training)")
+    parser.add_argument("--attention", default=None, help="model.attention_backend of the DiT (e.g. _native_cudnn)")
+    parser.add_argument("--repeats", type=int, default=1, help="separate processes; the report gives median and range")
     parser.add_argument("--out", type=Path, default=Path("bench.json"))
     args = parser.parse_args(argv)
+    if args.repeats > 1:
+        return repeat_in_processes("foresight.bench", sys.argv[1:] if argv is None else argv, args.repeats, args.out)
 
     device = torch.device("cuda" if torch.cuda.is_available() and not args.tiny else "cpu")
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -250,7 +291,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     model, vlm_size = ("tiny", "tiny") if args.tiny else (args.model, args.vlm)
     torch.manual_seed(0)
     ltx = LTXVideo("", twin="random", architecture=architecture(model), dtype=dt_name, device=str(device),
-                   compile=args.compile)
+                   compile=args.compile, attention_backend=args.attention)
     vlm = FrozenVLM("", twin="random", size=vlm_size, dtype=dt_name, device=str(device),
                     max_pixels=448 * 448 if not args.tiny else 56 * 56)
     sizes = [tuple(int(v) for v in s.split("x")) for s in (["64x64x17"] if args.tiny else args.sizes)]
@@ -262,6 +303,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows.append(row)
         print(json.dumps(row), flush=True)
     meta = run_meta(device, model, vlm_size, dt_name, args.lora_rank, args.adapter_width, args.compile)
+    meta["attention_backend"] = args.attention
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     return rows
 

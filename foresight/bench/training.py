@@ -21,13 +21,15 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from foresight.bench.prediction import (architecture, bare_lora_loss, lora_step_flops, mfu, run_meta, time_train_step)
+from foresight.bench.prediction import (architecture, bare_lora_loss, lora_step_flops, mfu, repeat_in_processes,
+                                        run_meta, time_train_step)
 from foresight.config import compose
 from foresight.bench.data import write_feature_shard
 from foresight.models.ltx import LTXVideo, latent_grid
@@ -59,6 +61,7 @@ def overrides(args, option: str, shards: str, out_dir: Path, checkpointing: bool
     return [
         f"option={option}", *lora,
         f"model={'tiny' if tiny else args.model}", f"model.compile={args.compile}",
+        f"model.attention_backend={args.attention or 'null'}",
         f"model.gradient_checkpointing={checkpointing}",
         *([] if tiny else ["model.twin=random", f"+model.device={device}"]),
         f"vlm={'tiny' if tiny else 'qwen2_5_vl_' + args.vlm}",
@@ -83,7 +86,7 @@ def free_memory() -> None:
 def bare_steps(args, grids: set[tuple[int, int, int]], caption: tuple[int, int], device, dtype) -> dict:
     """Bare DiT LoRA step per grid (and with gradient checkpointing): {(grid, ckpt): (ms, peak)}."""
     ltx = LTXVideo("", twin="random", architecture=architecture(args.model), dtype=str(dtype).split(".")[-1],
-                   device=str(device), compile=args.compile)
+                   device=str(device), compile=args.compile, attention_backend=args.attention)
     ltx.add_lora(rank=args.lora_rank, alpha=args.lora_rank, targets=["to_q", "to_k", "to_v", "to_out.0"])
     lora = [p for p in ltx.parameters() if p.requires_grad]
     tokens, width = caption
@@ -164,8 +167,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--cache-dir", default=None, help="paths.cache_dir for the tiny twins")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="more train.py overrides for every run ('{option}' is replaced by the option)")
+    parser.add_argument("--attention", default=None, help="model.attention_backend of the DiT (e.g. _native_cudnn)")
+    parser.add_argument("--repeats", type=int, default=1, help="separate processes; the report gives median and range")
     parser.add_argument("--out", type=Path, default=Path("bench_train.json"))
     args = parser.parse_args(argv)
+    if args.repeats > 1:
+        return repeat_in_processes("foresight.bench.training", sys.argv[1:] if argv is None else argv, args.repeats,
+                                   args.out)
     args.checkpointing = [v == "on" for v in args.checkpointing]
     if args.tiny:
         args.model, args.vlm, args.sizes, args.lora_rank, args.adapter_width = "tiny", "tiny", ["64x64x17"], 4, 64
@@ -179,8 +187,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             rows += bench_size(args, size, Path(tmp), device, dtype)
     meta = run_meta(device, args.model, args.vlm, "bfloat16" if dtype == torch.bfloat16 else "float32",
                     args.lora_rank, args.adapter_width, args.compile)
-    meta |= {"warmup_steps": args.warmup, "timed_steps": args.steps, "vlm_tokens": args.vlm_tokens,
-             "workers": args.workers}
+    meta |= {"attention_backend": args.attention, "warmup_steps": args.warmup, "timed_steps": args.steps,
+             "vlm_tokens": args.vlm_tokens, "workers": args.workers}
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     return rows
 

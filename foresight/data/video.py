@@ -20,7 +20,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
 
 log = logging.getLogger(__name__)
@@ -61,6 +60,8 @@ class VideoInfo:
 
 
 def _open(src: str | Path | bytes) -> av.container.InputContainer:
+    import av  # PyAV is imported where a video is opened: training from the feature cache needs no decoder
+
     try:
         return av.open(io.BytesIO(src) if isinstance(src, (bytes, bytearray)) else str(src))
     except (av.error.FFmpegError, OSError, ValueError) as e:
@@ -75,6 +76,8 @@ def probe(src: str | Path | bytes) -> VideoInfo:
     distinct, and where the codec reorders frames (B-frames) they cannot rise in decode order (AVI
     stores none; what PyAV reports there are decode times, which name the wrong frames).
     """
+    import av
+
     with _open(src) as container:
         if not container.streams.video:
             raise VideoError("no video stream")
@@ -121,6 +124,8 @@ def _decode_span(src: str | Path | bytes, info: VideoInfo, since: float, until: 
                  seek: bool) -> tuple[list[float], list[av.VideoFrame], bool]:
     """Decoded frames from about `since` to `until` (seconds after the clip's first frame), their
     times, and whether a seek got there. Raises _SeekMissed where a seek lands wrong."""
+    import av
+
     half = 0.5 / info.fps
     times: list[float] = []
     frames: list[av.VideoFrame] = []

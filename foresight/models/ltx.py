@@ -110,6 +110,7 @@ class LTXVideo(nn.Module):
         decode_timestep: float | None = 0.05,
         decode_noise_scale: float | None = 0.025,
         causal_rope: bool = True,
+        attention_backend: str | None = None,
     ) -> None:
         """twin="tiny": build a twin of `architecture` into `pretrained` if absent, then load it.
         twin="random": random weights of `architecture` in memory on `device`, no text encoder
@@ -124,7 +125,9 @@ class LTXVideo(nn.Module):
         published classifier-free guidance scale (1 for guidance-distilled releases).
         decode_timestep / decode_noise_scale: the denoising decoder's t and the noise blended into
         the latents first (LTX's configs: 0.05 / 0.025); null for a VAE without that decoder.
-        causal_rope: RoPE time with the causal first-frame offset (see rope_coords)."""
+        causal_rope: RoPE time with the causal first-frame offset (see rope_coords).
+        attention_backend: a diffusers attention backend for the DiT (e.g. `_native_cudnn`: PyTorch's
+        cuDNN attention, fastest on Hopper; null = diffusers' default, PyTorch's SDPA dispatch)."""
         super().__init__()
         dt = torch_dtype(dtype)
         if twin == "random":
@@ -147,6 +150,8 @@ class LTXVideo(nn.Module):
         self.schedule = Schedule(**(schedule or {}))
         self.guidance = guidance
         self.causal_rope = causal_rope
+        if attention_backend:
+            set_attention_backend(self.transformer, attention_backend)
         if gradient_checkpointing:
             self.transformer.enable_gradient_checkpointing()
         if compile:
@@ -249,6 +254,21 @@ def check_decoder(vae: AutoencoderKLLTXVideo, pretrained: str, decode_timestep: 
     if conditioned and (decode_timestep is None or decode_noise_scale is None):
         raise ValueError(f"the VAE of {pretrained} has a timestep-conditioned (denoising) decoder: set "
                          f"model.decode_timestep and model.decode_noise_scale (LTX's configs: 0.05 and 0.025)")
+
+
+def set_attention_backend(transformer: LTXVideoTransformer3DModel, name: str) -> None:
+    """Route this DiT's attention through diffusers' backend `name`, or one line naming the choices.
+    diffusers also makes `name` the process-wide default; that is put back, so that the choice stays
+    with this model (another LTXVideo in the process keeps its own)."""
+    from diffusers.models.attention_dispatch import AttentionBackendName, _AttentionBackendRegistry
+
+    names = sorted(b.value for b in AttentionBackendName)
+    if name.lower() not in names:
+        raise ValueError(f"model.attention_backend={name!r} is not a diffusers attention backend; use null (PyTorch "
+                         f"SDPA) or one of: {', '.join(names)}")
+    default = _AttentionBackendRegistry._active_backend
+    transformer.set_attention_backend(name)
+    _AttentionBackendRegistry.set_active_backend(default)
 
 
 def load_single_file_dit(transformer_file: str, config_source: str, dtype: torch.dtype) -> LTXVideoTransformer3DModel:
