@@ -19,8 +19,12 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # imported where a video is opened or written (training from the feature cache needs no PyAV)
+    import av
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +273,8 @@ def encode_mp4(frames: np.ndarray, fps: float, reproducible: bool = False, lossl
     reproducible: the same bytes on any machine with the same x264 build -- our own colour
     conversion, one encoder thread and x264's plain C code (its SIMD kernels make other choices
     on other CPUs: asm=0 changes the stream even on one machine). Slower; used for data/sample."""
+    import av
+
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as container:
         stream = container.add_stream("libx264rgb" if lossless else "libx264", rate=int(fps))
