@@ -13,7 +13,7 @@ from foresight.data.video import encode_mp4, side_by_side
 from foresight.features import video_to_frames
 from foresight.training.fsdp import sharded_outside_step
 
-log = logging.getLogger("foresight")
+log = logging.getLogger(__name__)
 
 
 class SampleVideos(L.Callback):

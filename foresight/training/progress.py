@@ -19,7 +19,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
                            TimeRemainingColumn)
 from rich.text import Text
 
-log = logging.getLogger("foresight")
+log = logging.getLogger(__name__)
 
 
 class StepsPerSecond(ProgressColumn):

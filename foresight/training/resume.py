@@ -32,7 +32,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from foresight import trusted
 from foresight.training.files import parse_json, read_metadata, read_tensors, remove_dead_temporaries, write_atomically
 
-log = logging.getLogger("foresight")
+log = logging.getLogger(__name__)
 
 
 def _encode(obj: Any, tensors: dict[str, torch.Tensor], where: str) -> Any:

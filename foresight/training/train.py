@@ -27,7 +27,7 @@ from foresight.training.weights import TrainableCheckpoint
 from foresight.console import Reported, one_line
 from foresight.eval.scoring import RANKING, better
 
-log = logging.getLogger("foresight")
+log = logging.getLogger(__name__)
 
 
 def instantiate(node, **kwargs):
