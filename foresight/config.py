@@ -6,7 +6,6 @@ import itertools
 import os
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
 

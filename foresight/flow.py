@@ -128,7 +128,7 @@ class Schedule:
             raise ValueError(f"schedule.kind={self.kind!r}: use shifted, linear_quadratic or list")
         if self.kind == "list":
             ts = list(self.timesteps or [])
-            if not ts or any(a <= b for a, b in zip(ts, ts[1:])) or not 0 < ts[-1] <= ts[0] <= 1:
+            if not ts or any(a <= b for a, b in zip(ts, ts[1:], strict=False)) or not 0 < ts[-1] <= ts[0] <= 1:
                 raise ValueError(f"schedule.timesteps={ts}: a list schedule needs decreasing times in (0, 1]")
             object.__setattr__(self, "timesteps", tuple(float(t) for t in ts))
             object.__setattr__(self, "steps", len(ts))
@@ -175,7 +175,7 @@ def euler_sample(velocity_fn: VelocityFn, x: Tensor, ts: Tensor, cond_mask: Tens
     """
     cond = None if cond_mask is None else cond_mask.unsqueeze(-1)  # (B, N, 1)
     clean = x
-    for t_now, t_next in zip(ts[:-1].tolist(), ts[1:].tolist()):
+    for t_now, t_next in zip(ts[:-1].tolist(), ts[1:].tolist(), strict=True):
         t_tok = token_timesteps(torch.full((x.shape[0],), t_now, device=x.device), cond_mask, x.shape[1]).to(x)
         v = velocity_fn(x, t_tok)  # (B, N, C)
         x = x - (t_now - t_next) * v.to(x.dtype)

@@ -23,10 +23,10 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from foresight import checks
-from foresight.training.weights import find_weights, load_trainable, read_meta
 from foresight.data.loader import VIDEO_EXTS, ClipWindows, expand_shards
 from foresight.data.video import VideoError, decode_window, encode_mp4, probe, side_by_side, to_bucket
 from foresight.features import encode_batch, video_to_frames
+from foresight.training.weights import find_weights, load_trainable, read_meta
 from foresight.trusted import build
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -214,13 +214,13 @@ def predict_inputs(predictor: Predictor, source: str, prompt: str | None, out: P
     else:  # shards: batches of one bucket each, cut with the checkpoint's window
         windows = predictor.held_out(source, batch_size=batch_size, field="input")
         batches = ([{"key": k, "context": c, "fps": float(f), "text": prompt or t}
-                    for k, c, f, t in zip(b["key"], b["context"].numpy(), b["fps"], b["caption"])]
+                    for k, c, f, t in zip(b["key"], b["context"].numpy(), b["fps"], b["caption"], strict=True)]
                    for b in torch.utils.data.DataLoader(windows, batch_size=None))
     for index, batch in enumerate(batches):
         frames, timings = predictor.predict(np.stack([c["context"] for c in batch]), [c["text"] for c in batch],
                                             fps=[c["fps"] for c in batch], seed=seed + index)
         seconds += timings["total_s"]
-        for clip, future in zip(batch, frames):
+        for clip, future in zip(batch, frames, strict=True):
             write_prediction(out, names(clip["key"]), clip["context"], future, clip["fps"])
             written.append(clip["key"])
     if windows is not None:

@@ -3,8 +3,8 @@
 import pytest
 from torch import nn
 
-from foresight.training.weights import save_trainable
 from foresight.cli import main
+from foresight.training.weights import save_trainable
 
 
 class Adapter(nn.Module):

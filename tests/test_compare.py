@@ -71,7 +71,7 @@ def test_summary_numbers_baseline_and_files(sweep, tmp_path, capsys):
     md = (out / "report.md").read_text()
     table = {cells[0]: cells for cells in ([c.strip() for c in line.strip("|").split("|")]
                                            for line in md.splitlines() if line.startswith("|"))}
-    header, row = table["group"], dict(zip(table["group"], table["optionA"]))
+    header, row = table["group"], dict(zip(table["group"], table["optionA"], strict=True))
     assert header[3:] == ["latent_mse", "latent_mse (copy last)", "psnr", "psnr (copy last)"]
     cells = [row[k] for k in ("psnr", "psnr (copy last)", "latent_mse (copy last)")]
     assert cells == ["21 ± 1.4 (n=2)", "15", "0.01"]

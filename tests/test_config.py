@@ -6,7 +6,6 @@ import sys
 import pytest
 from hydra.errors import MissingConfigException
 
-
 from foresight.config import ROOT, compose
 from foresight.training.train import instantiate, train
 

@@ -1,22 +1,22 @@
 """Sample world, PyAV windows, the webdataset loader, and bad samples counted rather than fatal."""
 
 import io
+import itertools
 import json
 import tarfile
 from pathlib import Path
 
 import av
 import numpy as np
-import torch
 import pytest
+import torch
 import webdataset as wds
 from PIL import Image
 
 from foresight.config import ROOT
 from foresight.data.loader import VideoDataModule
 from foresight.data.sample_world import main, render_clip
-from foresight.data.video import encode_mp4
-from foresight.data.video import TooShortError, VideoError, decode_window, probe
+from foresight.data.video import TooShortError, VideoError, decode_window, encode_mp4, probe
 from tests.conftest import REAL
 
 SAMPLE = ROOT / "data" / "sample"
@@ -256,7 +256,7 @@ def test_saved_data_position_continues_the_stream_exactly(mixed_shards, workers)
     expected = [next(it) for _ in range(6)]
     resumed = make()
     resumed.load_state_dict(state)
-    got = [b for b, _ in zip(resumed.train_dataloader(), range(6))]
+    got = list(itertools.islice(resumed.train_dataloader(), 6))
     assert [b["key"] for b in got] == [b["key"] for b in expected]
-    assert all(torch.equal(a["target"], b["target"]) for a, b in zip(got, expected))  # same windows too
+    assert all(torch.equal(a["target"], b["target"]) for a, b in zip(got, expected, strict=True))  # same windows too
     assert [b["worker"] for b in got] == [b["worker"] for b in expected]

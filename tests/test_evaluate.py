@@ -27,8 +27,8 @@ def run_dir(tmp_path_factory, twin_dir):
 
 
 def test_scores_match_the_windows_and_the_baseline_is_computed_honestly(run_dir):
-    from foresight.eval.metrics import psnr
     from foresight.eval.evaluate import evaluate, markdown
+    from foresight.eval.metrics import psnr
     from foresight.predict import Predictor
 
     result = evaluate(run_dir, shards=str(SAMPLE / "val-000000.tar"), limit=4, batch_size=2)
@@ -85,7 +85,7 @@ def lpips_weights(directory):
 
     torch.manual_seed(0)
     vgg, channels = {}, 3
-    for block, width in zip(VGG_BLOCKS, [64, 128, 256, 512, 512]):
+    for block, width in zip(VGG_BLOCKS, [64, 128, 256, 512, 512], strict=True):
         for index in block:
             vgg[f"features.{index}.weight"] = torch.randn(width, channels, 3, 3) * (2 / (9 * channels)) ** 0.5
             vgg[f"features.{index}.bias"] = torch.zeros(width)
@@ -98,8 +98,8 @@ def lpips_weights(directory):
 
 def test_lpips_from_local_weights(run_dir, tmp_path):
     from foresight.data.sample_world import render_clip
-    from foresight.eval.lpips import LPIPS
     from foresight.eval.evaluate import evaluate
+    from foresight.eval.lpips import LPIPS
 
     vgg, lin = lpips_weights(tmp_path)
     lpips = LPIPS(vgg, lin)

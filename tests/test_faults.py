@@ -16,10 +16,10 @@ from pathlib import Path
 
 import yaml
 
-from foresight.training.files import remove_dead_temporaries
-from foresight.training.resume import SafetensorsIO, find_resumable, read_state
 from foresight.config import ROOT, compose
 from foresight.console import one_line_errors, quiet
+from foresight.training.files import remove_dead_temporaries
+from foresight.training.resume import SafetensorsIO, find_resumable, read_state
 
 SAMPLE_VAL = ROOT / "data" / "sample" / "val-000000.tar"
 SHORT = ["+experiment=optionA", "trainer.max_steps=3", "trainer.val_check_interval=100", "trainer.log_every_n_steps=1",

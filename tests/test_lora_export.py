@@ -1,13 +1,17 @@
 """The exported IC-LoRA loads into a diffusers LTX pipeline and reproduces the trained DiT."""
 
 import torch
-from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXConditionPipeline
-from diffusers import LTXVideoTransformer3DModel
+from diffusers import (
+    AutoencoderKLLTXVideo,
+    FlowMatchEulerDiscreteScheduler,
+    LTXConditionPipeline,
+    LTXVideoTransformer3DModel,
+)
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, T5EncoderModel
 
-from foresight.training.lora_export import DIFFUSERS_FILE, DIFFUSION_MODEL_FILE, export_lora
 from foresight.models.ltx import grid_positions, rope_coords
+from foresight.training.lora_export import DIFFUSERS_FILE, DIFFUSION_MODEL_FILE, export_lora
 from tests.helpers import build
 
 

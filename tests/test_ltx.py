@@ -23,7 +23,7 @@ def test_tiny_twin_keeps_real_compression_and_decoder(tiny_ltx):
 
 def test_twin_reloads_identically_and_is_frozen(tiny_ltx, tiny_cfg):
     again = LTXVideo(tiny_cfg.model.pretrained, twin="tiny")  # directory exists: pure load
-    for (n, a), b in zip(tiny_ltx.transformer.state_dict().items(), again.transformer.state_dict().values()):
+    for (n, a), b in zip(tiny_ltx.transformer.state_dict().items(), again.transformer.state_dict().values(), strict=True):
         assert torch.equal(a, b), n
     assert not any(p.requires_grad for p in again.parameters())
     again.train()

@@ -135,7 +135,7 @@ def test_a_dit_published_as_one_file_loads_through_from_single_file(tmp_path, ti
         state[f"model.diffusion_model.{key}"] = value.contiguous()
     save_file(state, tmp_path / "ltxv-tiny-distilled.safetensors")
     single = LTXVideo(tiny_cfg.model.pretrained, transformer_file=str(tmp_path / "ltxv-tiny-distilled.safetensors"))
-    for (name, a), b in zip(tiny_ltx.transformer.state_dict().items(), single.transformer.state_dict().values()):
+    for (name, a), b in zip(tiny_ltx.transformer.state_dict().items(), single.transformer.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     with pytest.raises(FileNotFoundError, match="model.transformer_file=/nope/x.safetensors not found"):
         LTXVideo(tiny_cfg.model.pretrained, transformer_file="/nope/x.safetensors")

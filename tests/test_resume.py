@@ -14,8 +14,8 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from foresight.training.resume import SafetensorsIO, read_state
 from foresight.config import ROOT
+from foresight.training.resume import SafetensorsIO, read_state
 
 STEPS = 16
 ARGS = ["+experiment=optionB", "logger=[csv,wandb]", f"trainer.max_steps={STEPS}", "trainer.val_check_interval=6",

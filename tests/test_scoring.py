@@ -8,7 +8,6 @@ import torch
 from foresight.eval.scoring import Scorer, gap, mismatched, ranks
 from tests.helpers import build
 
-
 TOLERANCE = {"latent_mse": 5e-5, "psnr": 1e-5, "ssim": 1e-7}  # float summation order, measured 8e-6, 5e-7, 7e-9
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from foresight.training.resume import SafetensorsIO
-from foresight.eval.compare import wandb_records
 from foresight.config import ROOT
+from foresight.eval.compare import wandb_records
+from foresight.training.resume import SafetensorsIO
 
 SHORT = ["trainer.max_steps=2", "trainer.val_check_interval=2", "callbacks.sample_videos.every_n_steps=0"]
 
@@ -77,8 +77,8 @@ def test_ddp_on_two_cpu_ranks_reads_different_samples_and_writes_one_checkpoint(
 def test_fsdp_config_shards_dit_blocks_and_loads_safetensors_state():
     from hydra.utils import instantiate
 
-    from foresight.training.fsdp import SafetensorsFSDP
     from foresight.config import compose
+    from foresight.training.fsdp import SafetensorsFSDP
 
     strategy = instantiate(compose(["trainer=fsdp"]).trainer.strategy)  # runs on GPUs only; built here
     assert isinstance(strategy, SafetensorsFSDP)

@@ -57,7 +57,7 @@ def test_no_sampled_future_is_the_still_current_frame():
     future = frames[:, scene.CURRENT + 1:].int()
     still = frames[:, scene.CURRENT: scene.CURRENT + 1].int()
     moved = (future - still).abs().amax(dim=(1, 2, 3, 4))  # (B,)
-    assert (moved > 0).all(), [m for m, d in zip(metas, moved) if d == 0]
+    assert (moved > 0).all(), [m for m, d in zip(metas, moved, strict=True) if d == 0]
 
 
 def test_held_out_compositions_never_appear_in_training():

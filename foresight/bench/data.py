@@ -24,8 +24,7 @@ import numpy as np
 
 from foresight.data.feature_cache import FeatureDataModule, _npy
 from foresight.data.sample_world import render_clip
-from foresight.data.video import encode_mp4
-from foresight.data.video import decode_window, probe
+from foresight.data.video import decode_window, encode_mp4, probe
 
 
 def decode_rate(src: bytes, window: int, height: int, width: int, windows: int, resize_filter: str) -> dict:

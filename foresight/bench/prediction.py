@@ -131,9 +131,9 @@ def bench_size(ltx: LTXVideo, vlm: FrozenVLM, adapter_width: int, size: tuple[in
         adapter = QueryAdapter(vlm.out_dim, option.adapter_out_dim(ltx), width=adapter_width, depth=2,
                                heads=max(1, adapter_width // 64)).to(device)
         if name == "A":
-            row["adapter_ms"], _ = timed(lambda: adapter(states, mask, feats.positions()[None]), device, iters)
+            row["adapter_ms"], _ = timed(lambda a=adapter: a(states, mask, feats.positions()[None]), device, iters)
 
-        def predict():  # everything after the frames are in memory: VLM, adapter, sampler, decode
+        def predict(option=option, adapter=adapter):  # all after the frames are in memory: VLM, adapter, sampler, decode
             s, m = vlm(context, [PROMPT])
             f = Features(s, m, text, text_mask, first, grid, feats.fps)
             return ltx.decode(option.sample(adapter, ltx, f, generator=g), generator=g)

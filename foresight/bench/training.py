@@ -28,10 +28,17 @@ from pathlib import Path
 
 import torch
 
-from foresight.bench.prediction import (architecture, bare_lora_loss, lora_step_flops, mfu, repeat_in_processes,
-                                        run_meta, time_train_step)
-from foresight.config import compose
 from foresight.bench.data import write_feature_shard
+from foresight.bench.prediction import (
+    architecture,
+    bare_lora_loss,
+    lora_step_flops,
+    mfu,
+    repeat_in_processes,
+    run_meta,
+    time_train_step,
+)
+from foresight.config import compose
 from foresight.models.ltx import LTXVideo, latent_grid
 from foresight.models.vlm import SIZES
 from foresight.training.train import train

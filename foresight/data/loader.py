@@ -33,8 +33,15 @@ import numpy as np
 import torch
 
 from foresight.data.stream import BadSample, ResumableBatches, ResumableData
-from foresight.data.video import (RESIZE_FILTERS, VIDEO_EXTS, TooShortError, VideoError, VideoInfo, decode_window,
-                                  probe)  # VIDEO_EXTS: also imported from here by predict.py and shards.py
+from foresight.data.video import (
+    RESIZE_FILTERS,
+    VIDEO_EXTS,
+    TooShortError,
+    VideoError,
+    VideoInfo,
+    decode_window,
+    probe,  # VIDEO_EXTS: also imported from here by predict.py and shards.py
+)
 from foresight.data.window import MAX_UPSCALE, check_window, upscale, window_length
 
 log = logging.getLogger(__name__)

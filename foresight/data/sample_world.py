@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from foresight.data.video import encode_mp4
+
 COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 80, 230), "yellow": (235, 215, 40),
            "white": (240, 240, 240), "purple": (150, 60, 200)}
 SHAPES = ("circle", "square", "triangle")
@@ -55,8 +57,9 @@ def render_clip(seed: int, num_frames: int = 40, width: int = 96, height: int = 
     tilt = rng.uniform(-20, 20, size=3)
     background = base + tilt * (xx / width)[..., None]  # (H, W, 3)
     objects, phrases = [], []
+    # one or two colours, each with one of two drawn shapes (the second shape unused with one colour)
     for colour, kind in zip(rng.choice(list(COLOURS), size=rng.integers(1, 3), replace=False),
-                            rng.choice(SHAPES, size=2)):
+                            rng.choice(SHAPES, size=2), strict=False):
         direction = list(DIRECTIONS)[rng.integers(len(DIRECTIONS))]
         dx, dy = DIRECTIONS[direction]
         speed = rng.uniform(0.8, 1.6) * min(width, height) / num_frames  # crosses ~half the frame
@@ -78,8 +81,6 @@ def render_clip(seed: int, num_frames: int = 40, width: int = 96, height: int = 
 def write_split(out: Path, split: str, seeds: list[int]) -> list[Path]:
     """Write clips for `seeds` as `<split>-000000.tar`, ... with PER_SHARD clips each."""
     import webdataset as wds
-
-    from foresight.data.video import encode_mp4  # here: the world's renderer imports this module where PyAV is absent
 
     out.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -21,6 +21,7 @@ re-reads only the few pending samples. Every batch carries the position after it
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import tarfile
@@ -233,7 +234,7 @@ class ResumableBatches(IterableDataset):
         self.skips = skips  # readable after the pass (the held-out set is read in the main process)
         items = self.items(self.readable_samples(skips), f"{self.seed}/heldout", skips)
         if self.limit is not None:
-            items = (item for i, item in zip(range(self.limit), items))
+            items = itertools.islice(items, self.limit)
         buffers: dict[Any, list[dict]] = {}
         produced = 0
         for item in items:

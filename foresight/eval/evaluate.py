@@ -23,7 +23,6 @@ from foresight.eval.scoring import DIAGNOSTIC, RANKING, SAMPLER, Scorer, better
 from foresight.predict import Predictor
 
 
-
 def lpips_metric(vgg: str | None, lin: str | None, device) -> tuple[dict, dict]:
     """({"lpips": scorer}, {}) when both weight files exist, else ({}, {"lpips": why it was skipped})."""
     from foresight.eval.lpips import LPIPS

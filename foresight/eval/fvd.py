@@ -45,7 +45,7 @@ def same_pad(x: Tensor, kernel: tuple[int, ...], stride: tuple[int, ...]) -> Ten
     the smaller half first. Zeros, also before max pools: their inputs follow a ReLU, so it is the same.
     """
     pads = []
-    for size, k, s in zip(reversed(x.shape[2:]), reversed(kernel), reversed(stride)):
+    for size, k, s in zip(reversed(x.shape[2:]), reversed(kernel), reversed(stride), strict=True):
         total = max(k - (s if size % s == 0 else size % s), 0)
         pads += [total // 2, total - total // 2]
     return F.pad(x, pads)

@@ -65,7 +65,7 @@ class LPIPS(nn.Module):
             return v.reshape(b * f, *v.shape[2:]).permute(0, 3, 1, 2).to(device).float() / 127.5 - 1
 
         dist = torch.zeros(b * f, device=device)
-        for head, x, y in zip(self.heads, self.features(prep(pred)), self.features(prep(target))):
+        for head, x, y in zip(self.heads, self.features(prep(pred)), self.features(prep(target)), strict=True):
             x = x / (x.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)  # unit norm over channels
             y = y / (y.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
             dist += ((x - y).pow(2) * head).sum(1).mean(dim=(1, 2))

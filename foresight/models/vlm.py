@@ -18,8 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor, nn
-from transformers import (AutoTokenizer, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration,
-                          Qwen2VLImageProcessorPil)
+from transformers import (
+    AutoTokenizer,
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
+    Qwen2VLImageProcessorPil,
+)
 
 from foresight.models.hub import freeze, own_rng, resolve_pretrained, torch_dtype
 from foresight.models.tokenizers import word_tokenizer
@@ -129,7 +133,7 @@ class FrozenVLM(nn.Module):
     def forward(self, context: Tensor, prompts: list[str]) -> tuple[Tensor, Tensor]:
         merge = self.image_processor.merge_size ** 2
         pixels, grids, texts = [], [], []
-        for frames, instruction in zip(context.cpu().numpy(), prompts):
+        for frames, instruction in zip(context.cpu().numpy(), prompts, strict=True):
             video, grid = self.video_patches(frames)
             pixels.append(video)
             grids.append(grid)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from diffusers import LTXConditionPipeline
 from safetensors.torch import save_file
-
 from torch import Tensor
 
 from foresight.models.ltx import LTXVideo

@@ -21,7 +21,6 @@ from foresight.models.vlm import FrozenVLM
 from foresight.options.base import Option
 
 
-
 def plain_name(name: str) -> str:
     """A parameter's path without the segments FSDP and activation-checkpoint wrappers insert."""
     return name.replace("_fsdp_wrapped_module.", "").replace("_checkpoint_wrapped_module.", "")

@@ -30,7 +30,13 @@ from lightning.pytorch.plugins.io import CheckpointIO
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from foresight import trusted
-from foresight.training.files import parse_json, read_metadata, read_tensors, remove_dead_temporaries, write_atomically
+from foresight.training.files import (
+    parse_json,
+    read_metadata,
+    read_tensors,
+    remove_dead_temporaries,
+    write_atomically,
+)
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,17 @@ from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from foresight import checks
-from foresight.training.resume import (SafetensorsIO, TrainingState, defining_overrides, experiment_identity,
-                                       read_state, resume_from)
-from foresight.training.weights import TrainableCheckpoint
 from foresight.console import Reported, one_line
 from foresight.eval.scoring import RANKING, better
+from foresight.training.resume import (
+    SafetensorsIO,
+    TrainingState,
+    defining_overrides,
+    experiment_identity,
+    read_state,
+    resume_from,
+)
+from foresight.training.weights import TrainableCheckpoint
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,7 @@ the clips (CAPTION_DROPOUT) so classifier-free guidance has a trained null.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import time
 from dataclasses import asdict, dataclass, replace
@@ -41,10 +42,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from foresight import flow
-from foresight.training.resume import SafetensorsIO
 from foresight.eval.metrics import psnr
 from foresight.features import Features, frames_to_video, video_to_frames
 from foresight.models.ltx import LTXVideo
+from foresight.training.resume import SafetensorsIO
 from foresight.world import ship
 from foresight.world.render import layout_arrays, rasterize, render_batch
 from foresight.world.scene import CONTEXT, CURRENT, FPS, FUTURE
@@ -159,7 +160,7 @@ def flow_loss(ltx: LTXVideo, feats: Features, gen: torch.Generator) -> Tensor:
 def dit_loss(ltx: LTXVideo, frames: Tensor, captions: list[str], gen: torch.Generator
              ) -> tuple[Tensor, dict[str, float]]:
     keep = (torch.rand(len(captions), generator=gen, device=gen.device) >= CAPTION_DROPOUT).tolist()
-    feats = world_features(ltx, frames, [c if k else "" for c, k in zip(captions, keep)])
+    feats = world_features(ltx, frames, [c if k else "" for c, k in zip(captions, keep, strict=True)])
     loss = flow_loss(ltx, feats, gen)
     return loss, {"flow": loss.item()}
 
@@ -209,7 +210,7 @@ class Stage:
             raise ValueError(f"{self.path} was written with other {self.name} settings ({', '.join(diff)}); "
                              f"pass the same settings to continue it, or another --work directory to start anew")
         self.module.load_state_dict(state["model"])
-        for mine, saved in zip(self.ema, state["ema"]):
+        for mine, saved in zip(self.ema, state["ema"], strict=True):
             mine.copy_(saved)
         self.opt.load_state_dict(state["optimizer"])
         self.step, self.total = state["step"], state["total"]
@@ -220,13 +221,13 @@ class Stage:
         """The EMA in place of the trained weights for the duration (exports, evaluation)."""
         saved = [p.detach().clone() for p in self.params]
         with torch.no_grad():
-            for p, e in zip(self.params, self.ema):
+            for p, e in zip(self.params, self.ema, strict=True):
                 p.copy_(e)
         try:
             yield self.module
         finally:
             with torch.no_grad():
-                for p, s in zip(self.params, saved):
+                for p, s in zip(self.params, saved, strict=True):
                     p.copy_(s)
 
     def run(self, batches: Iterator[tuple[int, Tensor, list[str]]], loss_fn: Callable, export: Callable,
@@ -292,7 +293,7 @@ def latent_stats(vae: nn.Module, clips: int, device: torch.device, workers: int)
     """Per-channel mean and std (128,) of the posterior mode over future windows of `clips` train clips."""
     batch = min(clips, 128)
     total, total_sq, count = 0.0, 0.0, 0
-    for _, (_, frames, _) in zip(range(max(clips // batch, 1)), clip_stream(0, batch, 10**9, device, workers)):
+    for _, frames, _ in itertools.islice(clip_stream(0, batch, 10**9, device, workers), max(clips // batch, 1)):
         z = vae.encode(frames_to_video(frames[:, CURRENT:])).latent_dist.mode().double()  # (B, 128, f, h, w)
         z = z.transpose(0, 1).flatten(1)  # (128, samples)
         total, total_sq, count = total + z.sum(1), total_sq + z.pow(2).sum(1), count + z.shape[1]

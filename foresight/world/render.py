@@ -19,8 +19,19 @@ import torch
 from torch import Tensor
 
 from foresight.data.sample_world import COLOURS, SHAPES
-from foresight.world.scene import (ACTIONS, FPS, FRAMES, SIZE, Instruction, Scene, caption, draw_order,
-                                   sample_instruction, sample_scene, trajectories)
+from foresight.world.scene import (
+    ACTIONS,
+    FPS,
+    FRAMES,
+    SIZE,
+    Instruction,
+    Scene,
+    caption,
+    draw_order,
+    sample_instruction,
+    sample_scene,
+    trajectories,
+)
 
 MAX_SHAPES = 3
 
