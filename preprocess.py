@@ -21,8 +21,10 @@ def main(cfg: DictConfig) -> None:
     with one_line_errors("preprocess.py"):
         checks.check(cfg, checks.PREPROCESS)
         counts = preprocess(cfg)
-        print(f"feature shards in {cfg.preprocess.out_dir}: {counts['written']} clips written, "
-              f"{counts['skipped_shards']} shards already done")
+        print(
+            f"feature shards in {cfg.preprocess.out_dir}: {counts['written']} clips written, "
+            f"{counts['skipped_shards']} shards already done"
+        )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,12 @@ def _number(above: float | None = None, at_least: float | None = None, below: fl
     def ok(v: Any) -> bool:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             return False
-        return ((above is None or v > above) and (at_least is None or v >= at_least)
-                and (below is None or v < below))
+        return (
+            (above is None or v > above)
+            and (at_least is None or v >= at_least)
+            and (below is None or v < below)
+        )
+
     return ok
 
 
@@ -64,8 +68,10 @@ TRAIN: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("callbacks.sample_videos.every_n_steps", _whole(0), f"{STEPS} (or 0: only at the end)"),
     ("callbacks.sample_videos.num_clips", _whole(1), CLIPS),
 )
-PREPROCESS = (("preprocess.batch_size", _whole(1), CLIPS),
-              *((k, t, w) for k, t, w in TRAIN if k.startswith("data.") or k == "seed"))
+PREPROCESS = (
+    ("preprocess.batch_size", _whole(1), CLIPS),
+    *((k, t, w) for k, t, w in TRAIN if k.startswith("data.") or k == "seed"),
+)
 PREDICT = (("batch_size", _whole(1), CLIPS), ("seed", _whole(0), "a whole number, 0 or more"))
 EVALUATE = (*PREDICT, ("limit", _whole(1, null=True), f"{CLIPS} (or null: all)"))
 

@@ -65,5 +65,8 @@ def compose(overrides: list[str] | None = None, config_name: str = "train"):
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=experiment_overrides(list(overrides or [])),
-                             return_hydra_config=True)
+        return hydra_compose(
+            config_name=config_name,
+            overrides=experiment_overrides(list(overrides or [])),
+            return_hydra_config=True,
+        )

@@ -40,21 +40,28 @@ class Predictor:
         if ckpt is None:
             option = build(config.option, "the composed config", "option")
             if option.trains:
-                raise ValueError(f"option={option.name} trains: give ckpt=RUN_DIR (only a baseline with nothing "
-                                 f"to train, such as option=i2v, is scored without a checkpoint)")
+                raise ValueError(
+                    f"option={option.name} trains: give ckpt=RUN_DIR (only a baseline with nothing "
+                    f"to train, such as option=i2v, is scored without a checkpoint)"
+                )
             resolved = OmegaConf.to_container(config, resolve=True)
             self.path, self.meta = None, {"config": resolved, "option": option.name, "step": 0}
         else:
             self.path = find_weights(ckpt)
-            self.meta = read_meta(self.path)  # config (checked: it names only what our configs build), step, option
+            self.meta = read_meta(
+                self.path
+            )  # config (checked: it names only what our configs build), step, option
         cfg = OmegaConf.create(self.meta["config"])
         self.cfg = cfg
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         source = str(self.path or "the composed config")
         option = build(cfg.option, source, "option")
         module = build(cfg.module, source, "module")(
-            vlm=build(cfg.vlm, source, "vlm") if option.uses_adapter else None, ltx=build(cfg.model, source, "model"),
-            option=option, adapter=build(cfg.adapter, source, "adapter"))
+            vlm=build(cfg.vlm, source, "vlm") if option.uses_adapter else None,
+            ltx=build(cfg.model, source, "model"),
+            option=option,
+            adapter=build(cfg.adapter, source, "adapter"),
+        )
         if self.path is not None:
             load_trainable(module, self.path)
         self.module = module.eval().to(self.device)
@@ -63,18 +70,31 @@ class Predictor:
         self.height, self.width = data.height, data.width
         self.prompt_template = data.get("prompt_template", "{caption}")
 
-    def held_out(self, shards: str | None = None, limit: int | None = None, batch_size: int = 4,
-                 field: str = "shards") -> ClipWindows:
+    def held_out(
+        self, shards: str | None = None, limit: int | None = None, batch_size: int = 4, field: str = "shards"
+    ) -> ClipWindows:
         """Windows of shards (default: the checkpoint's data.val_shards) cut as the checkpoint was
         trained (context and future frames, buckets, fps, prompt template), in order, bad clips counted."""
         data = self.cfg.data
         spec = shards or data.val_shards
-        buckets = ([tuple(b) for b in data.buckets] if data.get("buckets")
-                   else [(data.height, data.width, data.future_frames)])
-        return ClipWindows(expand_shards(spec, field if shards else "data.val_shards"), data.context_frames,
-                           buckets, data.get("fps"), train=False, seed=0, strict=False, batch_size=batch_size,
-                           limit=limit, prompt_template=self.prompt_template,
-                           resize_filter=data.get("resize_filter", "area"))
+        buckets = (
+            [tuple(b) for b in data.buckets]
+            if data.get("buckets")
+            else [(data.height, data.width, data.future_frames)]
+        )
+        return ClipWindows(
+            expand_shards(spec, field if shards else "data.val_shards"),
+            data.context_frames,
+            buckets,
+            data.get("fps"),
+            train=False,
+            seed=0,
+            strict=False,
+            batch_size=batch_size,
+            limit=limit,
+            prompt_template=self.prompt_template,
+            resize_filter=data.get("resize_filter", "area"),
+        )
 
     def read_context(self, source: str | Path) -> tuple[np.ndarray, float]:
         """The last C frames of a video (or one image repeated), fitted to the trained bucket."""
@@ -88,14 +108,21 @@ class Predictor:
         info = probe(source)
         total = info.frames_at(None)
         if total < self.context_frames:
-            raise ValueError(f"input={source} has {total} frames; this checkpoint reads {self.context_frames} "
-                             f"context frames (pass a longer clip, or an image)")
+            raise ValueError(
+                f"input={source} has {total} frames; this checkpoint reads {self.context_frames} "
+                f"context frames (pass a longer clip, or an image)"
+            )
         start = total - self.context_frames
         return decode_window(source, start, self.context_frames, self.height, self.width, info=info), info.fps
 
     @torch.no_grad()
-    def predict(self, context: np.ndarray | torch.Tensor, text: str | list[str], fps: float | list[float] = 24.0,
-                seed: int = 0) -> tuple[np.ndarray, dict[str, float]]:
+    def predict(
+        self,
+        context: np.ndarray | torch.Tensor,
+        text: str | list[str],
+        fps: float | list[float] = 24.0,
+        seed: int = 0,
+    ) -> tuple[np.ndarray, dict[str, float]]:
         """Context uint8 (C, H, W, 3) or (B, C, H, W, 3) + text(s) -> future frames (B, F, H, W, 3), timings (s).
 
         fps: the frame rate of the context (one, or one per clip): LTX places frames in time with it."""
@@ -104,8 +131,12 @@ class Predictor:
             ctx = ctx[None]
         texts = [text] * ctx.shape[0] if isinstance(text, str) else list(text)
         rates = torch.as_tensor(fps, dtype=torch.float32).reshape(-1).expand(len(texts)).clone()
-        batch = {"context": ctx.to(self.device), "caption": texts, "fps": rates,
-                 "prompt": [self.prompt_template.format(caption=t) for t in texts]}
+        batch = {
+            "context": ctx.to(self.device),
+            "caption": texts,
+            "fps": rates,
+            "prompt": [self.prompt_template.format(caption=t) for t in texts],
+        }
         m, timings = self.module, {}
         sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
         start = time.perf_counter()
@@ -160,14 +191,20 @@ def caption_beside(path: Path) -> str | None:
     return sidecar.read_text().strip() or None if sidecar.exists() else None
 
 
-def directory_batches(predictor: Predictor, path: Path, prompt: str | None, batch_size: int,
-                      skipped: dict[str, str]):
+def directory_batches(
+    predictor: Predictor, path: Path, prompt: str | None, batch_size: int, skipped: dict[str, str]
+):
     """Batches of the videos and images in a directory, read as they are needed (every clip is fitted
     to the checkpoint's window, so a batch stacks); unreadable ones land in `skipped` with the reason."""
-    files = sorted(p for p in path.iterdir() if p.suffix.lower().lstrip(".") in VIDEO_EXTS
-                   or p.suffix.lower() in IMAGE_EXTS)
+    files = sorted(
+        p
+        for p in path.iterdir()
+        if p.suffix.lower().lstrip(".") in VIDEO_EXTS or p.suffix.lower() in IMAGE_EXTS
+    )
     if not files:
-        raise FileNotFoundError(f"input={path}: no video ({', '.join(VIDEO_EXTS)}) or image in this directory")
+        raise FileNotFoundError(
+            f"input={path}: no video ({', '.join(VIDEO_EXTS)}) or image in this directory"
+        )
     batch = []
     for file in files:
         text = prompt or caption_beside(file)
@@ -186,8 +223,9 @@ def directory_batches(predictor: Predictor, path: Path, prompt: str | None, batc
         yield batch
 
 
-def predict_inputs(predictor: Predictor, source: str, prompt: str | None, out: Path, batch_size: int = 4,
-                   seed: int = 0) -> dict:
+def predict_inputs(
+    predictor: Predictor, source: str, prompt: str | None, out: Path, batch_size: int = 4, seed: int = 0
+) -> dict:
     """Predict for a video or image, every video and image in a directory, or every clip of shards
     (`*.tar`, brace patterns), in batches; each clip gives `<name>.mp4` (the future, starting at the
     current frame) and `<name>_side_by_side.mp4` (context then prediction). A clip's instruction:
@@ -200,25 +238,42 @@ def predict_inputs(predictor: Predictor, source: str, prompt: str | None, out: P
     if path.is_file() and path.suffix != ".tar":
         text = prompt or caption_beside(path)
         if text is None:
-            raise ValueError(f"input={path}: give prompt=\"...\" (or a {path.with_suffix('.txt').name} beside it)")
+            raise ValueError(
+                f'input={path}: give prompt="..." (or a {path.with_suffix(".txt").name} beside it)'
+            )
         context, fps = predictor.read_context(path)
         frames, timings = predictor.predict(context, text, fps=fps, seed=seed)
         write_prediction(out, names(path.stem), context, frames[0], fps)
-        return {"written": [path.stem], "skipped": {}, "renamed": names.renamed, "seconds": timings["total_s"],
-                "timings": timings}
+        return {
+            "written": [path.stem],
+            "skipped": {},
+            "renamed": names.renamed,
+            "seconds": timings["total_s"],
+            "timings": timings,
+        }
     if path.is_dir():
         batches = directory_batches(predictor, path, prompt, batch_size, skipped)
     elif not path.exists() and not SHARD_PATTERN.search(source):
-        raise FileNotFoundError(f"input={source} does not exist; pass a video, an image, a directory of them, "
-                                f"or shards (*.tar, brace patterns such as 'val-{{000000..000003}}.tar')")
+        raise FileNotFoundError(
+            f"input={source} does not exist; pass a video, an image, a directory of them, "
+            f"or shards (*.tar, brace patterns such as 'val-{{000000..000003}}.tar')"
+        )
     else:  # shards: batches of one bucket each, cut with the checkpoint's window
         windows = predictor.held_out(source, batch_size=batch_size, field="input")
-        batches = ([{"key": k, "context": c, "fps": float(f), "text": prompt or t}
-                    for k, c, f, t in zip(b["key"], b["context"].numpy(), b["fps"], b["caption"], strict=True)]
-                   for b in torch.utils.data.DataLoader(windows, batch_size=None))
+        batches = (
+            [
+                {"key": k, "context": c, "fps": float(f), "text": prompt or t}
+                for k, c, f, t in zip(b["key"], b["context"].numpy(), b["fps"], b["caption"], strict=True)
+            ]
+            for b in torch.utils.data.DataLoader(windows, batch_size=None)
+        )
     for index, batch in enumerate(batches):
-        frames, timings = predictor.predict(np.stack([c["context"] for c in batch]), [c["text"] for c in batch],
-                                            fps=[c["fps"] for c in batch], seed=seed + index)
+        frames, timings = predictor.predict(
+            np.stack([c["context"] for c in batch]),
+            [c["text"] for c in batch],
+            fps=[c["fps"] for c in batch],
+            seed=seed + index,
+        )
         seconds += timings["total_s"]
         for clip, future in zip(batch, frames, strict=True):
             write_prediction(out, names(clip["key"]), clip["context"], future, clip["fps"])
@@ -234,13 +289,21 @@ def main(cfg) -> dict:
     out = Path(cfg.out_dir)
     existing = sorted(str(p) for p in out.glob("*.mp4")) if out.is_dir() else []
     if existing and not cfg.overwrite:
-        raise FileExistsError(f"{out} already holds predictions ({existing[0]}, ...); pass overwrite=true or "
-                              f"another out_dir")
-    report = predict_inputs(Predictor(cfg.ckpt), str(cfg.input), cfg.prompt, out, batch_size=cfg.batch_size,
-                            seed=cfg.seed)
+        raise FileExistsError(
+            f"{out} already holds predictions ({existing[0]}, ...); pass overwrite=true or another out_dir"
+        )
+    report = predict_inputs(
+        Predictor(cfg.ckpt), str(cfg.input), cfg.prompt, out, batch_size=cfg.batch_size, seed=cfg.seed
+    )
     renamed = report["renamed"]
-    print(f"wrote {len(report['written'])} prediction(s) and side-by-side videos to {out} in "
-          f"{report['seconds']:.2f} s" + (f"; skipped {report['skipped']}" if report["skipped"] else "")
-          + (f"; {len(renamed)} named after their keys made safe, such as {next(iter(renamed.items()))}"
-             if renamed else ""))
+    print(
+        f"wrote {len(report['written'])} prediction(s) and side-by-side videos to {out} in "
+        f"{report['seconds']:.2f} s"
+        + (f"; skipped {report['skipped']}" if report["skipped"] else "")
+        + (
+            f"; {len(renamed)} named after their keys made safe, such as {next(iter(renamed.items()))}"
+            if renamed
+            else ""
+        )
+    )
     return report

@@ -80,8 +80,13 @@ def current_config(tree: Any) -> Any:
     module = tree.get("module") if isinstance(tree, dict) else None
     if isinstance(module, dict) and "warmup_steps" in module and "scheduler" not in module:
         total = (tree.get("trainer") or {}).get("max_steps", 1)
-        module["scheduler"] = {"_target_": "foresight.training.schedules.warmup_cosine", "_partial_": True,
-                               "total_steps": total, "warmup_steps": module.pop("warmup_steps"), "floor": 0.1}
+        module["scheduler"] = {
+            "_target_": "foresight.training.schedules.warmup_cosine",
+            "_partial_": True,
+            "total_steps": total,
+            "warmup_steps": module.pop("warmup_steps"),
+            "floor": 0.1,
+        }
     return tree
 
 
@@ -107,14 +112,21 @@ def check(tree: Any, source: str, root: str = "config") -> None:
     allowed = allowed_targets()
     for path, node in walk(tree, root):
         if isinstance(node, str) and "${" in node:
-            raise UntrustedConfig(f"{source}: refusing {path}={node[:100]!r}: an interpolation in a stored config can "
-                                  f"build new nodes when resolved; train.py stores resolved configs, so this file "
-                                  f"was not written by it or was altered")
-        if isinstance(node, dict) and "_target_" in node and not (isinstance(node["_target_"], str)
-                                                                  and node["_target_"] in allowed):
-            raise UntrustedConfig(f"{source}: refusing {path}._target_={node['_target_']!r}: a stored config may "
-                                  f"only name classes that a YAML under conf/ names; this file was altered, or was "
-                                  f"trained with a class of yours: then name it in a conf/ file to allow it")
+            raise UntrustedConfig(
+                f"{source}: refusing {path}={node[:100]!r}: an interpolation in a stored config can "
+                f"build new nodes when resolved; train.py stores resolved configs, so this file "
+                f"was not written by it or was altered"
+            )
+        if (
+            isinstance(node, dict)
+            and "_target_" in node
+            and not (isinstance(node["_target_"], str) and node["_target_"] in allowed)
+        ):
+            raise UntrustedConfig(
+                f"{source}: refusing {path}._target_={node['_target_']!r}: a stored config may "
+                f"only name classes that a YAML under conf/ names; this file was altered, or was "
+                f"trained with a class of yours: then name it in a conf/ file to allow it"
+            )
 
 
 def build(node: Any, source: str, key: str, **kwargs) -> Any:

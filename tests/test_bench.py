@@ -10,8 +10,20 @@ def test_bench_tiny_mode_reports_every_stage(tmp_path):
     report = json.loads((tmp_path / "bench.json").read_text())
     assert report["rows"] == [row] and report["meta"]["model"] == "tiny"
     assert row["tokens"] == 12 and row["vlm_tokens"] > 0
-    for key in ("vlm_ms", "vlm_per_window_attention_ms", "vlm_preprocess_ms", "adapter_ms", "dit_step_ms", "decode_ms", "predict_A_ms", "predict_B_ms",
-                "predict_C_ms", "predict_D_ms", "train_bare_lora_ms", "train_option_c_ckpt_ms"):
+    for key in (
+        "vlm_ms",
+        "vlm_per_window_attention_ms",
+        "vlm_preprocess_ms",
+        "adapter_ms",
+        "dit_step_ms",
+        "decode_ms",
+        "predict_A_ms",
+        "predict_B_ms",
+        "predict_C_ms",
+        "predict_D_ms",
+        "train_bare_lora_ms",
+        "train_option_c_ckpt_ms",
+    ):
         assert row[key] > 0, key
 
 
@@ -38,9 +50,26 @@ def test_lora_step_flops_of_the_2b_dit_are_in_the_expected_range():
 def test_training_bench_times_each_option_through_the_trainer_beside_the_bare_step(tmp_path, twin_dir):
     from foresight.bench import training as bench_train
 
-    rows = bench_train.main(["--tiny", "--options", "A", "C", "--checkpointing", "off", "--warmup", "1",
-                             "--steps", "2", "--workers", "0", "--cache-dir", str(twin_dir),
-                             "--out", str(tmp_path / "bench_train.json")])
+    rows = bench_train.main(
+        [
+            "--tiny",
+            "--options",
+            "A",
+            "C",
+            "--checkpointing",
+            "off",
+            "--warmup",
+            "1",
+            "--steps",
+            "2",
+            "--workers",
+            "0",
+            "--cache-dir",
+            str(twin_dir),
+            "--out",
+            str(tmp_path / "bench_train.json"),
+        ]
+    )
     report = json.loads((tmp_path / "bench_train.json").read_text())
     assert report["rows"] == rows and report["meta"]["timed_steps"] == 2
     a, c = rows
@@ -55,9 +84,11 @@ def test_training_bench_times_each_option_through_the_trainer_beside_the_bare_st
 def test_summary_of_repeated_runs_gives_median_range_and_disagreements():
     from foresight.bench.prediction import summarise
 
-    runs = [[{"option": "B", "step_ms": 200.0, "peak_gib": 30.0, "mfu": None}],
-            [{"option": "B", "step_ms": 240.0, "peak_gib": "out of memory", "mfu": None}],
-            [{"option": "B", "step_ms": 190.0, "peak_gib": 31.0, "mfu": None}]]
+    runs = [
+        [{"option": "B", "step_ms": 200.0, "peak_gib": 30.0, "mfu": None}],
+        [{"option": "B", "step_ms": 240.0, "peak_gib": "out of memory", "mfu": None}],
+        [{"option": "B", "step_ms": 190.0, "peak_gib": 31.0, "mfu": None}],
+    ]
     (row,) = summarise(runs)
     assert row["option"] == "B" and row["mfu"] is None
     assert row["step_ms"] == 200.0 and row["step_ms_range"] == [190.0, 240.0]
@@ -66,7 +97,9 @@ def test_summary_of_repeated_runs_gives_median_range_and_disagreements():
 
 def test_repeats_run_in_separate_processes_and_report_median_and_range(tmp_path):
     """--repeats N: N fresh processes (training-step times move between processes, not within one)."""
-    rows = main(["--tiny", "--no-train", "--iters", "1", "--repeats", "2", "--out", str(tmp_path / "bench.json")])
+    rows = main(
+        ["--tiny", "--no-train", "--iters", "1", "--repeats", "2", "--out", str(tmp_path / "bench.json")]
+    )
     report = json.loads((tmp_path / "bench.json").read_text())
     assert report["meta"]["repeats"] == 2 and len(report["runs"]) == 2 and report["rows"] == rows
     for i, run in enumerate(report["runs"]):  # each run's own report stays beside the summary

@@ -10,8 +10,14 @@ from foresight.config import ROOT, compose
 from foresight.training.train import instantiate, train
 
 
-@pytest.mark.parametrize("override,choices", [("option=Z", ["A", "B", "C", "D"]), ("model=ltx_99b", ["ltx_2b", "tiny"]),
-                                              ("vlm=qwen9", ["qwen2_5_vl_7b", "tiny"])])
+@pytest.mark.parametrize(
+    "override,choices",
+    [
+        ("option=Z", ["A", "B", "C", "D"]),
+        ("model=ltx_99b", ["ltx_2b", "tiny"]),
+        ("vlm=qwen9", ["qwen2_5_vl_7b", "tiny"]),
+    ],
+)
 def test_unknown_group_choice_lists_the_choices(override, choices):
     with pytest.raises(MissingConfigException) as err:
         compose([override])
@@ -25,11 +31,14 @@ def test_cli_unknown_option_prints_choices():
     assert "Available options in 'option'" in out.stderr and "\tB" in out.stderr
 
 
-@pytest.mark.parametrize("override,field,nearest", [
-    ("data.future_frames=10", "data.future_frames=10", "9 or 17"),
-    ("data.height=70", "data.height=70", "64 or 96"),
-    ("data.width=100", "data.width=100", "96 or 128"),
-])
+@pytest.mark.parametrize(
+    "override,field,nearest",
+    [
+        ("data.future_frames=10", "data.future_frames=10", "9 or 17"),
+        ("data.height=70", "data.height=70", "64 or 96"),
+        ("data.width=100", "data.width=100", "96 or 128"),
+    ],
+)
 def test_bad_window_fails_before_any_model_loads(override, field, nearest, tmp_path):
     # The VLM points at a directory that does not exist: reaching it would raise FileNotFoundError.
     cfg = compose([override, f"vlm.pretrained={tmp_path}/absent", "vlm.twin=null", "logger=none"])
@@ -44,8 +53,15 @@ def test_missing_vlm_directory_names_path_and_expected(tmp_path):
         instantiate(cfg.vlm)
 
 
-@pytest.mark.parametrize("name,target", [("optionA", "CleanLatents"), ("optionB", "PartialDiffusion"),
-                                         ("optionC", "ImagePath"), ("optionD", "TextPath")])
+@pytest.mark.parametrize(
+    "name,target",
+    [
+        ("optionA", "CleanLatents"),
+        ("optionB", "PartialDiffusion"),
+        ("optionC", "ImagePath"),
+        ("optionD", "TextPath"),
+    ],
+)
 def test_experiments_select_their_option(name, target):
     cfg = compose([f"+experiment={name}"])
     assert cfg.option._target_.endswith(target)
@@ -68,13 +84,19 @@ def test_experiment_with_and_without_plus_is_one_experiment_and_overrides_its_gr
 
     def job(overrides):
         cfg = compose(overrides)
-        return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k not in ("hydra", "paths")]))
+        return OmegaConf.to_container(
+            OmegaConf.masked_copy(cfg, [k for k in cfg if k not in ("hydra", "paths")])
+        )
 
     assert job(["experiment=optionB"]) == job(["+experiment=optionB"])
     assert compose(["experiment=optionB", "option=C"]).option._target_.endswith("ImagePath")
     assert compose(["experiment=optionB", "option.t_star=0.8"]).option.t_star == 0.8
-    out = subprocess.run([sys.executable, "train.py", "experiment=optionB", "option.t_star=0.8", "--cfg", "job"],
-                         cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "train.py", "experiment=optionB", "option.t_star=0.8", "--cfg", "job"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0 and "t_star: 0.8" in out.stdout, out.stderr[-2000:]
 
 

@@ -48,8 +48,11 @@ class ForesightModule(L.LightningModule):
         self.vlm, self.ltx, self.option = vlm, ltx, option
         if option.lora:
             ltx.add_lora(**option.lora)
-        self.adapter = (adapter(in_dim=vlm.out_dim if vlm is not None else vlm_dim, out_dim=option.adapter_out_dim(ltx))
-                        if option.uses_adapter else None)
+        self.adapter = (
+            adapter(in_dim=vlm.out_dim if vlm is not None else vlm_dim, out_dim=option.adapter_out_dim(ltx))
+            if option.uses_adapter
+            else None
+        )
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.val_seed = val_seed
@@ -74,7 +77,9 @@ class ForesightModule(L.LightningModule):
         """The frozen models that only run forward (VLM, VAE, T5; those loaded): FSDP keeps them whole."""
         return [m for m in (self.vlm, self.ltx.vae, self.ltx.text_encoder) if m is not None]
 
-    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+    def configure_gradient_clipping(
+        self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
+    ) -> None:
         from lightning.pytorch.strategies import FSDPStrategy
 
         if gradient_clip_val and isinstance(self.trainer.strategy, FSDPStrategy):
@@ -93,14 +98,19 @@ class ForesightModule(L.LightningModule):
         saved, trainable = set(checkpoint["state_dict"]), set(self.trainable_state_dict())
         if saved != trainable:
             missing, unexpected = sorted(trainable - saved), sorted(saved - trainable)
-            raise ValueError(f"the checkpoint's trainable tensors do not fit this model (missing {missing[:3]}, "
-                             f"unexpected {unexpected[:3]}); resume with the config it was trained with")
+            raise ValueError(
+                f"the checkpoint's trainable tensors do not fit this model (missing {missing[:3]}, "
+                f"unexpected {unexpected[:3]}); resume with the config it was trained with"
+            )
 
     def configure_optimizers(self) -> dict[str, Any]:
         opt = self.optimizer_factory([p for p in self.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return {"optimizer": opt}
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": self.scheduler_factory(opt), "interval": "step"}}
+        return {
+            "optimizer": opt,
+            "lr_scheduler": {"scheduler": self.scheduler_factory(opt), "interval": "step"},
+        }
 
     # steps --------------------------------------------------------------------------------------
 
@@ -109,8 +119,10 @@ class ForesightModule(L.LightningModule):
         if "features" in batch:
             return batch["features"]
         if (self.vlm is None and self.option.uses_adapter) or self.ltx.text_encoder is None:
-            raise ValueError("this module was built without its frozen encoders (to train from the feature "
-                             "cache) and cannot encode video; build it with the VLM and T5 loaded (predict.py does)")
+            raise ValueError(
+                "this module was built without its frozen encoders (to train from the feature "
+                "cache) and cannot encode video; build it with the VLM and T5 loaded (predict.py does)"
+            )
         return encode_batch(batch, self.vlm, self.ltx, context_latents=self.option.needs_context_latents)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
@@ -123,7 +135,9 @@ class ForesightModule(L.LightningModule):
         if dm is not None and hasattr(dm, "consumed"):
             skips = dm.consumed(batch)  # also records the data position that checkpoints save
             if skips:
-                self.log_dict({f"data/skipped_{k}": torch.tensor(float(v)) for k, v in skips.items()}, batch_size=bs)
+                self.log_dict(
+                    {f"data/skipped_{k}": torch.tensor(float(v)) for k, v in skips.items()}, batch_size=bs
+                )
         return out["loss"]
 
     def on_train_batch_end(self, outputs, batch: dict, batch_idx: int) -> None:

@@ -56,8 +56,16 @@ def layout(seed: int, split: str, action: str | None = None) -> tuple[Scene, Ins
 
 def describe(seed: int, split: str, scene: Scene, instruction: Instruction) -> dict:
     target = scene.shapes[instruction.target]
-    return {"seed": seed, "split": split, "fps": FPS, "source": "foresight.world", "shapes": len(scene.shapes),
-            "colour": target.colour, "shape": target.kind, "action": instruction.action}
+    return {
+        "seed": seed,
+        "split": split,
+        "fps": FPS,
+        "source": "foresight.world",
+        "shapes": len(scene.shapes),
+        "colour": target.colour,
+        "shape": target.kind,
+        "action": instruction.action,
+    }
 
 
 def _sdf(kind: Tensor, dx: Tensor, dy: Tensor, r: Tensor) -> Tensor:
@@ -69,8 +77,9 @@ def _sdf(kind: Tensor, dx: Tensor, dy: Tensor, r: Tensor) -> Tensor:
     return torch.where(kind == 0, circle, torch.where(kind == 1, square, triangle))
 
 
-def rasterize(background: Tensor, centres: Tensor, radius: Tensor, kind: Tensor, colour: Tensor,
-              present: Tensor) -> Tensor:
+def rasterize(
+    background: Tensor, centres: Tensor, radius: Tensor, kind: Tensor, colour: Tensor, present: Tensor
+) -> Tensor:
     """Clips as uint8 (B, F, SIZE, SIZE, 3); shapes are painted in order k = 0..K-1.
 
     background (B, 3) and colour (B, K, 3) in 0..255; centres (B, K, F, 2) pixels; radius (B, K);
@@ -90,17 +99,20 @@ def rasterize(background: Tensor, centres: Tensor, radius: Tensor, kind: Tensor,
     return img.round().clamp(0, 255).to(torch.uint8)
 
 
-def layout_arrays(seeds: list[int], split: str, actions: list[str | None] | None = None
-                  ) -> tuple[dict[str, np.ndarray], list[str], list[dict]]:
+def layout_arrays(
+    seeds: list[int], split: str, actions: list[str | None] | None = None
+) -> tuple[dict[str, np.ndarray], list[str], list[dict]]:
     """What `rasterize` needs for these seeds, as numpy arrays (cheap, CPU: data-loader workers run
     it while the GPU rasterises), with the captions and per-clip metadata."""
     b = len(seeds)
-    arrays = {"background": np.zeros((b, 3), np.float32),
-              "centres": np.zeros((b, MAX_SHAPES, FRAMES, 2), np.float32),
-              "radius": np.zeros((b, MAX_SHAPES), np.float32),
-              "kind": np.zeros((b, MAX_SHAPES), np.int64),
-              "colour": np.zeros((b, MAX_SHAPES, 3), np.float32),
-              "present": np.zeros((b, MAX_SHAPES), np.float32)}
+    arrays = {
+        "background": np.zeros((b, 3), np.float32),
+        "centres": np.zeros((b, MAX_SHAPES, FRAMES, 2), np.float32),
+        "radius": np.zeros((b, MAX_SHAPES), np.float32),
+        "kind": np.zeros((b, MAX_SHAPES), np.int64),
+        "colour": np.zeros((b, MAX_SHAPES, 3), np.float32),
+        "present": np.zeros((b, MAX_SHAPES), np.float32),
+    }
     captions, metas = [], []
     for i, seed in enumerate(seeds):
         scene, instruction = layout(seed, split, actions[i] if actions else None)
@@ -116,8 +128,9 @@ def layout_arrays(seeds: list[int], split: str, actions: list[str | None] | None
     return arrays, captions, metas
 
 
-def render_batch(seeds: list[int], split: str, device: torch.device | str = "cpu",
-                 actions: list[str | None] | None = None) -> tuple[Tensor, list[str], list[dict]]:
+def render_batch(
+    seeds: list[int], split: str, device: torch.device | str = "cpu", actions: list[str | None] | None = None
+) -> tuple[Tensor, list[str], list[dict]]:
     """Clips of these seeds: frames uint8 (B, FRAMES, SIZE, SIZE, 3) on `device`, captions, metadata.
     actions: per seed, an action replacing the sampled one (None keeps it)."""
     arrays, captions, metas = layout_arrays(seeds, split, actions)

@@ -33,8 +33,14 @@ def write_split(out: Path, split: str, count: int, per_shard: int = PER_SHARD) -
         path = out / f"{split}-{shard:06d}.tar"
         with wds.TarWriter(str(path)) as sink:
             for clip, text, meta in zip(frames.numpy(), captions, metas, strict=True):
-                sink.write({"__key__": f"{split}_{meta['seed']:06d}", "mp4": encode_mp4(clip, FPS, lossless=True),
-                            "txt": text, "json": json.dumps(meta)})
+                sink.write(
+                    {
+                        "__key__": f"{split}_{meta['seed']:06d}",
+                        "mp4": encode_mp4(clip, FPS, lossless=True),
+                        "txt": text,
+                        "json": json.dumps(meta),
+                    }
+                )
         paths.append(path)
     return paths
 
