@@ -1,4 +1,5 @@
-"""Score a checkpoint:  python evaluate.py ckpt=RUN_DIR 'shards="held-out-{000000..000003}.tar"'  (conf/evaluate.yaml)."""
+"""Score a checkpoint:  python evaluate.py ckpt=RUN_DIR 'shards="held-out-{000000..000003}.tar"'
+(see conf/evaluate.yaml)."""
 
 import sys
 

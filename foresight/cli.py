@@ -31,7 +31,8 @@ def ckpt_info(target: str) -> int:
         state = read_state(path)
         print(
             f"{path}\n  training state at step {state['global_step']} of run group "
-            f"{(state.get('experiment') or {}).get('run_group')}; continue it: python train.py ckpt_path={path}"
+            f"{(state.get('experiment') or {}).get('run_group')}; "
+            f"continue it: python train.py ckpt_path={path}"
         )
         return 0
     path = find_weights(path)
@@ -41,7 +42,8 @@ def ckpt_info(target: str) -> int:
     n = sum(math.prod(s) for s in shapes.values())
     cfg = meta.get("config", {})
     print(
-        f"{path}\n  option {meta.get('option')}  step {meta.get('step')}  {len(shapes)} tensors, {n:,} parameters"
+        f"{path}\n  option {meta.get('option')}  step {meta.get('step')}  "
+        f"{len(shapes)} tensors, {n:,} parameters"
     )
     for group in ("model", "vlm", "adapter", "option"):
         node = cfg.get(group, {})

@@ -123,7 +123,8 @@ class Predictor:
         fps: float | list[float] = 24.0,
         seed: int = 0,
     ) -> tuple[np.ndarray, dict[str, float]]:
-        """Context uint8 (C, H, W, 3) or (B, C, H, W, 3) + text(s) -> future frames (B, F, H, W, 3), timings (s).
+        """Context uint8 (C, H, W, 3) or (B, C, H, W, 3) + text(s) -> future frames (B, F, H, W, 3), timings
+        (s).
 
         fps: the frame rate of the context (one, or one per clip): LTX places frames in time with it."""
         ctx = torch.as_tensor(np.asarray(context))

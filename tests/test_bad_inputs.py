@@ -327,7 +327,8 @@ CASES = [
         "predict",
         ["ckpt={state}", "input={missing}"],
         Error(
-            r"step000002.safetensors is a training-state file, which continues a run \(python train.py ckpt_path="
+            r"step000002.safetensors is a training-state file, which continues a run "
+            r"\(python train.py ckpt_path="
         ),
     ),
     (
@@ -335,7 +336,8 @@ CASES = [
         "predict",
         ["ckpt={state_only_run}", "input={missing}"],
         Error(
-            r"killed_run: no checkpoints/last.safetensors inside \(it holds training state only.*continue it with"
+            r"killed_run: no checkpoints/last.safetensors inside "
+            r"\(it holds training state only.*continue it with"
         ),
     ),
     (

@@ -38,7 +38,8 @@ def published_units():
 
 
 def published_state(seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random weights with the keys and shapes of models/rgb_imagenet.pt (He-scaled, so activations stay finite)."""
+    """Random weights with the keys and shapes of models/rgb_imagenet.pt (He-scaled, so activations stay
+    finite)."""
     g = torch.Generator().manual_seed(seed)
     state = {}
     for name, cin, cout, k in published_units():

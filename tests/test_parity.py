@@ -161,7 +161,8 @@ def test_condition_pipeline_gives_the_same_latents(tiny_ltx, scene, monkeypatch,
 
 
 def test_denoising_decoder_gives_the_same_frames(tiny_ltx, scene, monkeypatch):
-    """Decoding after sampling: 0.025 noise from the same generator, timestep-conditioned decoder at t=0.05."""
+    """Decoding after sampling: 0.025 noise from the same generator, timestep-conditioned decoder at
+    t=0.05."""
     ltx = release(tiny_ltx, Schedule("linear_quadratic", 8, None), causal_rope=True)
     theirs = condition_pipeline(
         ltx,

@@ -1,7 +1,9 @@
 """Training steps through the real trainer from the feature cache, beside the bare DiT LoRA step.
 
-    python -m foresight.bench.training --model ltx_2b --vlm 7b --options A B C D --compile --out bench_train.json
-    python -m foresight.bench.training --options C --checkpointing off --sizes 768x512x49 1216x704x121 --compile
+    python -m foresight.bench.training --model ltx_2b --vlm 7b --options A B C D --compile \
+        --out bench_train.json
+    python -m foresight.bench.training --options C --checkpointing off --sizes 768x512x49 1216x704x121 \
+        --compile
     python -m foresight.bench.training --tiny --out bench_train.json     # CPU, tiny twins: what CI runs
 
 The performance issue's training target: an option's step (adapter + LoRA r=128, bf16, batch 1,

@@ -108,7 +108,8 @@ def jsonl_rows(path: Path, lines) -> Iterator[dict]:
 
 
 def entries(inputs: list[str]) -> list[Entry]:
-    """Folders (videos + sidecar .txt/.json), or .csv/.jsonl manifests; relative paths resolve from the manifest."""
+    """Folders (videos + sidecar .txt/.json), or .csv/.jsonl manifests; relative paths resolve from the
+    manifest."""
     found: list[Entry] = []
     for item in map(Path, inputs):
         if item.is_dir():
@@ -253,7 +254,8 @@ def format_inspection(stats: dict) -> str:
     def spread(values: list[float], unit: str) -> str:
         if not values:
             return "-"
-        return f"min {min(values):.1f}{unit}  median {statistics.median(values):.1f}{unit}  max {max(values):.1f}{unit}"
+        median = statistics.median(values)
+        return f"min {min(values):.1f}{unit}  median {median:.1f}{unit}  max {max(values):.1f}{unit}"
 
     lines = [
         f"samples      {stats['samples']}",

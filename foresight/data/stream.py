@@ -4,8 +4,8 @@ A webdataset shard is a tar whose members group into samples by key (a member's 
 first dot of its file name; the rest is the member's extension). Training reads an endless random
 stream: `open_shards` shards are open at once, each next sample comes from a randomly chosen open
 shard, and a shard that ends is replaced by the next of a random order of all shards (a new order
-each cycle, so no rank or worker ever runs dry). Every random choice is seeded by (seed, stream, counter) rather than by a
-running generator, so a position is a small JSON-able dict:
+each cycle, so no rank or worker ever runs dry). Every random choice is seeded by (seed, stream,
+counter) rather than by a running generator, so a position is a small JSON-able dict:
 
     {"epoch": e, "produced": n windows this epoch, "draws": shards drawn, "samples": samples read,
      "slots": [[url, next sample index] | None, ...],   # the open shards

@@ -217,7 +217,8 @@ def decode_window(
     resize_filter: str = "area",
     name: str = "video",
 ) -> np.ndarray:
-    """Frames start .. start+count-1 (counted at `fps`, the clip's own rate if None) as (count, H, W, 3) uint8.
+    """Frames start .. start+count-1 (counted at `fps`, the clip's own rate if None) as (count, H, W, 3)
+    uint8.
 
     Seeks to the keyframe before the window where the clip's timestamps allow it (see the module
     docstring), else decodes from the start; each wanted time takes the nearest decoded frame, which

@@ -76,7 +76,8 @@ def evaluate(
     fvd_i3d: str | None = None,
     config=None,
 ) -> dict:
-    """Mean metrics over the clips (each batch weighted by its size), per-frame curves, and FVD over all clips.
+    """Mean metrics over the clips (each batch weighted by its size), per-frame curves, and FVD over all
+    clips.
     ckpt=None with `config`: a baseline with nothing to train (option=i2v), built from the composed config."""
     predictor = Predictor(ckpt, device=device, config=config)
     module = predictor.module

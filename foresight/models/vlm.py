@@ -197,7 +197,8 @@ class FrozenVLM(nn.Module):
         # Qwen2.5-VL's chat format, the video placeholder expanded to one token per merged patch
         return (
             f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n<|vision_start|>"
-            f"{'<|video_pad|>' * num_video_tokens}<|vision_end|>{instruction}<|im_end|>\n<|im_start|>assistant\n"
+            f"{'<|video_pad|>' * num_video_tokens}<|vision_end|>{instruction}<|im_end|>\n"
+            "<|im_start|>assistant\n"
         )
 
     @torch.no_grad()

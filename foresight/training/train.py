@@ -264,7 +264,8 @@ def frozen_models(cfg: DictConfig, datamodule, option) -> tuple[Any, Any, int | 
     if widths["text"] != ltx.caption_dim:
         raise ValueError(
             f"the feature cache holds caption states {widths['text']} wide, but this model's DiT "
-            f"reads {ltx.caption_dim}: it was written with another model; re-run python preprocess.py with this one"
+            f"reads {ltx.caption_dim}: it was written with another model; re-run python preprocess.py with "
+            f"this one"
         )
     return None, ltx, widths["vlm"]
 

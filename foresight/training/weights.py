@@ -58,14 +58,16 @@ def load_trainable(module: "L.LightningModule", path: str | os.PathLike) -> dict
     if missing or unexpected:
         raise ValueError(
             f"{path} does not fit this model: missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
-            f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}; was it trained with another option or size?"
+            f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}; was it trained with another "
+            f"option or size?"
         )
     module.load_state_dict(state, strict=False)
     return meta
 
 
 def find_weights(target: str | os.PathLike) -> Path:
-    """The trainable-weights file of a run directory (its newest checkpoints/last.safetensors), or the file given."""
+    """The trainable-weights file of a run directory (its newest checkpoints/last.safetensors), or the file
+    given."""
     path = Path(target)
     if path.is_dir():
         found = sorted(path.rglob("last.safetensors"), key=lambda p: p.stat().st_mtime)
