@@ -27,6 +27,8 @@ from safetensors.torch import save_file
 from foresight.config import ROOT, compose
 from foresight.console import one_line_errors, quiet
 
+pytestmark = pytest.mark.slow  # end to end: trains through the real entry points
+
 SECRET = "precious user data\n"
 
 

@@ -39,6 +39,7 @@ def test_baselines_report_the_same_keys_as_the_options(twin_dir, batch):
     assert keys["prefix"] == keys["D"] == keys["i2v"]
 
 
+@pytest.mark.slow
 def test_prefix_trains_through_train_py_and_i2v_has_nothing_to_train(tmp_path, twin_dir):
     from foresight.config import compose
     from foresight.training.train import train
@@ -67,6 +68,7 @@ def test_i2v_guidance_is_the_releases_against_the_empty_prompt(twin_dir, batch):
     assert not torch.allclose(guided, plain) and torch.equal(guided[:, :, :1], plain[:, :, :1])
 
 
+@pytest.mark.slow
 def test_evaluate_py_scores_i2v_without_a_checkpoint_and_compare_shows_it(tmp_path, twin_dir):
     import json
     import subprocess

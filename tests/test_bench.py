@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from foresight.bench.prediction import architecture, main
 
 
@@ -47,6 +49,7 @@ def test_lora_step_flops_of_the_2b_dit_are_in_the_expected_range():
     assert 1.3 * linear < flops < 1.7 * linear
 
 
+@pytest.mark.slow
 def test_training_bench_times_each_option_through_the_trainer_beside_the_bare_step(tmp_path, twin_dir):
     from foresight.bench import training as bench_train
 
@@ -95,6 +98,7 @@ def test_summary_of_repeated_runs_gives_median_range_and_disagreements():
     assert row["peak_gib"] == [30.0, "out of memory", 31.0]  # a run that did not fit stays visible
 
 
+@pytest.mark.slow
 def test_repeats_run_in_separate_processes_and_report_median_and_range(tmp_path):
     """--repeats N: N fresh processes (training-step times move between processes, not within one)."""
     rows = main(

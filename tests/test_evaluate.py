@@ -12,6 +12,8 @@ import torch
 from foresight.config import ROOT
 from tests.test_fvd import i3d_weights
 
+pytestmark = pytest.mark.slow  # end to end: trains through the real entry points
+
 SAMPLE = ROOT / "data" / "sample"
 
 

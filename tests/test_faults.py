@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from foresight.config import ROOT, compose
@@ -53,6 +54,7 @@ def train_in_process(tmp_path, twin_dir, *overrides) -> int:
     return 0
 
 
+@pytest.mark.slow
 def test_a_validation_shard_broken_mid_run_costs_neither_final_state_nor_metrics(
     tmp_path, twin_dir, capsys, caplog, monkeypatch
 ):
@@ -94,6 +96,7 @@ def test_a_validation_shard_broken_mid_run_costs_neither_final_state_nor_metrics
     assert "FAILED after the last step" in caplog.text and "resume state" in caplog.text
 
 
+@pytest.mark.slow
 def test_failing_sample_videos_are_one_warning_and_the_run_validates_at_its_end(tmp_path, twin_dir, caplog):
     blocked = tmp_path / "a_file"
     blocked.write_text("sample videos cannot go under a file")
@@ -227,6 +230,7 @@ def test_a_state_written_by_another_experiment_or_altered_is_never_resumed(tmp_p
 # run directories ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_runs_started_in_the_same_second_get_their_own_directories(tmp_path, twin_dir):
     """Both runs resolve the same directory name (as two runs in one second do with <time>): each must
     claim its own, and keep its own checkpoint and config."""
@@ -272,6 +276,7 @@ def test_claiming_a_directory_is_exclusive_and_stable(tmp_path):
     assert new_dir(base) == mine  # resolved again in this process: the same directory, no new one
 
 
+@pytest.mark.slow
 def test_resume_auto_with_nothing_left_to_train_leaves_no_new_run_directory(tmp_path, twin_dir):
     from omegaconf import OmegaConf
 

@@ -47,6 +47,7 @@ def test_cached_loss_equals_live_loss_and_preprocess_resumes(tmp_path, twin_dir,
     assert torch.allclose(cached_feats.context_latents, live_context, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_training_from_the_cache_loads_no_vlm_and_no_t5(tmp_path, twin_dir, monkeypatch):
     out = tmp_path / "features"
     cfg = compose(

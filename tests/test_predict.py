@@ -14,6 +14,8 @@ from foresight.predict import Predictor
 from foresight.training.train import train
 from tests.conftest import REAL
 
+pytestmark = pytest.mark.slow  # end to end: trains through the real entry points
+
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, twin_dir):

@@ -66,6 +66,7 @@ def uninterrupted(tmp_path_factory, twin_dir) -> Path:
     return run
 
 
+@pytest.mark.slow
 def test_sigkilled_run_resumes_with_the_same_losses_and_wandb_run(uninterrupted, tmp_path, twin_dir):
     proc = train_py(tmp_path, twin_dir, wait=False)
     deadline = time.time() + 240
@@ -92,6 +93,7 @@ def test_sigkilled_run_resumes_with_the_same_losses_and_wandb_run(uninterrupted,
     assert resumed_proc.returncode == 0 and (resumed / "checkpoints" / "last.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_only_the_newest_states_are_kept(uninterrupted):
     kept = sorted(p.name for p in uninterrupted.glob("checkpoints/state/*"))
     assert kept == [
@@ -101,6 +103,7 @@ def test_only_the_newest_states_are_kept(uninterrupted):
     ]  # keep_last: 3
 
 
+@pytest.mark.slow
 def test_state_file_is_safetensors_with_everything_to_continue(uninterrupted):
     path = uninterrupted / "checkpoints" / "state" / f"step{STEPS:06d}.safetensors"
     state = SafetensorsIO().load_checkpoint(path)
@@ -120,6 +123,7 @@ def test_state_file_is_safetensors_with_everything_to_continue(uninterrupted):
         assert set(f.metadata()) == {"foresight_state"}
 
 
+@pytest.mark.slow
 def test_resume_with_another_model_config_is_refused(uninterrupted, twin_dir, tmp_path):
     from foresight.config import compose
     from foresight.training.train import train

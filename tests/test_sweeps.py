@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from foresight.config import ROOT
@@ -34,6 +35,7 @@ def wandb_run(run_dir: Path):
     return next(r.run for r in wandb_records(path) if r.WhichOneof("record_type") == "run")
 
 
+@pytest.mark.slow
 def test_basic_sweep_goes_on_past_a_failed_trial_and_groups_wandb_by_sweep(tmp_path, twin_dir):
     train_py(
         "-m",
@@ -54,6 +56,7 @@ def test_basic_sweep_goes_on_past_a_failed_trial_and_groups_wandb_by_sweep(tmp_p
         assert run.display_name == f"+experiment=optionA,data.future_frames={frames}"  # the trial's overrides
 
 
+@pytest.mark.slow
 def test_optuna_study_optimises_the_validation_metric(tmp_path, twin_dir):
     train_py(
         "-m",
@@ -72,6 +75,7 @@ def test_optuna_study_optimises_the_validation_metric(tmp_path, twin_dir):
     assert len([d for d in sweep.iterdir() if d.is_dir() and d.name.isdigit()]) == 2
 
 
+@pytest.mark.slow
 def test_submitit_local_launcher_runs_a_two_job_sweep(tmp_path, twin_dir):
     train_py(
         "-m",
@@ -87,6 +91,7 @@ def test_submitit_local_launcher_runs_a_two_job_sweep(tmp_path, twin_dir):
     assert sorted(p.parent.parent.name for p in sweep.glob("*/checkpoints/last.safetensors")) == ["0", "1"]
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_ranks_reads_different_samples_and_writes_one_checkpoint(tmp_path, twin_dir):
     train_py(
         "+experiment=optionA",

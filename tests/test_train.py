@@ -11,6 +11,8 @@ from safetensors import safe_open
 
 from foresight.config import ROOT
 
+pytestmark = pytest.mark.slow  # end to end: trains through the real entry points
+
 
 @pytest.mark.parametrize(
     "experiment,logger", [("optionA", "csv"), ("optionB", "wandb"), ("optionC", "csv"), ("optionD", "csv")]
