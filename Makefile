@@ -1,4 +1,5 @@
-# make install | make train | make test  — each works on a fresh machine (installs first when needed).
+# make install | make train | make test | make test-fast | make lint  — each works on a fresh machine
+# (installs first when needed).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,7 +9,7 @@ EXPERIMENT ?= optionB
 # the pretrained world (weights/world, data/world): frozen parts that know something, so options learn
 WORLD ?= model=world vlm=world data=world
 
-.PHONY: install train test sample-data world-data clean
+.PHONY: install train test test-fast lint sample-data world-data clean
 
 install: $(VENV)/.installed
 
@@ -20,10 +21,19 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 train: install
-	$(PY) train.py +experiment=$(EXPERIMENT) $(WORLD)
+	$(PY) train.py experiment=$(EXPERIMENT) $(WORLD)
 
 test: install
 	$(PY) -m pytest
+
+# the suite without the end-to-end runs marked slow (training, evaluating, sweeping through the scripts)
+test-fast: install
+	$(PY) -m pytest -m "not slow"
+
+# ruff's rules and formatting as pyproject.toml sets them (CI runs this before the tests)
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 sample-data: install
 	$(PY) -m foresight.data.sample_world --out data/sample --train 64 --val 16 --seed 0

@@ -1,11 +1,15 @@
-"""Score a checkpoint:  python evaluate.py ckpt=RUN_DIR 'shards="held-out-{000000..000003}.tar"'  (conf/evaluate.yaml)."""
+"""Score a checkpoint:  python evaluate.py ckpt=RUN_DIR 'shards="held-out-{000000..000003}.tar"'
+(see conf/evaluate.yaml)."""
+
+import sys
 
 import hydra
 from omegaconf import DictConfig
 
-from foresight.config import register_resolvers
+from foresight.config import experiment_overrides, register_resolvers
 
 register_resolvers()
+sys.argv = experiment_overrides(sys.argv)  # +experiment=X, the older form, is experiment=X
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")

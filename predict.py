@@ -1,4 +1,5 @@
-"""Predict future videos:  python predict.py ckpt=RUN_DIR input=VIDEO_IMAGE_DIR_OR_SHARDS prompt="..."  (conf/predict.yaml)."""
+"""Predict future videos:  python predict.py ckpt=RUN_DIR input=VIDEO_IMAGE_DIR_OR_SHARDS prompt="..."
+(see conf/predict.yaml)."""
 
 import hydra
 from omegaconf import DictConfig

@@ -1,11 +1,14 @@
 """Write the feature cache:  python preprocess.py  (see conf/preprocess.yaml)."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
-from foresight.config import register_resolvers
+from foresight.config import experiment_overrides, register_resolvers
 
 register_resolvers()
+sys.argv = experiment_overrides(sys.argv)  # experiment=X, the older form, is experiment=X
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="preprocess")
@@ -18,8 +21,10 @@ def main(cfg: DictConfig) -> None:
     with one_line_errors("preprocess.py"):
         checks.check(cfg, checks.PREPROCESS)
         counts = preprocess(cfg)
-        print(f"feature shards in {cfg.preprocess.out_dir}: {counts['written']} clips written, "
-              f"{counts['skipped_shards']} shards already done")
+        print(
+            f"feature shards in {cfg.preprocess.out_dir}: {counts['written']} clips written, "
+            f"{counts['skipped_shards']} shards already done"
+        )
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
-"""Train an adapter option:  python train.py +experiment=optionB   (see conf/train.yaml)."""
+"""Train an adapter option:  python train.py experiment=optionB   (see conf/train.yaml)."""
+
+import sys
 
 import hydra
 from omegaconf import DictConfig
 
-from foresight.config import register_resolvers
+from foresight.config import experiment_overrides, register_resolvers
 
 register_resolvers()
+sys.argv = experiment_overrides(sys.argv)  # +experiment=X, the older form, is experiment=X
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -23,8 +23,12 @@ def _number(above: float | None = None, at_least: float | None = None, below: fl
     def ok(v: Any) -> bool:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             return False
-        return ((above is None or v > above) and (at_least is None or v >= at_least)
-                and (below is None or v < below))
+        return (
+            (above is None or v > above)
+            and (at_least is None or v >= at_least)
+            and (below is None or v < below)
+        )
+
     return ok
 
 
@@ -49,7 +53,7 @@ TRAIN: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("module.optimizer.lr", _number(above=0), "a learning rate above 0, such as 1e-4"),
     ("module.optimizer.weight_decay", _number(at_least=0), "a weight decay of 0 or more"),
     ("module.optimizer.betas", _betas, "two numbers in [0, 1), such as [0.9, 0.99]"),
-    ("module.warmup_steps", _whole(0), "a whole number of steps, 0 or more"),
+    ("module.scheduler.warmup_steps", _whole(0), "a whole number of steps, 0 or more"),
     ("data.train_shards", _shards, SHARDS),
     ("data.val_shards", _shards, SHARDS),
     ("data.batch_size", _whole(1), CLIPS),

@@ -1,11 +1,11 @@
 """The `foresight` command.
 
-    foresight data sample [--out data/sample ...]            regenerate the bundled sample clips
-    foresight data make-shards INPUT... --out DIR             folders/manifests -> probed webdataset shards
-    foresight data inspect SHARDS...                          counts, durations, sizes, undecodable samples
-    foresight ckpt-info RUN_DIR_OR_FILE                       what a checkpoint holds and which config made it
-    foresight compare SOURCE... --out DIR [--by KEY]          runs by group: report.md/.html, summary.json
-    foresight world render|pretrain|evaluate|checksums ...    the pretrained world (foresight/world/cli.py)
+foresight data sample [--out data/sample ...]            regenerate the bundled sample clips
+foresight data make-shards INPUT... --out DIR             folders/manifests -> probed webdataset shards
+foresight data inspect SHARDS...                          counts, durations, sizes, undecodable samples
+foresight ckpt-info RUN_DIR_OR_FILE                       what a checkpoint holds and which config made it
+foresight compare SOURCE... --out DIR [--by KEY]          runs by group: report.md/.html, summary.json
+foresight world render|pretrain|evaluate|checksums ...    the pretrained world (foresight/world/cli.py)
 """
 
 from __future__ import annotations
@@ -29,8 +29,11 @@ def ckpt_info(target: str) -> int:
     path = Path(target)
     if path.is_file() and is_training_state(path):
         state = read_state(path)
-        print(f"{path}\n  training state at step {state['global_step']} of run group "
-              f"{(state.get('experiment') or {}).get('run_group')}; continue it: python train.py ckpt_path={path}")
+        print(
+            f"{path}\n  training state at step {state['global_step']} of run group "
+            f"{(state.get('experiment') or {}).get('run_group')}; "
+            f"continue it: python train.py ckpt_path={path}"
+        )
         return 0
     path = find_weights(path)
     meta = read_meta(path)
@@ -38,7 +41,10 @@ def ckpt_info(target: str) -> int:
         shapes = {k: f.get_slice(k).get_shape() for k in f.keys()}
     n = sum(math.prod(s) for s in shapes.values())
     cfg = meta.get("config", {})
-    print(f"{path}\n  option {meta.get('option')}  step {meta.get('step')}  {len(shapes)} tensors, {n:,} parameters")
+    print(
+        f"{path}\n  option {meta.get('option')}  step {meta.get('step')}  "
+        f"{len(shapes)} tensors, {n:,} parameters"
+    )
     for group in ("model", "vlm", "adapter", "option"):
         node = cfg.get(group, {})
         print(f"  {group}: {node.get('_target_', '?')} {node.get('pretrained', '')}".rstrip())
@@ -55,7 +61,11 @@ def data_command(args: argparse.Namespace, rest: list[str]) -> int:
         return 0
     try:
         if args.data_command == "make-shards":
-            print(shards.make_shards(args.inputs, args.out, args.prefix, args.maxcount, args.maxsize).summary(args.out))
+            print(
+                shards.make_shards(args.inputs, args.out, args.prefix, args.maxcount, args.maxsize).summary(
+                    args.out
+                )
+            )
             return 0
         for spec in args.shards:
             print(f"{spec}\n{shards.format_inspection(shards.inspect(spec))}")
@@ -82,13 +92,23 @@ def main(argv: list[str] | None = None) -> int:
     info = sub.add_parser("ckpt-info", help="describe a trainable-weights checkpoint")
     info.add_argument("target")
     cmp = sub.add_parser("compare", help="compare runs by group: report.md, report.html, summary.json, plots")
-    cmp.add_argument("sources", nargs="+", metavar="SOURCE",
-                     help="run or sweep directories (searched for .hydra/) or wandb:ENTITY/PROJECT")
+    cmp.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="run or sweep directories (searched for .hydra/) or wandb:ENTITY/PROJECT",
+    )
     cmp.add_argument("--out", required=True, help="directory for the report")
-    cmp.add_argument("--by", default="run_group",
-                     help="dotted config key to group by (a _target_ node groups by class name: option)")
-    sub.add_parser("world", help="render the world, pretrain and evaluate its frozen parts, check its files",
-                   add_help=False)
+    cmp.add_argument(
+        "--by",
+        default="run_group",
+        help="dotted config key to group by (a _target_ node groups by class name: option)",
+    )
+    sub.add_parser(
+        "world",
+        help="render the world, pretrain and evaluate its frozen parts, check its files",
+        add_help=False,
+    )
     args, rest = parser.parse_known_args(argv)
     if args.command == "world":
         from foresight.world.cli import main as world_main

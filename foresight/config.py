@@ -6,7 +6,6 @@ import itertools
 import os
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
 
@@ -42,6 +41,13 @@ def new_dir(base: str) -> str:
     return _claimed[base]
 
 
+def experiment_overrides(args: list[str]) -> list[str]:
+    """`+experiment=X` as `experiment=X`. train.yaml's defaults list names the group (`experiment: null`,
+    so that an experiment overrides the groups before it), and there Hydra refuses `+`, which would add a
+    second entry; the `+` form, which every command used before, keeps working."""
+    return [a[1:] if a.startswith("+experiment=") else a for a in args]
+
+
 def register_resolvers() -> None:
     from omegaconf import OmegaConf
 
@@ -59,4 +65,8 @@ def compose(overrides: list[str] | None = None, config_name: str = "train"):
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=overrides or [], return_hydra_config=True)
+        return hydra_compose(
+            config_name=config_name,
+            overrides=experiment_overrides(list(overrides or [])),
+            return_hydra_config=True,
+        )

@@ -24,7 +24,9 @@ USER_ERROR_EXIT = 2
 
 # Lightning's messages that say nothing about this run (hardware it does not have, its own products,
 # what the config already says); its useful ones (GPU use, ranks) still print
-LIGHTNING_NOISE = re.compile(r"TPU available|HPU available|💡 Tip|was configured so \d+ batch|`Trainer.fit` stopped")
+LIGHTNING_NOISE = re.compile(
+    r"TPU available|HPU available|💡 Tip|was configured so \d+ batch|`Trainer.fit` stopped"
+)
 
 
 class Reported(Exception):
@@ -73,4 +75,3 @@ def quiet() -> None:
     # Lightning 2.6 on torch 2.13 warns about its own use of a torch API at every step
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     os.environ.setdefault("WANDB_QUIET", "true")  # no run history tables at exit: the summary has the metrics
-

@@ -4,6 +4,7 @@ Options only ever see `Features`. They come live (`encode_batch`: decode video, 
 and VAE encoder in the step) or, later, from a feature cache; the record is the same either way.
 At prediction time the future is unknown: `target` is None and only the first latent frame (the
 last context frame, which LTX's causal VAE encodes on its own) and the grid size are known.
+Fields, shapes and the cache: docs/features.md.
 """
 
 from __future__ import annotations
@@ -53,14 +54,22 @@ class Features:
     def first_frame_mask(self) -> Tensor:
         """(B, N) bool, True on the tokens of latent frame 0 (the known current frame)."""
         _, h, w = self.grid
-        mask = torch.zeros(self.batch_size, self.num_tokens, dtype=torch.bool, device=self.first_latent.device)
+        mask = torch.zeros(
+            self.batch_size, self.num_tokens, dtype=torch.bool, device=self.first_latent.device
+        )
         mask[:, : h * w] = True
         return mask
 
     def pin_memory(self) -> "Features":
         """Page-locked copies of the tensors (what DataLoader(pin_memory=True) asks of a batch)."""
-        return replace(self, **{f.name: getattr(self, f.name).pin_memory() for f in fields(self)
-                                if isinstance(getattr(self, f.name), Tensor)})
+        return replace(
+            self,
+            **{
+                f.name: getattr(self, f.name).pin_memory()
+                for f in fields(self)
+                if isinstance(getattr(self, f.name), Tensor)
+            },
+        )
 
     def known_tokens(self) -> Tensor:
         """(B, N, 128): the first latent frame in place, zeros elsewhere (values under first_frame_mask)."""
@@ -111,8 +120,14 @@ def encode_frames(ltx: LTXVideo, frames: Tensor) -> Tensor:
     a one-frame clip (the causal VAE's first latent frame is its first pixel frame alone)."""
     b, k = frames.shape[:2]
     if k == 0:
-        return torch.zeros(b, ltx.latent_channels, 0, frames.shape[2] // SPATIAL, frames.shape[3] // SPATIAL,
-                           device=frames.device)
+        return torch.zeros(
+            b,
+            ltx.latent_channels,
+            0,
+            frames.shape[2] // SPATIAL,
+            frames.shape[3] // SPATIAL,
+            device=frames.device,
+        )
     latents = ltx.encode(frames_to_video(frames.flatten(0, 1)[:, None]))  # (B*K, 128, 1, h, w)
     return latents.unflatten(0, (b, k)).squeeze(3).transpose(1, 2)  # (B, 128, K, h, w)
 
@@ -124,7 +139,12 @@ def encode_instruction(batch: dict, vlm: FrozenVLM, ltx: LTXVideo) -> tuple[Tens
     none) the states are empty: (B, 0, 1)."""
     text, text_mask = ltx.text_encoder(batch["caption"])
     if vlm is None:
-        return text.new_zeros(len(batch["caption"]), 0, 1), text_mask.new_zeros(len(batch["caption"]), 0), text, text_mask
+        return (
+            text.new_zeros(len(batch["caption"]), 0, 1),
+            text_mask.new_zeros(len(batch["caption"]), 0),
+            text,
+            text_mask,
+        )
     states, mask = vlm(batch["context"], batch.get("prompt", batch["caption"]))
     return states, mask.bool(), text, text_mask.bool()
 

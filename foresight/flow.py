@@ -1,6 +1,6 @@
 """Rectified flow as LTX-Video trains and samples it: the whole objective and sampler.
 
-Notation (DESIGN.md): clean latents z0, noise e, flow time t in [0, 1],
+Notation (docs/flow.md): clean latents z0, noise e, flow time t in [0, 1],
     x_t = (1 - t) * z0 + t * e          (straight path from data at t=0 to noise at t=1)
     v   = e - z0                         (its constant velocity; the DiT predicts this)
     Euler step: x <- x - dt * v          (t decreases towards 0)
@@ -31,8 +31,9 @@ def shift_mu(num_tokens: int) -> float:
     return m0 + (m1 - m0) * (num_tokens - n0) / (n1 - n0)
 
 
-def sample_t(batch: int, num_tokens: int, generator: torch.Generator | None = None,
-             device: torch.device | str = "cpu") -> Tensor:
+def sample_t(
+    batch: int, num_tokens: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+) -> Tensor:
     """One flow time per sample, t = sigmoid(N(μ(tokens), 1)): (B,)."""
     z = torch.randn(batch, generator=generator, device=device)
     return torch.sigmoid(z + shift_mu(num_tokens))
@@ -128,7 +129,11 @@ class Schedule:
             raise ValueError(f"schedule.kind={self.kind!r}: use shifted, linear_quadratic or list")
         if self.kind == "list":
             ts = list(self.timesteps or [])
-            if not ts or any(a <= b for a, b in zip(ts, ts[1:])) or not 0 < ts[-1] <= ts[0] <= 1:
+            if (
+                not ts
+                or any(a <= b for a, b in zip(ts, ts[1:], strict=False))
+                or not 0 < ts[-1] <= ts[0] <= 1
+            ):
                 raise ValueError(f"schedule.timesteps={ts}: a list schedule needs decreasing times in (0, 1]")
             object.__setattr__(self, "timesteps", tuple(float(t) for t in ts))
             object.__setattr__(self, "steps", len(ts))
@@ -146,8 +151,10 @@ class Schedule:
             raise ValueError(f"sampling steps={steps} must be >= 1")
         if self.kind == "list":
             if steps is not None and steps != self.steps:
-                raise ValueError(f"this release samples on its fixed list of {self.steps} times {list(self.timesteps)}; "
-                                 f"leave option.sample_steps unset (null) instead of {steps}")
+                raise ValueError(
+                    f"this release samples on its fixed list of {self.steps} times {list(self.timesteps)}; "
+                    f"leave option.sample_steps unset (null) instead of {steps}"
+                )
             ts = torch.tensor(self.timesteps)
         else:
             n = steps or self.steps
@@ -175,8 +182,10 @@ def euler_sample(velocity_fn: VelocityFn, x: Tensor, ts: Tensor, cond_mask: Tens
     """
     cond = None if cond_mask is None else cond_mask.unsqueeze(-1)  # (B, N, 1)
     clean = x
-    for t_now, t_next in zip(ts[:-1].tolist(), ts[1:].tolist()):
-        t_tok = token_timesteps(torch.full((x.shape[0],), t_now, device=x.device), cond_mask, x.shape[1]).to(x)
+    for t_now, t_next in zip(ts[:-1].tolist(), ts[1:].tolist(), strict=True):
+        t_tok = token_timesteps(torch.full((x.shape[0],), t_now, device=x.device), cond_mask, x.shape[1]).to(
+            x
+        )
         v = velocity_fn(x, t_tok)  # (B, N, C)
         x = x - (t_now - t_next) * v.to(x.dtype)
         if cond is not None:

@@ -27,10 +27,10 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from foresight import checks
-from foresight.training.weights import find_weights, load_trainable, read_meta
 from foresight.data.loader import VIDEO_EXTS, ClipWindows, expand_shards
 from foresight.data.video import VideoError, decode_window, encode_mp4, probe, side_by_side, to_bucket
 from foresight.features import encode_batch, video_to_frames
+from foresight.training.weights import find_weights, load_trainable, read_meta
 from foresight.trusted import build
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -44,21 +44,28 @@ class Predictor:
         if ckpt is None:
             option = build(config.option, "the composed config", "option")
             if option.trains:
-                raise ValueError(f"option={option.name} trains: give ckpt=RUN_DIR (only a baseline with nothing "
-                                 f"to train, such as option=i2v, is scored without a checkpoint)")
+                raise ValueError(
+                    f"option={option.name} trains: give ckpt=RUN_DIR (only a baseline with nothing "
+                    f"to train, such as option=i2v, is scored without a checkpoint)"
+                )
             resolved = OmegaConf.to_container(config, resolve=True)
             self.path, self.meta = None, {"config": resolved, "option": option.name, "step": 0}
         else:
             self.path = find_weights(ckpt)
-            self.meta = read_meta(self.path)  # config (checked: it names only what our configs build), step, option
+            self.meta = read_meta(
+                self.path
+            )  # config (checked: it names only what our configs build), step, option
         cfg = OmegaConf.create(self.meta["config"])
         self.cfg = cfg
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         source = str(self.path or "the composed config")
         option = build(cfg.option, source, "option")
         module = build(cfg.module, source, "module")(
-            vlm=build(cfg.vlm, source, "vlm") if option.uses_adapter else None, ltx=build(cfg.model, source, "model"),
-            option=option, adapter=build(cfg.adapter, source, "adapter"))
+            vlm=build(cfg.vlm, source, "vlm") if option.uses_adapter else None,
+            ltx=build(cfg.model, source, "model"),
+            option=option,
+            adapter=build(cfg.adapter, source, "adapter"),
+        )
         if self.path is not None:
             load_trainable(module, self.path)
         self.module = module.eval().to(self.device)
@@ -94,15 +101,23 @@ class Predictor:
         info = probe(source)
         total = info.frames_at(None)
         if total < self.context_frames:
-            raise ValueError(f"input={source} has {total} frames; this checkpoint reads {self.context_frames} "
-                             f"context frames (pass a longer clip, or an image)")
+            raise ValueError(
+                f"input={source} has {total} frames; this checkpoint reads {self.context_frames} "
+                f"context frames (pass a longer clip, or an image)"
+            )
         start = total - self.context_frames
         return decode_window(source, start, self.context_frames, self.height, self.width, info=info), info.fps
 
     @torch.no_grad()
-    def predict(self, context: np.ndarray | torch.Tensor, text: str | list[str], fps: float | list[float] = 24.0,
-                seed: int = 0) -> tuple[np.ndarray, dict[str, float]]:
-        """Context uint8 (C, H, W, 3) or (B, C, H, W, 3) + text(s) -> future frames (B, F, H, W, 3), timings (s).
+    def predict(
+        self,
+        context: np.ndarray | torch.Tensor,
+        text: str | list[str],
+        fps: float | list[float] = 24.0,
+        seed: int = 0,
+    ) -> tuple[np.ndarray, dict[str, float]]:
+        """Context uint8 (C, H, W, 3) or (B, C, H, W, 3) + text(s) -> future frames (B, F, H, W, 3), timings
+        (s).
 
         fps: the frame rate of the context (one, or one per clip): LTX places frames in time with it."""
         run = self.rollout(context, [text], fps=fps, seed=seed)
@@ -240,7 +255,9 @@ def directory_batches(predictor: Predictor, path: Path, prompts: list[str] | Non
     files = sorted(p for p in path.iterdir() if p.suffix.lower().lstrip(".") in VIDEO_EXTS
                    or p.suffix.lower() in IMAGE_EXTS)
     if not files:
-        raise FileNotFoundError(f"input={path}: no video ({', '.join(VIDEO_EXTS)}) or image in this directory")
+        raise FileNotFoundError(
+            f"input={path}: no video ({', '.join(VIDEO_EXTS)}) or image in this directory"
+        )
     batch = []
     for file in files:
         text = None if prompts else caption_beside(file)
@@ -283,8 +300,10 @@ def predict_inputs(predictor: Predictor, source: str, prompt: str | Sequence[str
     elif path.is_dir():
         batches = directory_batches(predictor, path, prompts, batch_size, skipped)
     elif not path.exists() and not SHARD_PATTERN.search(source):
-        raise FileNotFoundError(f"input={source} does not exist; pass a video, an image, a directory of them, "
-                                f"or shards (*.tar, brace patterns such as 'val-{{000000..000003}}.tar')")
+        raise FileNotFoundError(
+            f"input={source} does not exist; pass a video, an image, a directory of them, "
+            f"or shards (*.tar, brace patterns such as 'val-{{000000..000003}}.tar')"
+        )
     else:  # shards: batches of one bucket each, cut with the checkpoint's window
         windows = predictor.held_out(source, batch_size=batch_size, field="input")
         batches = ([{"key": k, "context": c, "fps": float(f), "text": t}

@@ -68,13 +68,25 @@ def allowed_targets() -> frozenset[str]:
     return frozenset(targets)
 
 
-def current_names(tree: Any) -> Any:
-    """A plain config tree with every former `_target_` (FORMER_TARGETS) replaced by its current name, in
-    place; returns the tree. Readers of stored configs run it after `check`, so that what is built from an
-older file is what conf/ builds today."""
+def current_config(tree: Any) -> Any:
+    """A plain stored config tree as conf/ writes it today, changed in place and returned; readers of
+    stored configs run it after `check`, so that what is built from an older file is what conf/ builds:
+    - every former `_target_` (FORMER_TARGETS) replaced by its current name;
+    - `module.warmup_steps` (before the LR schedule was configured like the optimizer) becomes the
+      `module.scheduler` node that gives the same schedule."""
     for _, node in walk(tree, ""):
         if isinstance(node, dict) and node.get("_target_") in FORMER_TARGETS:
             node["_target_"] = FORMER_TARGETS[node["_target_"]]
+    module = tree.get("module") if isinstance(tree, dict) else None
+    if isinstance(module, dict) and "warmup_steps" in module and "scheduler" not in module:
+        total = (tree.get("trainer") or {}).get("max_steps", 1)
+        module["scheduler"] = {
+            "_target_": "foresight.training.schedules.warmup_cosine",
+            "_partial_": True,
+            "total_steps": total,
+            "warmup_steps": module.pop("warmup_steps"),
+            "floor": 0.1,
+        }
     return tree
 
 
@@ -100,14 +112,21 @@ def check(tree: Any, source: str, root: str = "config") -> None:
     allowed = allowed_targets()
     for path, node in walk(tree, root):
         if isinstance(node, str) and "${" in node:
-            raise UntrustedConfig(f"{source}: refusing {path}={node[:100]!r}: an interpolation in a stored config can "
-                                  f"build new nodes when resolved; train.py stores resolved configs, so this file "
-                                  f"was not written by it or was altered")
-        if isinstance(node, dict) and "_target_" in node and not (isinstance(node["_target_"], str)
-                                                                  and node["_target_"] in allowed):
-            raise UntrustedConfig(f"{source}: refusing {path}._target_={node['_target_']!r}: a stored config may "
-                                  f"only name classes that a YAML under conf/ names; this file was altered, or was "
-                                  f"trained with a class of yours: then name it in a conf/ file to allow it")
+            raise UntrustedConfig(
+                f"{source}: refusing {path}={node[:100]!r}: an interpolation in a stored config can "
+                f"build new nodes when resolved; train.py stores resolved configs, so this file "
+                f"was not written by it or was altered"
+            )
+        if (
+            isinstance(node, dict)
+            and "_target_" in node
+            and not (isinstance(node["_target_"], str) and node["_target_"] in allowed)
+        ):
+            raise UntrustedConfig(
+                f"{source}: refusing {path}._target_={node['_target_']!r}: a stored config may "
+                f"only name classes that a YAML under conf/ names; this file was altered, or was "
+                f"trained with a class of yours: then name it in a conf/ file to allow it"
+            )
 
 
 def build(node: Any, source: str, key: str, **kwargs) -> Any:

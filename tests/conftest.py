@@ -63,6 +63,9 @@ def batch():
     clips = [render_clip(seed=s, num_frames=20, width=64, height=64) for s in (3, 4)]
     frames = torch.stack([torch.from_numpy(c.frames) for c in clips])  # (2, 20, 64, 64, 3) uint8
     return {
-        "context": frames[:, :4], "target": frames[:, 3:20],
-        "caption": [c.caption for c in clips], "fps": torch.tensor([24.0, 24.0]), "key": ["a", "b"],
+        "context": frames[:, :4],
+        "target": frames[:, 3:20],
+        "caption": [c.caption for c in clips],
+        "fps": torch.tensor([24.0, 24.0]),
+        "key": ["a", "b"],
     }

@@ -12,8 +12,12 @@ from foresight.config import compose
 def build(option: str, twin_dir, overrides=()):
     cfg = compose([f"paths.cache_dir={twin_dir}", f"option={option}", "logger=none", *overrides])
     torch.manual_seed(0)
-    module = instantiate(cfg.module)(vlm=instantiate(cfg.vlm), ltx=instantiate(cfg.model),
-                                     option=instantiate(cfg.option), adapter=instantiate(cfg.adapter))
+    module = instantiate(cfg.module)(
+        vlm=instantiate(cfg.vlm),
+        ltx=instantiate(cfg.model),
+        option=instantiate(cfg.option),
+        adapter=instantiate(cfg.adapter),
+    )
     return module
 
 

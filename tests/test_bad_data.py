@@ -40,8 +40,14 @@ from tests.videos import encode, pattern_frames
 CONTEXT, FUTURE = 4, 9  # the window: 12 frames
 
 
-def clip(frames: int = 24, height: int = 48, width: int = 64, codec: str = "libx264", pix_fmt: str = "yuv420p",
-         fmt: str = "mp4") -> bytes:
+def clip(
+    frames: int = 24,
+    height: int = 48,
+    width: int = 64,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    fmt: str = "mp4",
+) -> bytes:
     return encode(pattern_frames(frames, height, width), codec, pix_fmt, fmt)
 
 
@@ -94,78 +100,177 @@ def folder(tmp: Path, files: dict[str, bytes | str]) -> str:
 # case -> (where, build(tmp_path) -> samples | spec | folder, expected)
 CASES = {
     # -- clips in shards (training, validation, predict and evaluate read them alike) --
-    "corrupt video bytes": ("held-out", lambda t: [sample("x", mp4=clip()[:300] + b"\0" * 2000)], "skip undecodable"),
+    "corrupt video bytes": (
+        "held-out",
+        lambda t: [sample("x", mp4=clip()[:300] + b"\0" * 2000)],
+        "skip undecodable",
+    ),
     "not a video at all": ("held-out", lambda t: [sample("x", mp4=b"hello")], "skip undecodable"),
     "a 3-frame clip": ("held-out", lambda t: [sample("x", mp4=clip(frames=3))], "skip too_short"),
-    "a 1x1 video": ("held-out", lambda t: [sample("x", mkv=clip(height=1, width=1, codec="ffv1", pix_fmt="yuv444p",
-                                                                  fmt="matroska"))], "skip too_small"),
-    "a 12x8 video (5.3x to cover 64x64)": ("held-out", lambda t: [sample("x", mp4=clip(height=8, width=12))],
-                                           "skip too_small"),
+    "a 1x1 video": (
+        "held-out",
+        lambda t: [sample("x", mkv=clip(height=1, width=1, codec="ffv1", pix_fmt="yuv444p", fmt="matroska"))],
+        "skip too_small",
+    ),
+    "a 12x8 video (5.3x to cover 64x64)": (
+        "held-out",
+        lambda t: [sample("x", mp4=clip(height=8, width=12))],
+        "skip too_small",
+    ),
     "an empty caption": ("held-out", lambda t: [sample("x", mp4=clip(), txt=" \n")], "skip no_caption"),
-    "a caption that is not UTF-8": ("held-out", lambda t: [sample("x", mp4=clip(), txt=b"caf\xe9 au lait")], "ok"),
-    "a pickle member": ("held-out", lambda t: [sample("x", mp4=clip(), pth=b"\x80\x04K\x01.")], "skip unsafe_member"),
+    "a caption that is not UTF-8": (
+        "held-out",
+        lambda t: [sample("x", mp4=clip(), txt=b"caf\xe9 au lait")],
+        "ok",
+    ),
+    "a pickle member": (
+        "held-out",
+        lambda t: [sample("x", mp4=clip(), pth=b"\x80\x04K\x01.")],
+        "skip unsafe_member",
+    ),
     "no video member": ("held-out", lambda t: [sample("x", bin=b"\0\1")], "skip unknown_format"),
-    "a .json that is not JSON": ("held-out", lambda t: [sample("x", mp4=clip(), json=b"{fps: 24")],
-                                 "skip bad_metadata"),
-    "a .json fps that is no number": ("held-out", lambda t: [sample("x", mp4=clip(), json=json.dumps({"fps": "x"}))],
-                                      "skip bad_metadata"),
-    "a flat frame between textured ones": ("held-out", lambda t: [sample("x", mp4=flat_frame_clip())],
-                                           "skip flat_frame"),
-    "a GIF clip": ("held-out", lambda t: [sample("x", gif=clip(codec="gif", pix_fmt="rgb8", fmt="gif"))], "ok"),
-    "a WebM (VP9, 4:4:4) clip": ("held-out", lambda t: [sample("x", webm=clip(codec="libvpx-vp9",
-                                                                              pix_fmt="yuv444p", fmt="webm"))], "ok"),
+    "a .json that is not JSON": (
+        "held-out",
+        lambda t: [sample("x", mp4=clip(), json=b"{fps: 24")],
+        "skip bad_metadata",
+    ),
+    "a .json fps that is no number": (
+        "held-out",
+        lambda t: [sample("x", mp4=clip(), json=json.dumps({"fps": "x"}))],
+        "skip bad_metadata",
+    ),
+    "a flat frame between textured ones": (
+        "held-out",
+        lambda t: [sample("x", mp4=flat_frame_clip())],
+        "skip flat_frame",
+    ),
+    "a GIF clip": (
+        "held-out",
+        lambda t: [sample("x", gif=clip(codec="gif", pix_fmt="rgb8", fmt="gif"))],
+        "ok",
+    ),
+    "a WebM (VP9, 4:4:4) clip": (
+        "held-out",
+        lambda t: [sample("x", webm=clip(codec="libvpx-vp9", pix_fmt="yuv444p", fmt="webm"))],
+        "ok",
+    ),
     # -- shards --
     "a truncated shard": ("held-out", truncated, "skip bad_shard"),
     "a shard that is not a tar": ("held-out", lambda t: str(junk(t / "junk.tar")), "skip bad_shard"),
-    "held-out clips all too short": ("held-out only", lambda t: [sample(f"s{i}", mp4=clip(frames=6)) for i in range(3)],
-                                     r"error no usable sample in the 1 held-out shard\(s\) such as .*case-000000.tar: "
-                                     r"skipped too_short 3; the window needs 12 frames \(4 context \+ 9 future - 1\) "
-                                     r"at the clip's own rate, the longest clip seen has 6$"),
-    "training clips all too short": ("training", lambda t: [sample(f"s{i}", mp4=clip(frames=6)) for i in range(5)],
-                                     r"error no usable sample in the 2 training shard\(s\) such as .*: skipped "
-                                     r"too_short \d+; the window needs 12 frames .*, the longest clip seen has 6$"),
-    "training clips all undecodable": ("training", lambda t: [sample(f"s{i}", mp4=b"junk") for i in range(5)],
-                                       r"error no usable sample in the 2 training shard\(s\) .*: skipped undecodable"),
-    "training shards that are not tars": ("training", lambda t: [junk(t / "a.tar"), junk(t / "b.tar")],
-                                          r"error no readable sample in 2 shard\(s\) such as .*a.tar"),
+    "held-out clips all too short": (
+        "held-out only",
+        lambda t: [sample(f"s{i}", mp4=clip(frames=6)) for i in range(3)],
+        r"error no usable sample in the 1 held-out shard\(s\) such as .*case-000000.tar: "
+        r"skipped too_short 3; the window needs 12 frames \(4 context \+ 9 future - 1\) "
+        r"at the clip's own rate, the longest clip seen has 6$",
+    ),
+    "training clips all too short": (
+        "training",
+        lambda t: [sample(f"s{i}", mp4=clip(frames=6)) for i in range(5)],
+        r"error no usable sample in the 2 training shard\(s\) such as .*: skipped "
+        r"too_short \d+; the window needs 12 frames .*, the longest clip seen has 6$",
+    ),
+    "training clips all undecodable": (
+        "training",
+        lambda t: [sample(f"s{i}", mp4=b"junk") for i in range(5)],
+        r"error no usable sample in the 2 training shard\(s\) .*: skipped undecodable",
+    ),
+    "training shards that are not tars": (
+        "training",
+        lambda t: [junk(t / "a.tar"), junk(t / "b.tar")],
+        r"error no readable sample in 2 shard\(s\) such as .*a.tar",
+    ),
     "an empty shard list": ("spec", lambda t: "", r"error data.train_shards is empty: give tar shards"),
-    "a shard file that does not exist": ("spec", lambda t: str(t / "gone.tar"),
-                                         r"error data.train_shards='.*gone.tar': the file does not exist$"),
-    "a pattern that matches nothing": ("spec", lambda t: str(t / "none-{000000..000003}.tar"),
-                                       r"error data.train_shards='.*' matched no files"),
-    "a remote shard URL": ("spec", lambda t: "s3://bucket/train-000000.tar", r"error data.train_shards: "
-                           r"'s3://bucket/train-000000.tar' is not a local file; .* mount the bucket"),
+    "a shard file that does not exist": (
+        "spec",
+        lambda t: str(t / "gone.tar"),
+        r"error data.train_shards='.*gone.tar': the file does not exist$",
+    ),
+    "a pattern that matches nothing": (
+        "spec",
+        lambda t: str(t / "none-{000000..000003}.tar"),
+        r"error data.train_shards='.*' matched no files",
+    ),
+    "a remote shard URL": (
+        "spec",
+        lambda t: "s3://bucket/train-000000.tar",
+        r"error data.train_shards: "
+        r"'s3://bucket/train-000000.tar' is not a local file; .* mount the bucket",
+    ),
     # -- make-shards --
-    "make-shards: a 3-frame clip": ("make-shards", lambda t: [folder(t, {"short.mp4": clip(frames=3),
-                                                                        "short.txt": "x"})], "skip too_short"),
-    "make-shards: a 1x1 video": ("make-shards", lambda t: [folder(t, {"dot.gif": clip(24, 1, 1, "gif", "rgb8", "gif"),
-                                                                     "dot.txt": "x"})], "skip too_small"),
-    "make-shards: a GIF in the folder": ("make-shards", lambda t: [folder(t, {
-        "anim.gif": clip(codec="gif", pix_fmt="rgb8", fmt="gif"), "anim.txt": "x"})], "ok"),
-    "make-shards: a caption that is not UTF-8": ("make-shards", lambda t: [folder(t, {
-        "latin.mp4": clip(), "latin.txt": b"caf\xe9 au lait"})], "count caption_not_utf8"),
-    "make-shards: a sidecar .json that is not JSON": ("make-shards", lambda t: [folder(t, {
-        "meta.mp4": clip(), "meta.txt": "x", "meta.json": "{oops"})], "skip bad_metadata"),
-    "make-shards: no caption": ("make-shards", lambda t: [folder(t, {"bare.mp4": clip()})], "skip no_caption"),
-    "make-shards: an undecodable clip": ("make-shards", lambda t: [folder(t, {"junk.mp4": b"\0" * 500,
-                                                                             "junk.txt": "x"})], "skip undecodable"),
-    "make-shards: a manifest row whose file is gone": ("make-shards", lambda t: [
-        folder(t, {}), manifest(t, '{"path": "gone.mp4", "caption": "x"}\n')], "skip missing_file"),
-    "make-shards: a manifest line that is not JSON": ("make-shards", lambda t: [
-        manifest(t, '{"path": "a.mp4"}\n{oops\n')], r"error .*list.jsonl:2: not a JSON line"),
-    "make-shards: an input that does not exist": ("make-shards", lambda t: [str(t / "nowhere")],
-                                                  r"error .*nowhere: no such folder or manifest$"),
+    "make-shards: a 3-frame clip": (
+        "make-shards",
+        lambda t: [folder(t, {"short.mp4": clip(frames=3), "short.txt": "x"})],
+        "skip too_short",
+    ),
+    "make-shards: a 1x1 video": (
+        "make-shards",
+        lambda t: [folder(t, {"dot.gif": clip(24, 1, 1, "gif", "rgb8", "gif"), "dot.txt": "x"})],
+        "skip too_small",
+    ),
+    "make-shards: a GIF in the folder": (
+        "make-shards",
+        lambda t: [folder(t, {"anim.gif": clip(codec="gif", pix_fmt="rgb8", fmt="gif"), "anim.txt": "x"})],
+        "ok",
+    ),
+    "make-shards: a caption that is not UTF-8": (
+        "make-shards",
+        lambda t: [folder(t, {"latin.mp4": clip(), "latin.txt": b"caf\xe9 au lait"})],
+        "count caption_not_utf8",
+    ),
+    "make-shards: a sidecar .json that is not JSON": (
+        "make-shards",
+        lambda t: [folder(t, {"meta.mp4": clip(), "meta.txt": "x", "meta.json": "{oops"})],
+        "skip bad_metadata",
+    ),
+    "make-shards: no caption": (
+        "make-shards",
+        lambda t: [folder(t, {"bare.mp4": clip()})],
+        "skip no_caption",
+    ),
+    "make-shards: an undecodable clip": (
+        "make-shards",
+        lambda t: [folder(t, {"junk.mp4": b"\0" * 500, "junk.txt": "x"})],
+        "skip undecodable",
+    ),
+    "make-shards: a manifest row whose file is gone": (
+        "make-shards",
+        lambda t: [folder(t, {}), manifest(t, '{"path": "gone.mp4", "caption": "x"}\n')],
+        "skip missing_file",
+    ),
+    "make-shards: a manifest line that is not JSON": (
+        "make-shards",
+        lambda t: [manifest(t, '{"path": "a.mp4"}\n{oops\n')],
+        r"error .*list.jsonl:2: not a JSON line",
+    ),
+    "make-shards: an input that does not exist": (
+        "make-shards",
+        lambda t: [str(t / "nowhere")],
+        r"error .*nowhere: no such folder or manifest$",
+    ),
     # -- predict's directory reader --
-    "predict: a GIF in a directory": ("predict-dir", lambda t: folder(t, {
-        "anim.gif": clip(codec="gif", pix_fmt="rgb8", fmt="gif"), "anim.txt": "x"}), "ok"),
-    "predict: a 1-frame clip in a directory": ("predict-dir", lambda t: folder(t, {"one.mp4": clip(frames=1),
-                                                                                 "one.txt": "x"}),
-                                               "skip 1 frames"),
+    "predict: a GIF in a directory": (
+        "predict-dir",
+        lambda t: folder(t, {"anim.gif": clip(codec="gif", pix_fmt="rgb8", fmt="gif"), "anim.txt": "x"}),
+        "ok",
+    ),
+    "predict: a 1-frame clip in a directory": (
+        "predict-dir",
+        lambda t: folder(t, {"one.mp4": clip(frames=1), "one.txt": "x"}),
+        "skip 1 frames",
+    ),
     # -- inspect --
-    "inspect: a shard that is not a tar": ("inspect", lambda t: str(junk(t / "junk.tar")), r"report unreadable +1 shard"),
+    "inspect: a shard that is not a tar": (
+        "inspect",
+        lambda t: str(junk(t / "junk.tar")),
+        r"report unreadable +1 shard",
+    ),
     "inspect: a truncated shard": ("inspect", truncated, r"report samples +1\n(.|\n)*unreadable +1 shard"),
-    "inspect: a file that does not exist": ("inspect", lambda t: str(t / "gone.tar"),
-                                            r"error shards='.*gone.tar': the file does not exist$"),
+    "inspect: a file that does not exist": (
+        "inspect",
+        lambda t: str(t / "gone.tar"),
+        r"error shards='.*gone.tar': the file does not exist$",
+    ),
     "inspect: an empty shard list": ("inspect", lambda t: "", r"error shards is empty"),
 }
 
@@ -173,6 +278,7 @@ CASES = {
 @contextmanager
 def deadline(seconds: int):
     """Fail, rather than hang, when the block runs longer than `seconds`."""
+
     def expire(*_):
         raise TimeoutError(f"still running after {seconds} s")
 
@@ -186,8 +292,16 @@ def deadline(seconds: int):
 
 
 def datamodule(train: str, val: str) -> VideoDataModule:
-    return VideoDataModule(train, val, context_frames=CONTEXT, future_frames=FUTURE, height=64, width=64,
-                           batch_size=2, val_batch_size=8)
+    return VideoDataModule(
+        train,
+        val,
+        context_frames=CONTEXT,
+        future_frames=FUTURE,
+        height=64,
+        width=64,
+        batch_size=2,
+        val_batch_size=8,
+    )
 
 
 def read(where: str, built, tmp: Path):
@@ -225,8 +339,11 @@ def test_bad_data(case, tmp_path, capsys):
     kind, _, detail = expected.partition(" ")
     built = build(tmp_path)
     if where in ("make-shards", "inspect"):
-        args = (["data", "make-shards", *built, "--out", str(tmp_path / "out")] if where == "make-shards"
-                else ["data", "inspect", built])
+        args = (
+            ["data", "make-shards", *built, "--out", str(tmp_path / "out")]
+            if where == "make-shards"
+            else ["data", "inspect", built]
+        )
         code = cli(args)
         out, err = capsys.readouterr()
         if kind == "error":
@@ -261,15 +378,31 @@ def test_bad_data(case, tmp_path, capsys):
 
 def test_train_py_stops_within_seconds_when_no_clip_is_long_enough(tmp_path):
     """The whole entry point, not only the stream: it used to spin at 100% CPU forever."""
-    shard = write_shard(tmp_path / "short-000000.tar", [sample(f"s{i}", mp4=clip(frames=12)) for i in range(4)])
+    shard = write_shard(
+        tmp_path / "short-000000.tar", [sample(f"s{i}", mp4=clip(frames=12)) for i in range(4)]
+    )
     started = time.monotonic()
     # usable held-out clips: train.py checks the held-out set before anything loads (test_bad_inputs.py
     # covers a held-out set this short), so this reaches the training stream
     val = ROOT / "data" / "sample" / "val-000000.tar"
-    out = subprocess.run([sys.executable, "train.py", "+experiment=optionA", "logger=none",
-                          f"data.train_shards={shard}", f"data.val_shards={val}", f"hydra.run.dir={tmp_path / 'run'}"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=180)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "+experiment=optionA",
+            "logger=none",
+            f"data.train_shards={shard}",
+            f"data.val_shards={val}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert out.returncode != 0 and time.monotonic() - started < 120
-    assert re.search(r"no usable sample in the 1 training shard\(s\) .*skipped too_short \d+; the window needs 20 "
-                     r"frames \(4 context \+ 17 future - 1\) at the clip's own rate, the longest clip seen has 12",
-                     out.stderr), out.stderr[-2000:]
+    assert re.search(
+        r"no usable sample in the 1 training shard\(s\) .*skipped too_short \d+; the window needs 20 "
+        r"frames \(4 context \+ 17 future - 1\) at the clip's own rate, the longest clip seen has 12",
+        out.stderr,
+    ), out.stderr[-2000:]

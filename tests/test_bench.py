@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from foresight.bench.prediction import architecture, main
 
 
@@ -37,12 +39,30 @@ def test_lora_step_flops_of_the_2b_dit_are_in_the_expected_range():
     assert 1.3 * linear < flops < 1.7 * linear
 
 
+@pytest.mark.slow
 def test_training_bench_times_each_option_through_the_trainer_beside_the_bare_step(tmp_path, twin_dir):
     from foresight.bench import training as bench_train
 
-    rows = bench_train.main(["--tiny", "--options", "A", "C", "--checkpointing", "off", "--warmup", "1",
-                             "--steps", "2", "--workers", "0", "--cache-dir", str(twin_dir),
-                             "--out", str(tmp_path / "bench_train.json")])
+    rows = bench_train.main(
+        [
+            "--tiny",
+            "--options",
+            "A",
+            "C",
+            "--checkpointing",
+            "off",
+            "--warmup",
+            "1",
+            "--steps",
+            "2",
+            "--workers",
+            "0",
+            "--cache-dir",
+            str(twin_dir),
+            "--out",
+            str(tmp_path / "bench_train.json"),
+        ]
+    )
     report = json.loads((tmp_path / "bench_train.json").read_text())
     assert report["rows"] == rows and report["meta"]["timed_steps"] == 2
     a, c = rows
@@ -57,18 +77,23 @@ def test_training_bench_times_each_option_through_the_trainer_beside_the_bare_st
 def test_summary_of_repeated_runs_gives_median_range_and_disagreements():
     from foresight.bench.prediction import summarise
 
-    runs = [[{"option": "B", "step_ms": 200.0, "peak_gib": 30.0, "mfu": None}],
-            [{"option": "B", "step_ms": 240.0, "peak_gib": "out of memory", "mfu": None}],
-            [{"option": "B", "step_ms": 190.0, "peak_gib": 31.0, "mfu": None}]]
+    runs = [
+        [{"option": "B", "step_ms": 200.0, "peak_gib": 30.0, "mfu": None}],
+        [{"option": "B", "step_ms": 240.0, "peak_gib": "out of memory", "mfu": None}],
+        [{"option": "B", "step_ms": 190.0, "peak_gib": 31.0, "mfu": None}],
+    ]
     (row,) = summarise(runs)
     assert row["option"] == "B" and row["mfu"] is None
     assert row["step_ms"] == 200.0 and row["step_ms_range"] == [190.0, 240.0]
     assert row["peak_gib"] == [30.0, "out of memory", 31.0]  # a run that did not fit stays visible
 
 
+@pytest.mark.slow
 def test_repeats_run_in_separate_processes_and_report_median_and_range(tmp_path):
     """--repeats N: N fresh processes (training-step times move between processes, not within one)."""
-    rows = main(["--tiny", "--no-train", "--iters", "1", "--repeats", "2", "--out", str(tmp_path / "bench.json")])
+    rows = main(
+        ["--tiny", "--no-train", "--iters", "1", "--repeats", "2", "--out", str(tmp_path / "bench.json")]
+    )
     report = json.loads((tmp_path / "bench.json").read_text())
     assert report["meta"]["repeats"] == 2 and len(report["runs"]) == 2 and report["rows"] == rows
     for i, run in enumerate(report["runs"]):  # each run's own report stays beside the summary

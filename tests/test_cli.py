@@ -3,8 +3,8 @@
 import pytest
 from torch import nn
 
-from foresight.training.weights import save_trainable
 from foresight.cli import main
+from foresight.training.weights import save_trainable
 
 
 class Adapter(nn.Module):
@@ -17,12 +17,17 @@ class Adapter(nn.Module):
 
 
 def test_ckpt_info_describes_the_newest_checkpoint_of_a_run(tmp_path, capsys):
-    meta = {"option": "B", "step": 7,
-            "config": {"model": {"_target_": "foresight.models.ltx.LTXVideo", "pretrained": "org/ltx"}}}
+    meta = {
+        "option": "B",
+        "step": 7,
+        "config": {"model": {"_target_": "foresight.models.ltx.LTXVideo", "pretrained": "org/ltx"}},
+    }
     save_trainable(Adapter(), tmp_path / "run" / "checkpoints" / "last.safetensors", meta)
     assert main(["ckpt-info", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
-    assert "option B  step 7  2 tensors, 16 parameters" in out and "foresight.models.ltx.LTXVideo org/ltx" in out
+    assert (
+        "option B  step 7  2 tensors, 16 parameters" in out and "foresight.models.ltx.LTXVideo org/ltx" in out
+    )
 
 
 def test_ckpt_info_on_an_empty_dir_says_what_to_pass(tmp_path, capsys):
@@ -53,16 +58,28 @@ def test_make_shards_and_inspect(tmp_path, capsys):
     (clips / "broken.mp4").write_bytes(b"\0" * 500)
     (clips / "broken.txt").write_text("a broken clip")
     manifest = tmp_path / "list.jsonl"
-    manifest.write_text('{"path": "clips/second.mp4", "caption": "again", "source": "web"}\n'
-                        '{"path": "clips/absent.mp4", "caption": "gone"}\n')
+    manifest.write_text(
+        '{"path": "clips/second.mp4", "caption": "again", "source": "web"}\n'
+        '{"path": "clips/absent.mp4", "caption": "gone"}\n'
+    )
     out = tmp_path / "shards"
     assert main(["data", "make-shards", str(clips), str(manifest), "--out", str(out), "--maxcount", "2"]) == 0
     said = capsys.readouterr().out
-    assert "written 3" in said and "undecodable 1" in said and "no_caption 1" in said and "missing_file 1" in said
+    assert (
+        "written 3" in said
+        and "undecodable 1" in said
+        and "no_caption 1" in said
+        and "missing_file 1" in said
+    )
     assert sorted(p.name for p in out.glob("*.tar")) == ["clips-000000.tar", "clips-000001.tar"]
     # the loader reads what was written, keys without dots and unique
-    dm = VideoDataModule(str(out / "clips-{000000..000001}.tar"), str(out / "clips-{000000..000001}.tar"),
-                         context_frames=4, future_frames=9, val_batch_size=8)
+    dm = VideoDataModule(
+        str(out / "clips-{000000..000001}.tar"),
+        str(out / "clips-{000000..000001}.tar"),
+        context_frames=4,
+        future_frames=9,
+        val_batch_size=8,
+    )
     (batch,) = list(dm.val_dataloader())
     assert batch["key"] == ["first_clip", "second", "second_1"]
     assert batch["caption"][2] == "again"

@@ -1,22 +1,22 @@
 """Sample world, PyAV windows, the webdataset loader, and bad samples counted rather than fatal."""
 
 import io
+import itertools
 import json
 import tarfile
 from pathlib import Path
 
 import av
 import numpy as np
-import torch
 import pytest
+import torch
 import webdataset as wds
 from PIL import Image
 
 from foresight.config import ROOT
 from foresight.data.loader import VideoDataModule
 from foresight.data.sample_world import main, render_clip
-from foresight.data.video import encode_mp4
-from foresight.data.video import TooShortError, VideoError, decode_window, probe
+from foresight.data.video import TooShortError, VideoError, decode_window, encode_mp4, probe
 from tests.conftest import REAL
 
 SAMPLE = ROOT / "data" / "sample"
@@ -34,7 +34,9 @@ def test_sample_world_is_deterministic_and_captioned():
     assert a.frames.shape == (40, 72, 96, 3) and a.frames.dtype == np.uint8
     assert not np.array_equal(a.frames[0], a.frames[-1])  # something moves
     assert "moves" in a.caption and any(s in a.caption for s in ("circle", "square", "triangle"))
-    assert render_clip(seed=8).caption != a.caption or not np.array_equal(render_clip(seed=8).frames, a.frames)
+    assert render_clip(seed=8).caption != a.caption or not np.array_equal(
+        render_clip(seed=8).frames, a.frames
+    )
 
 
 def test_bundled_shards_have_the_documented_members():
@@ -51,17 +53,20 @@ def test_sample_data_regenerates_bit_exactly(tmp_path):
     """`make sample-data` must leave the tracked shards unchanged: with the same x264 build the clips
     are the same bytes on any CPU (own colour conversion, one thread, x264's C code) and tar headers
     carry no wall-clock time. Another x264 build makes other (valid) choices: that is a skip."""
+
     def x264(mp4: bytes) -> bytes:  # the encoder's own description in the stream: version and options
         start = mp4.find(b"x264 - core")
-        return mp4[start: mp4.index(b"\0", start)]
+        return mp4[start : mp4.index(b"\0", start)]
 
     with tarfile.open(SAMPLE / "val-000000.tar") as tar:
         committed = tar.extractfile(next(m for m in tar.getmembers() if m.name.endswith(".mp4"))).read()
     clip = render_clip(seed=0, num_frames=2)
     installed = x264(encode_mp4(clip.frames, clip.fps, reproducible=True))
     if installed.split(b" - ")[1] != x264(committed).split(b" - ")[1]:
-        pytest.skip(f"data/sample was written by x264 {x264(committed).split(b' - ')[1].decode()}, this is "
-                    f"{installed.split(b' - ')[1].decode()}: its bytes may differ")
+        pytest.skip(
+            f"data/sample was written by x264 {x264(committed).split(b' - ')[1].decode()}, this is "
+            f"{installed.split(b' - ')[1].decode()}: its bytes may differ"
+        )
     assert installed == x264(committed)  # same version and options
     main(["--out", str(tmp_path), "--train", "0", "--val", "16"])
     assert (tmp_path / "val-000000.tar").read_bytes() == (SAMPLE / "val-000000.tar").read_bytes()
@@ -75,7 +80,9 @@ def test_decode_window_resizes_and_crops_to_bucket():
     window = decode_window(data, start=5, count=9, height=64, width=64)
     assert window.shape == (9, 64, 64, 3) and window.dtype == np.uint8
     # cover-resize 96x72 -> 85x64, centre crop 64 wide: compare with the same on the source frame
-    expected = np.asarray(Image.fromarray(clip.frames[5]).resize((85, 64), Image.BICUBIC).crop((10, 0, 74, 64)))
+    expected = np.asarray(
+        Image.fromarray(clip.frames[5]).resize((85, 64), Image.BICUBIC).crop((10, 0, 74, 64))
+    )
     assert np.abs(window[0].astype(int) - expected.astype(int)).mean() < 6  # h264 is lossy
     half_rate = decode_window(data, start=2, count=5, height=64, width=64, fps=12)
     assert np.array_equal(half_rate[1], decode_window(data, start=6, count=1, height=64, width=64)[0])
@@ -84,8 +91,15 @@ def test_decode_window_resizes_and_crops_to_bucket():
 
 
 def test_loader_windows_overlap_on_the_current_frame():
-    dm = VideoDataModule(str(SAMPLE / "train-{000000..000003}.tar"), str(SAMPLE / "val-000000.tar"),
-                         context_frames=4, future_frames=17, batch_size=3, val_samples=8, val_batch_size=8)
+    dm = VideoDataModule(
+        str(SAMPLE / "train-{000000..000003}.tar"),
+        str(SAMPLE / "val-000000.tar"),
+        context_frames=4,
+        future_frames=17,
+        batch_size=3,
+        val_samples=8,
+        val_batch_size=8,
+    )
     batch = next(iter(dm.train_dataloader()))
     assert batch["context"].shape == (3, 4, 64, 64, 3) and batch["target"].shape == (3, 17, 64, 64, 3)
     assert (batch["target"][:, 0] == batch["context"][:, -1]).all()
@@ -125,8 +139,10 @@ def test_bad_samples_are_skipped_and_counted(bad_shard):
         assert set(batch["key"]) <= {"good", "good2"}
         totals = dm.consumed(batch)
     assert set(totals) == set(reasons) and min(totals.values()) >= 2
-    assert dm.consumed({**batch, "worker": 1, "position": {"skips": {"too_short": 2}}})["too_short"] == \
-        totals["too_short"] + 2  # totals add up across workers
+    assert (
+        dm.consumed({**batch, "worker": 1, "position": {"skips": {"too_short": 2}}})["too_short"]
+        == totals["too_short"] + 2
+    )  # totals add up across workers
 
 
 def test_strict_mode_names_shard_and_key(bad_shard):
@@ -144,7 +160,9 @@ def test_real_clips(tmp_path):
     path = tmp_path / "real-000000.tar"
     with wds.TarWriter(str(path)) as sink:
         for f in ("realshort.mp4", "flipping_a_pancake.mkv", "video_0.mov", "video_90.mov", "corrupted.mp4"):
-            sink.write({"__key__": f.split(".")[0], f.rsplit(".", 1)[1]: (REAL / f).read_bytes(), "txt": "a clip"})
+            sink.write(
+                {"__key__": f.split(".")[0], f.rsplit(".", 1)[1]: (REAL / f).read_bytes(), "txt": "a clip"}
+            )
     # a 36-frame window reaches past the frame where corrupted.mp4 stops decoding (28)
     dm = module(str(path), context_frames=4, future_frames=33)
     (batch,) = list(dm.val_dataloader())
@@ -175,13 +193,17 @@ def test_corrupt_bytes_raise_video_error():
 
 
 def test_prompt_template_wraps_the_caption_for_the_vlm():
-    dm = module(str(SAMPLE / "val-000000.tar"), prompt_template="Instruction: {caption} ({source})", val_samples=2)
+    dm = module(
+        str(SAMPLE / "val-000000.tar"), prompt_template="Instruction: {caption} ({source})", val_samples=2
+    )
     (batch,) = list(dm.val_dataloader())
     assert batch["prompt"] == [f"Instruction: {c} (sample_world)" for c in batch["caption"]]
     with pytest.raises(ValueError, match="data.prompt_template"):
         module(str(SAMPLE / "val-000000.tar"), prompt_template="{caption} {")
     dm = module(str(SAMPLE / "val-000000.tar"), prompt_template="{caption} {absent}", val_samples=2)
-    with pytest.raises(ValueError, match="no usable sample in the 1 held-out shard.*skipped no_prompt_field 16"):
+    with pytest.raises(
+        ValueError, match="no usable sample in the 1 held-out shard.*skipped no_prompt_field 16"
+    ):
         list(dm.val_dataloader())
 
 
@@ -201,8 +223,14 @@ def test_each_batch_comes_from_one_bucket(tmp_path):
 
 
 def test_epoch_length_and_fresh_epochs():
-    dm = VideoDataModule(str(SAMPLE / "train-{000000..000003}.tar"), str(SAMPLE / "val-000000.tar"),
-                         context_frames=4, future_frames=9, batch_size=4, epoch_samples=8)
+    dm = VideoDataModule(
+        str(SAMPLE / "train-{000000..000003}.tar"),
+        str(SAMPLE / "val-000000.tar"),
+        context_frames=4,
+        future_frames=9,
+        batch_size=4,
+        epoch_samples=8,
+    )
     loader = dm.train_dataloader()
     first, second = list(loader), list(loader)
     assert [len(b["key"]) for b in first] == [4, 4] and len(second) == 2  # an epoch is 8 samples
@@ -220,8 +248,14 @@ def test_resize_filters_agree_and_are_checked():
 
 
 def test_more_workers_than_shards_do_not_hang():
-    dm = VideoDataModule(str(SAMPLE / "val-000000.tar"), str(SAMPLE / "val-000000.tar"), context_frames=4,
-                         future_frames=9, batch_size=2, num_workers=2)
+    dm = VideoDataModule(
+        str(SAMPLE / "val-000000.tar"),
+        str(SAMPLE / "val-000000.tar"),
+        context_frames=4,
+        future_frames=9,
+        batch_size=2,
+        num_workers=2,
+    )
     it = iter(dm.train_dataloader())  # one shard, two workers: each resamples it, none runs dry
     batches = [next(it) for _ in range(4)]
     assert {b["worker"] for b in batches} == {0, 1}
@@ -236,7 +270,13 @@ def mixed_shards(tmp_path_factory) -> str:
         with wds.TarWriter(str(root / f"mixed-{shard:06d}.tar")) as sink:
             for i, (w, h) in enumerate([(96, 72), (64, 128), (96, 72), (96, 72), (64, 128), (64, 128)]):
                 clip = render_clip(seed=10 * shard + i, width=w, height=h)
-                sink.write({"__key__": f"s{shard}c{i}", "mp4": encode_mp4(clip.frames, clip.fps), "txt": clip.caption})
+                sink.write(
+                    {
+                        "__key__": f"s{shard}c{i}",
+                        "mp4": encode_mp4(clip.frames, clip.fps),
+                        "txt": clip.caption,
+                    }
+                )
     return str(root / "mixed-{000000..000001}.tar")
 
 
@@ -256,7 +296,9 @@ def test_saved_data_position_continues_the_stream_exactly(mixed_shards, workers)
     expected = [next(it) for _ in range(6)]
     resumed = make()
     resumed.load_state_dict(state)
-    got = [b for b, _ in zip(resumed.train_dataloader(), range(6))]
+    got = list(itertools.islice(resumed.train_dataloader(), 6))
     assert [b["key"] for b in got] == [b["key"] for b in expected]
-    assert all(torch.equal(a["target"], b["target"]) for a, b in zip(got, expected))  # same windows too
+    assert all(
+        torch.equal(a["target"], b["target"]) for a, b in zip(got, expected, strict=True)
+    )  # same windows too
     assert [b["worker"] for b in got] == [b["worker"] for b in expected]

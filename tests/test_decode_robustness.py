@@ -31,7 +31,13 @@ CLIPS = {
     "h264-yuv444p-mov": ("libx264", "yuv444p", "mov", GOP, True),
     "h264-open-gop-mp4": ("libx264", "yuv444p", "mp4", {"x264-params": "keyint=12:open-gop=1"}, True),
     # no keyframe after the first: every seek lands where the decoder cannot start
-    "h264-intra-refresh-mp4": ("libx264", "yuv420p", "mp4", {"x264-params": "keyint=12:intra-refresh=1"}, True),
+    "h264-intra-refresh-mp4": (
+        "libx264",
+        "yuv420p",
+        "mp4",
+        {"x264-params": "keyint=12:intra-refresh=1"},
+        True,
+    ),
     # MPEG-TS seeks by timestamp search and can land after the target
     "h264-yuv420p-mpegts": ("libx264", "yuv420p", "mpegts", GOP, True),
     # AVI has no presentation timestamps: with B-frames PyAV's are decode times (frames are counted instead)
@@ -45,7 +51,13 @@ CLIPS = {
     "mjpeg-yuvj444p-mkv": ("mjpeg", "yuvj444p", "matroska", {}, True),
     "gif-rgb8": ("gif", "rgb8", "gif", {}, True),
     "hevc-yuv420p-mp4": ("libx265", "yuv420p", "mp4", {"x265-params": "keyint=12:log-level=error"}, True),
-    "hevc-yuv420p10le-mkv": ("libx265", "yuv420p10le", "matroska", {"x265-params": "keyint=12:log-level=error"}, True),
+    "hevc-yuv420p10le-mkv": (
+        "libx265",
+        "yuv420p10le",
+        "matroska",
+        {"x265-params": "keyint=12:log-level=error"},
+        True,
+    ),
     "av1-yuv420p-mp4": ("libsvtav1", "yuv420p", "mp4", GOP, True),
     "av1-yuv420p10le-mkv": ("libsvtav1", "yuv420p10le", "matroska", GOP, True),
     "ffv1-yuv444p-mkv": ("ffv1", "yuv444p", "matroska", GOP, True),
@@ -74,7 +86,7 @@ def test_windows_after_a_seek_equal_the_decode_from_the_start(case, source):
     assert [frame_index(f) for f in full] == list(range(FRAMES))  # nothing shifted, repeated or lost
     for start in STARTS:
         window = decode_window(data, start, 9, HEIGHT, WIDTH)
-        assert np.array_equal(window, full[start: start + 9]), f"{case}: window at frame {start} differs"
+        assert np.array_equal(window, full[start : start + 9]), f"{case}: window at frame {start} differs"
     half_rate = decode_window(data, 13, 5, HEIGHT, WIDTH, fps=12)  # frames 26, 28, ..., 34
     assert np.array_equal(half_rate, full[26:36:2])
 
@@ -98,7 +110,9 @@ def test_the_checked_seek_is_taken_where_it_is_safe(source, monkeypatch):
     decode_window(encode(source, "libx264", "yuv444p", "mp4", options=GOP), 30, 9, HEIGHT, WIDTH)
     assert calls == ["seeked"]
     calls.clear()
-    refresh = encode(source, "libx264", "yuv420p", "mp4", options={"x264-params": "keyint=12:intra-refresh=1"})
+    refresh = encode(
+        source, "libx264", "yuv420p", "mp4", options={"x264-params": "keyint=12:intra-refresh=1"}
+    )
     decode_window(refresh, 30, 9, HEIGHT, WIDTH)
     assert calls == ["missed", "from start"]
 
@@ -120,7 +134,9 @@ def _green_after_seek(monkeypatch, which):
     monkeypatch.setattr(video, "_decode_span", faulty)
 
 
-@pytest.mark.parametrize("which", [lambda n: {n // 2}, lambda n: set(range(n))], ids=["one frame", "every frame"])
+@pytest.mark.parametrize(
+    "which", [lambda n: {n // 2}, lambda n: set(range(n))], ids=["one frame", "every frame"]
+)
 def test_green_frames_after_a_seek_are_decoded_again_from_the_start(source, monkeypatch, caplog, which):
     data = encode(source, "libx264", "yuv444p", "mp4", options=GOP)
     expected = decode_window(data, 0, FRAMES, HEIGHT, WIDTH)[30:39]
@@ -164,4 +180,6 @@ def test_real_clips_give_the_same_window_whatever_its_start(name):
         with pytest.raises(VideoError, match="decoding failed"):
             decode_window(path, 20, 20, 64, 64)  # a window after a seek that reaches the damage
     for start in sorted({0, total // 3, total // 2, total - 9}):
-        assert np.array_equal(decode_window(path, start, 9, 64, 64), full[start: start + 9]), f"{name} at {start}"
+        assert np.array_equal(decode_window(path, start, 9, 64, 64), full[start : start + 9]), (
+            f"{name} at {start}"
+        )

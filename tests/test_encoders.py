@@ -11,7 +11,9 @@ from foresight.models.text import T5_XXL
 from foresight.models.vlm import FrozenVLM, qwen2_5_vl_config
 
 
-@pytest.mark.parametrize("size,params,vocab", [("7b", 8_292_166_656, 152_064), ("3b", 3_754_622_976, 151_936)])
+@pytest.mark.parametrize(
+    "size,params,vocab", [("7b", 8_292_166_656, 152_064), ("3b", 3_754_622_976, 151_936)]
+)
 def test_published_qwen_sizes_on_meta(size, params, vocab):
     # 7B: 7.07B language model + 0.68B vision tower + 0.54B untied LM head = 8.29B, as published.
     # The vocabularies differ (config.json of Qwen/Qwen2.5-VL-7B-Instruct and -3B-Instruct); 3B ties
@@ -40,10 +42,21 @@ def test_t5_tokenizer_folder_of_only_spiece_model_loads(tmp_path, tiny_ltx, tiny
 
     corpus = ["a red circle moves left", "the blue square slides right", "a green ball bounces up"] * 40
     model = io.BytesIO()
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(corpus), model_writer=model, vocab_size=48,
-                                   hard_vocab_limit=False, pad_id=0, eos_id=1, unk_id=2, bos_id=-1, minloglevel=2)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(corpus),
+        model_writer=model,
+        vocab_size=48,
+        hard_vocab_limit=False,
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        minloglevel=2,
+    )
     directory = tmp_path / "release"
-    shutil.copytree(Path(tiny_cfg.model.pretrained) / "text_encoder", directory / "text_encoder")  # built by tiny_ltx
+    shutil.copytree(
+        Path(tiny_cfg.model.pretrained) / "text_encoder", directory / "text_encoder"
+    )  # built by tiny_ltx
     (directory / "tokenizer").mkdir()
     (directory / "tokenizer" / "spiece.model").write_bytes(model.getvalue())
     enc = FrozenTextEncoder(str(directory), max_tokens=16)
@@ -102,7 +115,9 @@ def test_batched_window_attention_equals_transformers_per_window_path(tiny_cfg):
     assert all("forward" in vars(block.attn) for block in vlm.model.visual.blocks)  # ours is in place
     seen = []
     original = vlm.model.visual.blocks[0].attn.forward
-    vlm.model.visual.blocks[0].attn.forward = lambda *a, **k: seen.append(k["cu_seqlens"]) or original(*a, **k)
+    vlm.model.visual.blocks[0].attn.forward = lambda *a, **k: (
+        seen.append(k["cu_seqlens"]) or original(*a, **k)
+    )
     ours, mask = vlm(frames, prompts)
     assert len(seen[0]) - 1 == 2 * 2 * 6  # 2 clips x 2 temporal patches x 6 windows of 7x9 merged patches
     vlm.batch_windows(False)  # back to transformers' own attention

@@ -12,6 +12,8 @@ import torch
 from foresight.config import ROOT
 from tests.test_fvd import i3d_weights
 
+pytestmark = pytest.mark.slow  # end to end: trains through the real entry points
+
 SAMPLE = ROOT / "data" / "sample"
 
 
@@ -21,21 +23,44 @@ def run_dir(tmp_path_factory, twin_dir):
     from foresight.training.train import train
 
     out = tmp_path_factory.mktemp("run")
-    train(compose([f"paths.cache_dir={twin_dir}", f"paths.output_dir={out}", "logger=none", "+experiment=optionB",
-                   "trainer.max_steps=2", "trainer.val_check_interval=2", "callbacks.sample_videos.every_n_steps=0"]))
+    train(
+        compose(
+            [
+                f"paths.cache_dir={twin_dir}",
+                f"paths.output_dir={out}",
+                "logger=none",
+                "+experiment=optionB",
+                "trainer.max_steps=2",
+                "trainer.val_check_interval=2",
+                "callbacks.sample_videos.every_n_steps=0",
+            ]
+        )
+    )
     return out
 
 
 def test_scores_match_the_windows_and_the_baseline_is_computed_honestly(run_dir):
-    from foresight.eval.metrics import psnr
     from foresight.eval.evaluate import evaluate, markdown
+    from foresight.eval.metrics import psnr
     from foresight.predict import Predictor
 
     result = evaluate(run_dir, shards=str(SAMPLE / "val-000000.tar"), limit=4, batch_size=2)
-    assert result["clips"] == 4 and result["option"] == "B" and result["step"] == 2 and result["skipped"] == {}
-    assert set(result["metrics"]) >= {"latent_mse", "latent_mse_copy_last", "psnr", "psnr_copy_last", "ssim",
-                                      "ssim_copy_last", "psnr_copy_last_vae", "psnr_vae_recon",
-                                      "psnr_instruction_gap", "diag/loss", "diag/flow_t0.5"}
+    assert (
+        result["clips"] == 4 and result["option"] == "B" and result["step"] == 2 and result["skipped"] == {}
+    )
+    assert set(result["metrics"]) >= {
+        "latent_mse",
+        "latent_mse_copy_last",
+        "psnr",
+        "psnr_copy_last",
+        "ssim",
+        "ssim_copy_last",
+        "psnr_copy_last_vae",
+        "psnr_vae_recon",
+        "psnr_instruction_gap",
+        "diag/loss",
+        "diag/flow_t0.5",
+    }
     assert all(len(v) == 16 for v in result["per_frame"].values())  # 17 target frames, the first is given
     # the baseline does not depend on the model: recompute it from the same windows
     windows = Predictor(run_dir).held_out(str(SAMPLE / "val-000000.tar"), limit=4, batch_size=2)
@@ -48,20 +73,48 @@ def test_scores_match_the_windows_and_the_baseline_is_computed_honestly(run_dir)
     report = markdown(result)
     assert "| psnr |" in report and "| 16 |" in report
     assert "LPIPS: skipped: no weights at lpips.vgg=None, lpips.lin=None" in report
-    assert "FVD: skipped: no weights at fvd.i3d=None (set fvd.i3d to pytorch-i3d's rgb_imagenet.pt)." in report
+    assert (
+        "FVD: skipped: no weights at fvd.i3d=None (set fvd.i3d to pytorch-i3d's rgb_imagenet.pt)." in report
+    )
     assert "fvd" not in result["metrics"] and "| fvd |" not in report
 
 
 def test_evaluate_py_writes_json_and_markdown(run_dir, tmp_path):
-    out = subprocess.run([sys.executable, "evaluate.py", f"ckpt={run_dir}", "limit=2", "batch_size=2",
-                          f"out_dir={tmp_path}", f"fvd.i3d={i3d_weights(tmp_path)}"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300, env={**os.environ, "FORESIGHT_ROOT": str(ROOT)})
+    out = subprocess.run(
+        [
+            sys.executable,
+            "evaluate.py",
+            f"ckpt={run_dir}",
+            "limit=2",
+            "batch_size=2",
+            f"out_dir={tmp_path}",
+            f"fvd.i3d={i3d_weights(tmp_path)}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "FORESIGHT_ROOT": str(ROOT)},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads((tmp_path / "evaluation.json").read_text())
-    assert result["clips"] == 2 and (tmp_path / "evaluation.md").read_text().startswith("# Evaluation of option B")
+    assert result["clips"] == 2 and (tmp_path / "evaluation.md").read_text().startswith(
+        "# Evaluation of option B"
+    )
     assert {"fvd", "fvd_copy_last"} <= set(result["metrics"])  # fvd.i3d reaches evaluate()
-    bad = subprocess.run([sys.executable, "evaluate.py", f"ckpt={run_dir}", f"shards={tmp_path}/none-*.tar",
-                          f"out_dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "evaluate.py",
+            f"ckpt={run_dir}",
+            f"shards={tmp_path}/none-*.tar",
+            f"out_dir={tmp_path}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode != 0 and "shards=" in bad.stderr and "matched no files" in bad.stderr
 
 
@@ -75,7 +128,9 @@ def test_compare_includes_evaluations_beside_their_run_group(run_dir, tmp_path):
     (group,) = summary["groups"].values()
     assert list(summary["groups"]) == ["optionB"] and group["seeds"] == [0]
     assert group["metrics"]["eval/psnr"]["mean"] == pytest.approx(result["metrics"]["psnr"])
-    assert group["metrics"]["eval/latent_mse_copy_last"]["mean"] == pytest.approx(result["metrics"]["latent_mse_copy_last"])
+    assert group["metrics"]["eval/latent_mse_copy_last"]["mean"] == pytest.approx(
+        result["metrics"]["latent_mse_copy_last"]
+    )
     assert "eval/psnr" in (tmp_path / "report" / "report.md").read_text()
 
 
@@ -85,7 +140,7 @@ def lpips_weights(directory):
 
     torch.manual_seed(0)
     vgg, channels = {}, 3
-    for block, width in zip(VGG_BLOCKS, [64, 128, 256, 512, 512]):
+    for block, width in zip(VGG_BLOCKS, [64, 128, 256, 512, 512], strict=True):
         for index in block:
             vgg[f"features.{index}.weight"] = torch.randn(width, channels, 3, 3) * (2 / (9 * channels)) ** 0.5
             vgg[f"features.{index}.bias"] = torch.zeros(width)
@@ -98,8 +153,8 @@ def lpips_weights(directory):
 
 def test_lpips_from_local_weights(run_dir, tmp_path):
     from foresight.data.sample_world import render_clip
-    from foresight.eval.lpips import LPIPS
     from foresight.eval.evaluate import evaluate
+    from foresight.eval.lpips import LPIPS
 
     vgg, lin = lpips_weights(tmp_path)
     lpips = LPIPS(vgg, lin)
@@ -131,4 +186,6 @@ def test_fvd_from_local_i3d_weights(run_dir, tmp_path):
     assert f"| fvd | {m['fvd']:.4g} | {m['fvd_copy_last']:.4g} | — | — | — | lower |" in report
     assert "I3D (Kinetics-400) logits over the 4 predicted" in report and "strongly biased" in report
     missing = evaluate(run_dir, limit=1, batch_size=1, fvd_i3d=str(tmp_path / "absent.pt"))
-    assert missing["not_computed"]["fvd"].startswith(f"skipped: no weights at fvd.i3d={tmp_path / 'absent.pt'}")
+    assert missing["not_computed"]["fvd"].startswith(
+        f"skipped: no weights at fvd.i3d={tmp_path / 'absent.pt'}"
+    )

@@ -14,23 +14,37 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
-from foresight.training.files import remove_dead_temporaries
-from foresight.training.resume import SafetensorsIO, find_resumable, read_state
 from foresight.config import ROOT, compose
 from foresight.console import one_line_errors, quiet
+from foresight.training.files import remove_dead_temporaries
+from foresight.training.resume import SafetensorsIO, find_resumable, read_state
 
 SAMPLE_VAL = ROOT / "data" / "sample" / "val-000000.tar"
-SHORT = ["+experiment=optionA", "trainer.max_steps=3", "trainer.val_check_interval=100", "trainer.log_every_n_steps=1",
-         "callbacks.training_state.every_n_steps=100", "callbacks.sample_videos.every_n_steps=0"]
+SHORT = [
+    "+experiment=optionA",
+    "trainer.max_steps=3",
+    "trainer.val_check_interval=100",
+    "trainer.log_every_n_steps=1",
+    "callbacks.training_state.every_n_steps=100",
+    "callbacks.sample_videos.every_n_steps=0",
+]
 
 
 def train_in_process(tmp_path, twin_dir, *overrides) -> int:
     from foresight.training.train import train_or_record_failure
 
-    cfg = compose([f"paths.cache_dir={twin_dir}", f"paths.output_dir={tmp_path / 'run'}", "logger=csv", *SHORT,
-                   *overrides])
+    cfg = compose(
+        [
+            f"paths.cache_dir={twin_dir}",
+            f"paths.output_dir={tmp_path / 'run'}",
+            "logger=csv",
+            *SHORT,
+            *overrides,
+        ]
+    )
     quiet()  # as train.py does
     try:
         with one_line_errors("train.py"):
@@ -40,8 +54,10 @@ def train_in_process(tmp_path, twin_dir, *overrides) -> int:
     return 0
 
 
-def test_a_validation_shard_broken_mid_run_costs_neither_final_state_nor_metrics(tmp_path, twin_dir, capsys, caplog,
-                                                                                 monkeypatch):
+@pytest.mark.slow
+def test_a_validation_shard_broken_mid_run_costs_neither_final_state_nor_metrics(
+    tmp_path, twin_dir, capsys, caplog, monkeypatch
+):
     from foresight import trusted
 
     allowed = trusted.allowed_targets() | {"tests.helpers.BreakFileAtStep"}  # as a conf/ file naming it would
@@ -49,16 +65,29 @@ def test_a_validation_shard_broken_mid_run_costs_neither_final_state_nor_metrics
     val = tmp_path / "val-000000.tar"
     shutil.copy(SAMPLE_VAL, val)  # readable at the start (the check before training passes), broken at step 2
     with caplog.at_level(logging.INFO, logger="foresight"):
-        code = train_in_process(tmp_path, twin_dir, f"data.val_shards={val}",
-                                "+callbacks.break_val._target_=tests.helpers.BreakFileAtStep",
-                                f"+callbacks.break_val.path={val}", "+callbacks.break_val.step=2")
+        code = train_in_process(
+            tmp_path,
+            twin_dir,
+            f"data.val_shards={val}",
+            "+callbacks.break_val._target_=tests.helpers.BreakFileAtStep",
+            f"+callbacks.break_val.path={val}",
+            "+callbacks.break_val.step=2",
+        )
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and line.startswith("train.py: error: training reached step 3 and wrote its final state and "
-                                         f"weights, but then failed: the final validation on data.val_shards='{val}'")
+    assert code == 2 and line.startswith(
+        "train.py: error: training reached step 3 and wrote its final state and "
+        f"weights, but then failed: the final validation on data.val_shards='{val}'"
+    )
     run = tmp_path / "run"
     assert read_state(run / "checkpoints" / "state" / "step000003.safetensors")["global_step"] == 3
-    assert SafetensorsIO().load_checkpoint(run / "checkpoints" / "state" / "step000003.safetensors")["global_step"] == 3
+    assert (
+        SafetensorsIO().load_checkpoint(run / "checkpoints" / "state" / "step000003.safetensors")[
+            "global_step"
+        ]
+        == 3
+    )
     from foresight.training.weights import read_meta
+
     assert read_meta(run / "checkpoints" / "last.safetensors")["step"] == 3
     (metrics,) = run.rglob("metrics.csv")
     with open(metrics) as f:
@@ -67,6 +96,7 @@ def test_a_validation_shard_broken_mid_run_costs_neither_final_state_nor_metrics
     assert "FAILED after the last step" in caplog.text and "resume state" in caplog.text
 
 
+@pytest.mark.slow
 def test_failing_sample_videos_are_one_warning_and_the_run_validates_at_its_end(tmp_path, twin_dir, caplog):
     blocked = tmp_path / "a_file"
     blocked.write_text("sample videos cannot go under a file")
@@ -86,13 +116,22 @@ def test_summary_says_when_a_run_does_not_beat_copy_last_and_when_validation_is_
     from foresight.training.train import validation_summary
 
     cfg = compose(["logger=none"])
-    worse = {"val/latent_mse": 0.5, "val/latent_mse_copy_last": 0.1, "val/psnr": 20.0, "val/psnr_copy_last": 25.0}
+    worse = {
+        "val/latent_mse": 0.5,
+        "val/latent_mse_copy_last": 0.1,
+        "val/psnr": 20.0,
+        "val/psnr_copy_last": 25.0,
+    }
     lines = validation_summary(cfg, worse | {"data/val_skipped_too_short": 5}, {"step": 120, "clips": 3}, 120)
-    assert lines[0] == ("  validation at step 120 on 3 clips, skipped too_short 5 -- FEWER than the 8 configured: "
-                        "its scores are noisy")
+    assert lines[0] == (
+        "  validation at step 120 on 3 clips, skipped too_short 5 -- FEWER than the 8 configured: "
+        "its scores are noisy"
+    )
     assert "does NOT beat the copy-last-frame baseline on any of latent_mse, psnr" in lines[-1]
     mixed = worse | {"val/psnr": 30.0}
-    assert lines_end(cfg, mixed) == "does NOT beat the copy-last-frame baseline on latent_mse (beats it on psnr)"
+    assert (
+        lines_end(cfg, mixed) == "does NOT beat the copy-last-frame baseline on latent_mse (beats it on psnr)"
+    )
     better = mixed | {"val/latent_mse": 0.05}
     assert lines_end(cfg, better) == "beats the copy-last-frame baseline on every metric (latent_mse, psnr)"
 
@@ -109,9 +148,29 @@ EXPERIMENT = {"run_group": "optionA", "overrides": ["+experiment=optionA"]}
 
 
 def state_file(path: Path, step: int, experiment=EXPERIMENT, shaping=None) -> Path:
-    SafetensorsIO().save_checkpoint({"global_step": step, "foresight": {
-        "experiment": experiment, "config": {}, "shaping": shaping or {}}}, path)
+    SafetensorsIO().save_checkpoint(
+        {
+            "global_step": step,
+            "foresight": {"experiment": experiment, "config": {}, "shaping": shaping or {}},
+        },
+        path,
+    )
     return path
+
+
+def test_experiment_with_or_without_plus_resumes_the_same_runs(tmp_path):
+    """`experiment=X` and `+experiment=X` (the form of every command before train.yaml named the group)
+    have one identity, the one states have always stored; another seed is another experiment."""
+    from foresight.training.resume import experiment_identity
+
+    old = state_file(tmp_path / "a" / "checkpoints" / "state" / "step000004.safetensors", 4)
+    assert (
+        experiment_identity(compose(["experiment=optionA"]))
+        == experiment_identity(compose(["+experiment=optionA"]))
+        == EXPERIMENT
+    )
+    assert find_resumable(tmp_path, experiment_identity(compose(["experiment=optionA"]))) == old
+    assert find_resumable(tmp_path, experiment_identity(compose(["experiment=optionA", "seed=1"]))) is None
 
 
 def test_resume_auto_skips_unreadable_states_with_a_warning(tmp_path, caplog):
@@ -125,7 +184,9 @@ def test_resume_auto_skips_unreadable_states_with_a_warning(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="foresight"):
         assert find_resumable(tmp_path, EXPERIMENT) == good
     skipped = [r.getMessage() for r in caplog.records if "skipping an unreadable candidate" in r.getMessage()]
-    assert len(skipped) == 2 and any(str(newest) in m for m in skipped) and any(str(empty) in m for m in skipped)
+    assert (
+        len(skipped) == 2 and any(str(newest) in m for m in skipped) and any(str(empty) in m for m in skipped)
+    )
 
 
 def test_temporary_files_of_dead_writers_are_removed(tmp_path):
@@ -147,25 +208,51 @@ def test_temporary_files_of_dead_writers_are_removed(tmp_path):
 
 
 def test_a_state_written_by_another_experiment_or_altered_is_never_resumed(tmp_path):
-    state_file(tmp_path / "x" / "checkpoints" / "state" / "step000004.safetensors", 4,
-               {"run_group": "optionB", "overrides": ["+experiment=optionB"]})
+    state_file(
+        tmp_path / "x" / "checkpoints" / "state" / "step000004.safetensors",
+        4,
+        {"run_group": "optionB", "overrides": ["+experiment=optionB"]},
+    )
     hostile = tmp_path / "y" / "checkpoints" / "state" / "step000009.safetensors"
-    SafetensorsIO().save_checkpoint({"global_step": 9, "foresight": {
-        "experiment": EXPERIMENT, "config": {"model": {"_target_": "builtins.exec", "_args_": ["1"]}}}}, hostile)
+    SafetensorsIO().save_checkpoint(
+        {
+            "global_step": 9,
+            "foresight": {
+                "experiment": EXPERIMENT,
+                "config": {"model": {"_target_": "builtins.exec", "_args_": ["1"]}},
+            },
+        },
+        hostile,
+    )
     assert find_resumable(tmp_path, EXPERIMENT) is None
 
 
 # run directories ------------------------------------------------------------------------------------
 
+
+@pytest.mark.slow
 def test_two_runs_started_in_the_same_second_get_their_own_directories(tmp_path, twin_dir):
     """Both runs resolve the same directory name (as two runs in one second do with <time>): each must
     claim its own, and keep its own checkpoint and config."""
     pinned = "hydra.run.dir=${foresight_new_dir:" + str(tmp_path / "runs" / "2026-12-01_10-00-00") + "}"
-    cmd = [sys.executable, "train.py", "+experiment=optionA", "logger=none", "trainer.max_steps=1",
-           "trainer.val_check_interval=1", "callbacks.sample_videos.every_n_steps=0", f"paths.cache_dir={twin_dir}",
-           f"paths.log_dir={tmp_path}", pinned]
-    procs = [subprocess.Popen([*cmd, f"seed={seed}"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True) for seed in (0, 1)]
+    cmd = [
+        sys.executable,
+        "train.py",
+        "+experiment=optionA",
+        "logger=none",
+        "trainer.max_steps=1",
+        "trainer.val_check_interval=1",
+        "callbacks.sample_videos.every_n_steps=0",
+        f"paths.cache_dir={twin_dir}",
+        f"paths.log_dir={tmp_path}",
+        pinned,
+    ]
+    procs = [
+        subprocess.Popen(
+            [*cmd, f"seed={seed}"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for seed in (0, 1)
+    ]
     for proc in procs:
         out, _ = proc.communicate(timeout=300)
         assert proc.returncode == 0, out[-3000:]
@@ -189,20 +276,33 @@ def test_claiming_a_directory_is_exclusive_and_stable(tmp_path):
     assert new_dir(base) == mine  # resolved again in this process: the same directory, no new one
 
 
+@pytest.mark.slow
 def test_resume_auto_with_nothing_left_to_train_leaves_no_new_run_directory(tmp_path, twin_dir):
     from omegaconf import OmegaConf
 
     from foresight.training.resume import shaping_config
 
     job = compose(["+experiment=optionA", f"paths.output_dir={tmp_path}"], config_name="train")
-    shaping = shaping_config(OmegaConf.to_container(OmegaConf.masked_copy(job, [k for k in job if k != "hydra"]),
-                                                    resolve=True))
+    shaping = shaping_config(
+        OmegaConf.to_container(OmegaConf.masked_copy(job, [k for k in job if k != "hydra"]), resolve=True)
+    )
     finished = tmp_path / "train" / "runs" / "2026-12-01_09-00-00"
     state_file(finished / "checkpoints" / "state" / "step000002.safetensors", 2, shaping=shaping)
-    cmd = [sys.executable, "train.py", "+experiment=optionA", "resume=auto", "trainer.max_steps=2", "logger=none",
-           f"paths.cache_dir={twin_dir}", f"paths.log_dir={tmp_path}"]
+    cmd = [
+        sys.executable,
+        "train.py",
+        "+experiment=optionA",
+        "resume=auto",
+        "trainer.max_steps=2",
+        "logger=none",
+        f"paths.cache_dir={twin_dir}",
+        f"paths.log_dir={tmp_path}",
+    ]
     for _ in range(2):
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
-        assert "nothing to train" in done.stdout + done.stderr and "pass a larger trainer.max_steps" in done.stdout
+        assert (
+            "nothing to train" in done.stdout + done.stderr
+            and "pass a larger trainer.max_steps" in done.stdout
+        )
     assert [p.name for p in (tmp_path / "train" / "runs").iterdir()] == [finished.name]

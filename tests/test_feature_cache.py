@@ -13,12 +13,20 @@ from tests.helpers import build
 
 def test_cached_loss_equals_live_loss_and_preprocess_resumes(tmp_path, twin_dir, batch):
     out = tmp_path / "features"
-    cfg = compose([f"paths.cache_dir={twin_dir}", f"+preprocess.out_dir={out}", "+preprocess.batch_size=8",
-                   "+preprocess.frames=false"])
+    cfg = compose(
+        [
+            f"paths.cache_dir={twin_dir}",
+            f"+preprocess.out_dir={out}",
+            "+preprocess.batch_size=8",
+            "+preprocess.frames=false",
+        ]
+    )
     assert preprocess(cfg) == {"written": 80, "skipped_shards": 0}
     assert preprocess(cfg) == {"written": 0, "skipped_shards": 5}  # finished shards are not redone
 
-    cached = FeatureDataModule(str(out / "train-{000000..000003}.tar"), str(out / "val-000000.tar"), val_batch_size=8)
+    cached = FeatureDataModule(
+        str(out / "train-{000000..000003}.tar"), str(out / "val-000000.tar"), val_batch_size=8
+    )
     (cached_batch, *_) = list(cached.val_dataloader())
     live = instantiate(cfg.data)
     (live_batch,) = list(live.val_dataloader())
@@ -39,10 +47,17 @@ def test_cached_loss_equals_live_loss_and_preprocess_resumes(tmp_path, twin_dir,
     assert torch.allclose(cached_feats.context_latents, live_context, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_training_from_the_cache_loads_no_vlm_and_no_t5(tmp_path, twin_dir, monkeypatch):
     out = tmp_path / "features"
-    cfg = compose([f"paths.cache_dir={twin_dir}", f"+preprocess.out_dir={out}", "+preprocess.batch_size=8",
-                   "+preprocess.frames=false"])
+    cfg = compose(
+        [
+            f"paths.cache_dir={twin_dir}",
+            f"+preprocess.out_dir={out}",
+            "+preprocess.batch_size=8",
+            "+preprocess.frames=false",
+        ]
+    )
     preprocess(cfg)
 
     def no_t5(*args, **kwargs):
@@ -50,13 +65,27 @@ def test_training_from_the_cache_loads_no_vlm_and_no_t5(tmp_path, twin_dir, monk
 
     monkeypatch.setattr("foresight.models.ltx.FrozenTextEncoder", no_t5)
     # the VLM points at a directory that does not exist: loading it would fail
-    result = train(compose([
-        "+experiment=optionC", "data=features", f"paths.output_dir={tmp_path}/run", f"paths.cache_dir={twin_dir}",
-        "logger=csv", "trainer.max_steps=4", "trainer.val_check_interval=4", "vlm.twin=null",
-        f"vlm.pretrained={tmp_path}/no_vlm_here", f"data.train_shards='{out}/train-{{000000..000003}}.tar'",
-        f"data.val_shards={out}/val-000000.tar"]))
+    result = train(
+        compose(
+            [
+                "+experiment=optionC",
+                "data=features",
+                f"paths.output_dir={tmp_path}/run",
+                f"paths.cache_dir={twin_dir}",
+                "logger=csv",
+                "trainer.max_steps=4",
+                "trainer.val_check_interval=4",
+                "vlm.twin=null",
+                f"vlm.pretrained={tmp_path}/no_vlm_here",
+                f"data.train_shards='{out}/train-{{000000..000003}}.tar'",
+                f"data.val_shards={out}/val-000000.tar",
+            ]
+        )
+    )
     assert result["metrics"]["val/diag/flow_t0.1"] > 0 and result["checkpoints"]  # validated from the cache
-    assert "val/psnr_instruction_gap" not in result["metrics"]  # cached states hold only their own instruction
+    assert (
+        "val/psnr_instruction_gap" not in result["metrics"]
+    )  # cached states hold only their own instruction
 
 
 def test_a_cache_written_for_another_dit_is_refused_before_training(tmp_path, twin_dir):
@@ -64,9 +93,18 @@ def test_a_cache_written_for_another_dit_is_refused_before_training(tmp_path, tw
 
     write_feature_shard(tmp_path / "f-000000.tar", 2, vlm=(5, 64), text=(32, 4096), grid=(3, 2, 2))
     with pytest.raises(ValueError, match="caption states 4096 wide, but this model's DiT reads 64"):
-        train(compose([f"paths.cache_dir={twin_dir}", f"paths.output_dir={tmp_path}/run", "logger=none",
-                       "data=features", f"data.train_shards={tmp_path}/f-000000.tar",
-                       f"data.val_shards={tmp_path}/f-000000.tar"]))
+        train(
+            compose(
+                [
+                    f"paths.cache_dir={twin_dir}",
+                    f"paths.output_dir={tmp_path}/run",
+                    "logger=none",
+                    "data=features",
+                    f"data.train_shards={tmp_path}/f-000000.tar",
+                    f"data.val_shards={tmp_path}/f-000000.tar",
+                ]
+            )
+        )
 
 
 def test_missing_cache_says_how_to_make_it(tmp_path):

@@ -37,8 +37,12 @@ def test_interpolation_endpoints_and_velocity():
     assert torch.allclose(x - t[:, None, None] * flow.velocity(z0, e), z0, atol=1e-6)
 
 
-SCHEDULES = [flow.Schedule("shifted", 8, 0.1), flow.Schedule("shifted", 1, None),
-             flow.Schedule("linear_quadratic", 20, None), flow.Schedule("list", timesteps=(1.0, 0.9, 0.725))]
+SCHEDULES = [
+    flow.Schedule("shifted", 8, 0.1),
+    flow.Schedule("shifted", 1, None),
+    flow.Schedule("linear_quadratic", 20, None),
+    flow.Schedule("list", timesteps=(1.0, 0.9, 0.725)),
+]
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES, ids=lambda s: f"{s.kind}{s.steps}")
@@ -132,13 +136,21 @@ def test_schedules_equal_diffusers_schedulers():
     from diffusers.pipelines.ltx.pipeline_ltx_condition import linear_quadratic_schedule
 
     for tokens, steps in [(12, 8), (6144, 8), (2560, 40)]:
-        shifted = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05,
-                                                  base_image_seq_len=1024, max_image_seq_len=4096, shift_terminal=0.1)
+        shifted = FlowMatchEulerDiscreteScheduler(
+            use_dynamic_shifting=True,
+            base_shift=0.95,
+            max_shift=2.05,
+            base_image_seq_len=1024,
+            max_image_seq_len=4096,
+            shift_terminal=0.1,
+        )
         shifted.set_timesteps(sigmas=torch.linspace(1, 1 / steps, steps).tolist(), mu=flow.shift_mu(tokens))
         assert torch.allclose(flow.Schedule("shifted", steps, 0.1).times(tokens), shifted.sigmas, atol=1e-6)
         plain = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=False)
         plain.set_timesteps(timesteps=(linear_quadratic_schedule(steps) * 1000).tolist())
-        assert torch.allclose(flow.Schedule("linear_quadratic", steps, None).times(tokens), plain.sigmas, atol=1e-6)
+        assert torch.allclose(
+            flow.Schedule("linear_quadratic", steps, None).times(tokens), plain.sigmas, atol=1e-6
+        )
     times = (1.0, 0.9937, 0.9875, 0.9812, 0.975, 0.9094, 0.725)
     plain.set_timesteps(timesteps=[t * 1000 for t in times])
     assert torch.allclose(flow.Schedule("list", timesteps=times).times(6144), plain.sigmas, atol=1e-6)

@@ -8,11 +8,17 @@ from foresight.eval.fvd import I3D, frechet_distance, load_i3d
 # pytorch-i3d's InceptionI3d(400) as published (pytorch_i3d.py), written out independently of
 # foresight/eval/fvd.py: every unit with parameters as (name, in channels, out channels, cubic kernel).
 STEM = [("Conv3d_1a_7x7", 3, 64, 7), ("Conv3d_2b_1x1", 64, 64, 1), ("Conv3d_2c_3x3", 64, 192, 3)]
-MIXED = [("Mixed_3b", 192, (64, 96, 128, 16, 32, 32)), ("Mixed_3c", 256, (128, 128, 192, 32, 96, 64)),
-         ("Mixed_4b", 480, (192, 96, 208, 16, 48, 64)), ("Mixed_4c", 512, (160, 112, 224, 24, 64, 64)),
-         ("Mixed_4d", 512, (128, 128, 256, 24, 64, 64)), ("Mixed_4e", 512, (112, 144, 288, 32, 64, 64)),
-         ("Mixed_4f", 528, (256, 160, 320, 32, 128, 128)), ("Mixed_5b", 832, (256, 160, 320, 32, 128, 128)),
-         ("Mixed_5c", 832, (384, 192, 384, 48, 128, 128))]
+MIXED = [
+    ("Mixed_3b", 192, (64, 96, 128, 16, 32, 32)),
+    ("Mixed_3c", 256, (128, 128, 192, 32, 96, 64)),
+    ("Mixed_4b", 480, (192, 96, 208, 16, 48, 64)),
+    ("Mixed_4c", 512, (160, 112, 224, 24, 64, 64)),
+    ("Mixed_4d", 512, (128, 128, 256, 24, 64, 64)),
+    ("Mixed_4e", 512, (112, 144, 288, 32, 64, 64)),
+    ("Mixed_4f", 528, (256, 160, 320, 32, 128, 128)),
+    ("Mixed_5b", 832, (256, 160, 320, 32, 128, 128)),
+    ("Mixed_5c", 832, (384, 192, 384, 48, 128, 128)),
+]
 # Conv weights (no bias) plus BatchNorm's weight and bias per unit, plus the biased 1024 -> 400 logits:
 # 12,697,264 parameters (the paper's "12M" for one I3D stream).
 PUBLISHED_PARAMETERS = 12_697_264
@@ -21,21 +27,30 @@ PUBLISHED_PARAMETERS = 12_697_264
 def published_units():
     yield from STEM
     for name, cin, (b0, b1a, b1b, b2a, b2b, b3b) in MIXED:
-        yield from [(f"{name}.b0", cin, b0, 1), (f"{name}.b1a", cin, b1a, 1), (f"{name}.b1b", b1a, b1b, 3),
-                    (f"{name}.b2a", cin, b2a, 1), (f"{name}.b2b", b2a, b2b, 3), (f"{name}.b3b", cin, b3b, 1)]
+        yield from [
+            (f"{name}.b0", cin, b0, 1),
+            (f"{name}.b1a", cin, b1a, 1),
+            (f"{name}.b1b", b1a, b1b, 3),
+            (f"{name}.b2a", cin, b2a, 1),
+            (f"{name}.b2b", b2a, b2b, 3),
+            (f"{name}.b3b", cin, b3b, 1),
+        ]
 
 
 def published_state(seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random weights with the keys and shapes of models/rgb_imagenet.pt (He-scaled, so activations stay finite)."""
+    """Random weights with the keys and shapes of models/rgb_imagenet.pt (He-scaled, so activations stay
+    finite)."""
     g = torch.Generator().manual_seed(seed)
     state = {}
     for name, cin, cout, k in published_units():
-        state[f"{name}.conv3d.weight"] = torch.randn(cout, cin, k, k, k, generator=g) * (2 / (cin * k ** 3)) ** 0.5
+        state[f"{name}.conv3d.weight"] = (
+            torch.randn(cout, cin, k, k, k, generator=g) * (2 / (cin * k**3)) ** 0.5
+        )
         state[f"{name}.bn.weight"] = 1 + 0.1 * torch.randn(cout, generator=g)
         state[f"{name}.bn.bias"] = 0.1 * torch.randn(cout, generator=g)
         state[f"{name}.bn.running_mean"] = 0.1 * torch.randn(cout, generator=g)
         state[f"{name}.bn.running_var"] = 0.5 + torch.rand(cout, generator=g)
-    state["logits.conv3d.weight"] = torch.randn(400, 1024, 1, 1, 1, generator=g) / 1024 ** 0.5
+    state["logits.conv3d.weight"] = torch.randn(400, 1024, 1, 1, 1, generator=g) / 1024**0.5
     state["logits.conv3d.bias"] = 0.1 * torch.randn(400, generator=g)
     return state
 
@@ -86,7 +101,9 @@ def test_i3d_loads_published_weights_and_refuses_others(tmp_path):
     from foresight.data.sample_world import render_clip
 
     i3d = load_i3d(i3d_weights(tmp_path))
-    clips = torch.stack([torch.from_numpy(render_clip(seed=s, width=64, height=48).frames[:5]) for s in (1, 2)])
+    clips = torch.stack(
+        [torch.from_numpy(render_clip(seed=s, width=64, height=48).frames[:5]) for s in (1, 2)]
+    )
     features = i3d(clips)  # (2, 5, 48, 64, 3): shorter than I3D's 9 frames, padded with the last
     assert features.shape == (2, 400) and torch.isfinite(features).all()
     assert not torch.allclose(features[0], features[1])
@@ -95,7 +112,9 @@ def test_i3d_loads_published_weights_and_refuses_others(tmp_path):
     state = published_state()
     del state["Mixed_4c.b2b.bn.running_var"]
     torch.save(state, tmp_path / "truncated.pt")
-    with pytest.raises(ValueError, match=r"truncated\.pt: not pytorch-i3d's .*: missing key Mixed_4c\.b2b\.bn\.running_var$") as error:
+    with pytest.raises(
+        ValueError, match=r"truncated\.pt: not pytorch-i3d's .*: missing key Mixed_4c\.b2b\.bn\.running_var$"
+    ) as error:
         load_i3d(tmp_path / "truncated.pt")
     assert "\n" not in str(error.value)  # one line
     torch.save({f"module.{k}": v for k, v in published_state().items()}, tmp_path / "renamed.pt")

@@ -1,13 +1,17 @@
 """The exported IC-LoRA loads into a diffusers LTX pipeline and reproduces the trained DiT."""
 
 import torch
-from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXConditionPipeline
-from diffusers import LTXVideoTransformer3DModel
+from diffusers import (
+    AutoencoderKLLTXVideo,
+    FlowMatchEulerDiscreteScheduler,
+    LTXConditionPipeline,
+    LTXVideoTransformer3DModel,
+)
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, T5EncoderModel
 
-from foresight.training.lora_export import DIFFUSERS_FILE, DIFFUSION_MODEL_FILE, export_lora
 from foresight.models.ltx import grid_positions, rope_coords
+from foresight.training.lora_export import DIFFUSERS_FILE, DIFFUSION_MODEL_FILE, export_lora
 from tests.helpers import build
 
 
@@ -41,10 +45,22 @@ def test_diffusers_pipeline_loads_the_lora_and_matches(tmp_path, twin_dir, tiny_
     text, mask = module.ltx.text_encoder(["a red circle moves right"])
     with torch.no_grad():
         ours = module.ltx.velocity(x, t, coords, text, mask)
-        theirs = pipe.transformer(hidden_states=x, encoder_hidden_states=text, timestep=t * 1000,
-                                  encoder_attention_mask=mask.float(), video_coords=coords, return_dict=False)[0]
+        theirs = pipe.transformer(
+            hidden_states=x,
+            encoder_hidden_states=text,
+            timestep=t * 1000,
+            encoder_attention_mask=mask.float(),
+            video_coords=coords,
+            return_dict=False,
+        )[0]
         pipe.transformer.disable_lora()
-        plain = pipe.transformer(hidden_states=x, encoder_hidden_states=text, timestep=t * 1000,
-                                 encoder_attention_mask=mask.float(), video_coords=coords, return_dict=False)[0]
+        plain = pipe.transformer(
+            hidden_states=x,
+            encoder_hidden_states=text,
+            timestep=t * 1000,
+            encoder_attention_mask=mask.float(),
+            video_coords=coords,
+            return_dict=False,
+        )[0]
     assert torch.allclose(ours, theirs, atol=1e-5)
     assert not torch.allclose(ours, plain, atol=1e-3)  # the LoRA matters, so the match means something

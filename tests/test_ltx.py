@@ -23,7 +23,9 @@ def test_tiny_twin_keeps_real_compression_and_decoder(tiny_ltx):
 
 def test_twin_reloads_identically_and_is_frozen(tiny_ltx, tiny_cfg):
     again = LTXVideo(tiny_cfg.model.pretrained, twin="tiny")  # directory exists: pure load
-    for (n, a), b in zip(tiny_ltx.transformer.state_dict().items(), again.transformer.state_dict().values()):
+    for (n, a), b in zip(
+        tiny_ltx.transformer.state_dict().items(), again.transformer.state_dict().values(), strict=True
+    ):
         assert torch.equal(a, b), n
     assert not any(p.requires_grad for p in again.parameters())
     again.train()
@@ -91,7 +93,10 @@ def test_attention_backend_is_chosen_per_model(tiny_cfg):
     coords = rope_coords(grid_positions((2, 2, 2)), torch.tensor([24.0]))
     text, mask = plain.text_encoder(["a red circle moves right"])
     t = torch.full((1, 8), 0.5)
-    assert torch.allclose(math.velocity(x, t, coords, text, mask), plain.velocity(x, t, coords, text, mask),
-                          atol=1e-5)
-    with pytest.raises(ValueError, match="model.attention_backend='cudnn' is not a diffusers attention backend"):
+    assert torch.allclose(
+        math.velocity(x, t, coords, text, mask), plain.velocity(x, t, coords, text, mask), atol=1e-5
+    )
+    with pytest.raises(
+        ValueError, match="model.attention_backend='cudnn' is not a diffusers attention backend"
+    ):
         LTXVideo(tiny_cfg.model.pretrained, twin="tiny", attention_backend="cudnn")

@@ -47,11 +47,23 @@ def test_partial_diffusion_improves_on_the_adapter_estimate(twin_dir, batch):
     with torch.no_grad():
         z_hat = module.option.estimate(module.adapter, feats, feats.first_frame_mask())
         err_hat = (z_hat - z0)[future].pow(2).mean().item()
-        err_sample = sum(
-            (pack(module.option.sample(module.adapter, module.ltx, feats, torch.Generator().manual_seed(s)))
-             - z0)[future].pow(2).mean().item()
-            for s in range(4)
-        ) / 4
+        err_sample = (
+            sum(
+                (
+                    pack(
+                        module.option.sample(
+                            module.adapter, module.ltx, feats, torch.Generator().manual_seed(s)
+                        )
+                    )
+                    - z0
+                )[future]
+                .pow(2)
+                .mean()
+                .item()
+                for s in range(4)
+            )
+            / 4
+        )
     assert err_sample < 0.8 * err_hat, (err_sample, err_hat)
 
 
@@ -59,8 +71,9 @@ def test_prediction_features_need_no_future(twin_dir, batch):
     """Without target frames only the current frame is encoded; it matches the training path's frame 0."""
     module = build("A", twin_dir)
     train_feats = encode_batch(batch, module.vlm, module.ltx)
-    pred_feats = encode_batch({k: v for k, v in batch.items() if k != "target"}, module.vlm, module.ltx,
-                              future_frames=17)
+    pred_feats = encode_batch(
+        {k: v for k, v in batch.items() if k != "target"}, module.vlm, module.ltx, future_frames=17
+    )
     assert pred_feats.target is None and pred_feats.grid == train_feats.grid == (3, 2, 2)
     assert torch.allclose(pred_feats.first_latent, train_feats.first_latent, atol=1e-4)
     with pytest.raises(ValueError, match="no target latents"):

@@ -19,7 +19,9 @@ def option_c(twin_dir, batch):
 def test_c_conditioning_noise_does_not_change_the_loss(option_c, monkeypatch):
     module, feats = option_c
     opt = module.option
-    inp = opt.dit_input(module.adapter, module.ltx, feats, feats.target_tokens(), opt.condition_mask(feats, False), False)
+    inp = opt.dit_input(
+        module.adapter, module.ltx, feats, feats.target_tokens(), opt.condition_mask(feats, False), False
+    )
     base = torch.randn(inp.tokens.shape, generator=torch.Generator().manual_seed(0))
     other = torch.where(inp.cond[..., None], torch.randn_like(base) * 50, base)  # differs only where given
 
@@ -42,13 +44,15 @@ def test_c_given_tokens_bit_identical_after_sampling(placement, twin_dir, batch)
     with torch.no_grad():
         for p in module.adapter.head.parameters():  # non-zero adapter output, so "given" is visible
             p.normal_()
-        inp = opt.dit_input(module.adapter, module.ltx, feats, feats.known_tokens(), opt.condition_mask(feats, False), False)
+        inp = opt.dit_input(
+            module.adapter, module.ltx, feats, feats.known_tokens(), opt.condition_mask(feats, False), False
+        )
         out = opt.generate(module.ltx, inp, feats.grid, None, torch.Generator().manual_seed(0))
     assert torch.equal(out[inp.cond], inp.tokens[inp.cond])
     k = inp.tokens.shape[1] - feats.num_tokens
     assert k == (2 * 4 if placement == "prepend" else feats.num_tokens)  # 2 frames of 2x2, or the target grid
     first = pack(feats.first_latent)
-    assert torch.equal(out[:, k: k + first.shape[1]], first)  # the current frame too
+    assert torch.equal(out[:, k : k + first.shape[1]], first)  # the current frame too
 
 
 @pytest.mark.parametrize("mode", ["append", "replace"])
@@ -93,8 +97,11 @@ def test_all_options_report_the_same_metric_keys(twin_dir, batch):
     for option in "ABCD":
         module = build(option, twin_dir)
         keys[option] = set(module.scorer(module, batch, seed=0))
-    scored = {f"{m}{s}" for m in ("latent_mse", "psnr", "ssim")
-              for s in ("", "_copy_last", "_mismatched", "_instruction_gap")}
+    scored = {
+        f"{m}{s}"
+        for m in ("latent_mse", "psnr", "ssim")
+        for s in ("", "_copy_last", "_mismatched", "_instruction_gap")
+    }
     scored |= {f"{m}{s}" for m in ("psnr", "ssim") for s in ("_copy_last_vae", "_vae_recon")}
     flow_keys = {f"diag/flow_t{q}" for q in (0.1, 0.3, 0.5, 0.7, 0.9)}
     recorded = {"diag/loss", "sampler/steps", "sampler/guidance", "sampler/dit_calls"}
@@ -113,7 +120,9 @@ def test_first_frame_probability_is_per_sample(twin_dir, batch):
     module = build("D", twin_dir, ["option.first_frame=0.5"])
     feats = encode_batch(batch, module.vlm, module.ltx)
     torch.manual_seed(0)
-    masks = torch.stack([module.option.condition_mask(feats, training=True) for _ in range(200)])  # (200, B, N)
+    masks = torch.stack(
+        [module.option.condition_mask(feats, training=True) for _ in range(200)]
+    )  # (200, B, N)
     per_sample = masks[..., 0].float().mean(0)  # how often each sample got its first frame
     assert ((per_sample > 0.35) & (per_sample < 0.65)).all()
     assert torch.equal(masks.any(-1), masks[..., 0])  # all tokens of frame 0 or none
@@ -124,11 +133,15 @@ def test_first_frame_probability_is_per_sample(twin_dir, batch):
 
 def test_guidance_uses_the_null_condition(twin_dir, batch):
     plain = build("C", twin_dir, ["option.sample_steps=20", "option.cond_dropout=0.1"])
-    guided = build("C", twin_dir, ["option.sample_steps=20", "option.cond_dropout=0.1", "option.guidance=3.0"])
+    guided = build(
+        "C", twin_dir, ["option.sample_steps=20", "option.cond_dropout=0.1", "option.guidance=3.0"]
+    )
     guided.load_state_dict(plain.state_dict())
     with torch.no_grad():
         for m in (plain, guided):
-            m.adapter.head.weight.copy_(torch.linspace(-1, 1, m.adapter.head.weight.numel()).view_as(m.adapter.head.weight))
+            m.adapter.head.weight.copy_(
+                torch.linspace(-1, 1, m.adapter.head.weight.numel()).view_as(m.adapter.head.weight)
+            )
     feats = encode_batch(batch, plain.vlm, plain.ltx)
     a = plain.option.sample(plain.adapter, plain.ltx, feats, torch.Generator().manual_seed(0))
     b = guided.option.sample(guided.adapter, guided.ltx, feats, torch.Generator().manual_seed(0))

@@ -14,12 +14,23 @@ from foresight.predict import Predictor
 from foresight.training.train import train
 from tests.conftest import REAL
 
+pytestmark = pytest.mark.slow  # end to end: trains through the real entry points
+
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, twin_dir):
     out = tmp_path_factory.mktemp("run")
-    cfg = compose([f"paths.cache_dir={twin_dir}", f"paths.output_dir={out}", "logger=none", "+experiment=optionB",
-                   "trainer.max_steps=2", "trainer.val_check_interval=2", "callbacks.sample_videos.num_clips=1"])
+    cfg = compose(
+        [
+            f"paths.cache_dir={twin_dir}",
+            f"paths.output_dir={out}",
+            "logger=none",
+            "+experiment=optionB",
+            "trainer.max_steps=2",
+            "trainer.val_check_interval=2",
+            "callbacks.sample_videos.num_clips=1",
+        ]
+    )
     train(cfg)
     return out
 
@@ -50,8 +61,15 @@ def test_predictor_reads_images_and_refuses_short_clips(run_dir, tmp_path):
 def test_predict_py_writes_videos_and_never_overwrites(run_dir, tmp_path):
     clip = tmp_path / "clip.png"
     Image.fromarray(render_clip(seed=2).frames[0]).save(clip)
-    args = [sys.executable, "predict.py", f"ckpt={run_dir}", f"input={clip}", "prompt=a blue square moves up",
-            f"out_dir={tmp_path / 'out'}", f"paths.log_dir={tmp_path / 'logs'}"]
+    args = [
+        sys.executable,
+        "predict.py",
+        f"ckpt={run_dir}",
+        f"input={clip}",
+        "prompt=a blue square moves up",
+        f"out_dir={tmp_path / 'out'}",
+        f"paths.log_dir={tmp_path / 'logs'}",
+    ]
     first = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]
     with av.open(str(tmp_path / "out" / "clip_side_by_side.mp4")) as c:
@@ -68,26 +86,52 @@ def test_predict_py_on_a_directory_and_on_shards_in_batches(run_dir, tmp_path):
         Image.fromarray(render_clip(seed=i).frames[0]).save(clips / f"c{i}.png")
         (clips / f"c{i}.txt").write_text(f"clip {i} moves left")
     (clips / "broken.mp4").write_bytes(b"not a video")
-    common = [sys.executable, "predict.py", f"ckpt={run_dir}", "batch_size=2", f"paths.log_dir={tmp_path / 'logs'}"]
-    out = subprocess.run([*common, f"input={clips}", f"out_dir={tmp_path / 'dir'}"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)
+    common = [
+        sys.executable,
+        "predict.py",
+        f"ckpt={run_dir}",
+        "batch_size=2",
+        f"paths.log_dir={tmp_path / 'logs'}",
+    ]
+    out = subprocess.run(
+        [*common, f"input={clips}", f"out_dir={tmp_path / 'dir'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "dir").glob("*.mp4")) == [
-        "c0.mp4", "c0_side_by_side.mp4", "c1.mp4", "c1_side_by_side.mp4", "c2.mp4", "c2_side_by_side.mp4"]
-    assert "wrote 3 prediction(s)" in out.stdout and "broken.mp4" in out.stdout  # the bad file: skipped, named
-    shards = subprocess.run([*common, f"input={ROOT / 'data/sample/val-000000.tar'}", f"out_dir={tmp_path / 'shards'}"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+        "c0.mp4",
+        "c0_side_by_side.mp4",
+        "c1.mp4",
+        "c1_side_by_side.mp4",
+        "c2.mp4",
+        "c2_side_by_side.mp4",
+    ]
+    assert (
+        "wrote 3 prediction(s)" in out.stdout and "broken.mp4" in out.stdout
+    )  # the bad file: skipped, named
+    shards = subprocess.run(
+        [*common, f"input={ROOT / 'data/sample/val-000000.tar'}", f"out_dir={tmp_path / 'shards'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert shards.returncode == 0, shards.stderr[-2000:]
     videos = sorted((tmp_path / "shards").glob("*_side_by_side.mp4"))
-    assert len(videos) == 16 and "wrote 16 prediction(s)" in shards.stdout  # every clip of the shard, captions as prompts
+    assert (
+        len(videos) == 16 and "wrote 16 prediction(s)" in shards.stdout
+    )  # every clip of the shard, captions as prompts
     with av.open(str(videos[0])) as c:
         assert c.streams.video[0].frames == 4 + 17 - 1
 
 
 def test_checkpoint_naming_former_targets_still_loads(run_dir, tmp_path):
     """A checkpoint written before the training machinery moved into foresight/training/ stores
-    `_target_: foresight.module.ForesightModule` (and the old callback paths): it predicts exactly as
-    before; a target that no conf/ file names, now or formerly, is still refused."""
+    `_target_: foresight.module.ForesightModule` (and the old callback paths) and `module.warmup_steps`:
+    it predicts exactly as before; a target that no conf/ file names, now or formerly, is still refused."""
     import json
 
     from safetensors import safe_open
@@ -103,6 +147,11 @@ def test_checkpoint_naming_former_targets_still_loads(run_dir, tmp_path):
     for former, current in FORMER_TARGETS.items():
         if former != current:
             old = old.replace(f'"{current}"', f'"{former}"')
+    old = json.loads(
+        old
+    )  # and the LR schedule as it was stored then: module.warmup_steps, no module.scheduler
+    old["config"]["module"]["warmup_steps"] = old["config"]["module"].pop("scheduler")["warmup_steps"]
+    old = json.dumps(old)
     assert '"foresight.module.ForesightModule"' in old and '"foresight.training.' not in old
     save_file(tensors, str(tmp_path / "old.safetensors"), metadata={"foresight": old})
     context = render_clip(seed=5, width=64, height=64).frames[:4]

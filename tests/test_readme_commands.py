@@ -9,7 +9,6 @@ import shlex
 
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
-
 from omegaconf import OmegaConf
 
 from foresight.config import CONF_DIR, ROOT, compose
@@ -27,15 +26,18 @@ def readme_commands() -> list[tuple[str, str]]:
         for line in block.replace("\\\n", " ").splitlines():
             found = ENTRY.search(line)
             if found:
-                commands.append((found.group(1), line[found.end():]))
+                commands.append((found.group(1), line[found.end() :]))
     return commands
 
 
 def inline_overrides() -> list[str]:
     """Inline `key=value` spans in the README's prose that hold Hydra syntax characters."""
     text = (ROOT / "README.md").read_text()
-    return [span for span in re.findall(r"`([^`\n]+)`", text)
-            if re.match(r"'?[\w.+~]+=", span) and re.search(r"[{}\[\] ]", span)]
+    return [
+        span
+        for span in re.findall(r"`([^`\n]+)`", text)
+        if re.match(r"'?[\w.+~]+=", span) and re.search(r"[{}\[\] ]", span)
+    ]
 
 
 COMMANDS = readme_commands()
@@ -51,7 +53,7 @@ def test_the_readme_has_the_brace_pattern_commands():
     assert "{000000..000099}" in lines and "{000000..000003}" in lines and len(COMMANDS) >= 15
 
 
-@pytest.mark.parametrize("script,line", COMMANDS, ids=[f"{s}:{l.strip()[:60]}" for s, l in COMMANDS])
+@pytest.mark.parametrize("script,line", COMMANDS, ids=[f"{s}:{cmd.strip()[:60]}" for s, cmd in COMMANDS])
 def test_readme_command_parses_and_composes(script, line):
     words = [w for w in shell_words(line) if w != "-m"]
     parsed = OverridesParser.create().parse_overrides(words)
@@ -72,7 +74,9 @@ def test_readme_command_parses_and_composes(script, line):
 def test_readme_inline_override_parses(span):
     words = shell_words(span)
     parsed = OverridesParser.create().parse_overrides(words)
-    assert all("{" in str(o.value()) for word, o in zip(words, parsed) if "{" in word)  # braces kept as text
+    assert all(
+        "{" in str(o.value()) for word, o in zip(words, parsed, strict=True) if "{" in word
+    )  # braces kept as text
 
 
 def test_unquoted_braces_are_what_hydra_refuses():
@@ -80,7 +84,10 @@ def test_unquoted_braces_are_what_hydra_refuses():
     from hydra.errors import OverrideParseException
 
     with pytest.raises(OverrideParseException):
-        OverridesParser.create().parse_overrides(shell_words("data.train_shards='/d/train-{000000..000099}.tar'"))
+        OverridesParser.create().parse_overrides(
+            shell_words("data.train_shards='/d/train-{000000..000099}.tar'")
+        )
     (ok,) = OverridesParser.create().parse_overrides(
-        shell_words("""'data.train_shards="/d/train-{000000..000099}.tar"'"""))
+        shell_words("""'data.train_shards="/d/train-{000000..000099}.tar"'""")
+    )
     assert ok.value() == "/d/train-{000000..000099}.tar"

@@ -25,23 +25,50 @@ from safetensors.torch import save_file
 from foresight.config import compose
 from foresight.models.ltx import LTXVideo
 
-DIT_2B = dict(in_channels=128, out_channels=128, num_attention_heads=32, attention_head_dim=64,
-              cross_attention_dim=2048, num_layers=28, caption_channels=4096)
+DIT_2B = dict(
+    in_channels=128,
+    out_channels=128,
+    num_attention_heads=32,
+    attention_head_dim=64,
+    cross_attention_dim=2048,
+    num_layers=28,
+    caption_channels=4096,
+)
 DIT_13B = dict(DIT_2B, attention_head_dim=128, cross_attention_dim=4096, num_layers=48)
-VAE_091 = dict(latent_channels=128, patch_size=4, block_out_channels=[128, 256, 512, 512],
-               down_block_types=["LTXVideoDownBlock3D"] * 4, layers_per_block=[4, 3, 3, 3, 4],
-               spatio_temporal_scaling=[True, True, True, False], downsample_type=["conv"] * 4,
-               decoder_block_out_channels=[256, 512, 1024], decoder_layers_per_block=[5, 6, 7, 8],
-               decoder_spatio_temporal_scaling=[True, True, True], decoder_inject_noise=[True, True, True, False],
-               upsample_residual=[True, True, True], upsample_factor=[2, 2, 2], timestep_conditioning=True)
-VAE_095 = dict(latent_channels=128, patch_size=4, block_out_channels=[128, 256, 512, 1024, 2048],
-               down_block_types=["LTXVideo095DownBlock3D"] * 4, layers_per_block=[4, 6, 6, 2, 2],
-               spatio_temporal_scaling=[True, True, True, True],
-               downsample_type=["spatial", "temporal", "spatiotemporal", "spatiotemporal"],
-               decoder_block_out_channels=[256, 512, 1024], decoder_layers_per_block=[5, 5, 5, 5],
-               decoder_spatio_temporal_scaling=[True, True, True], decoder_inject_noise=[False] * 4,
-               upsample_residual=[True, True, True], upsample_factor=[2, 2, 2], timestep_conditioning=True,
-               spatial_compression_ratio=32, temporal_compression_ratio=8)
+VAE_091 = dict(
+    latent_channels=128,
+    patch_size=4,
+    block_out_channels=[128, 256, 512, 512],
+    down_block_types=["LTXVideoDownBlock3D"] * 4,
+    layers_per_block=[4, 3, 3, 3, 4],
+    spatio_temporal_scaling=[True, True, True, False],
+    downsample_type=["conv"] * 4,
+    decoder_block_out_channels=[256, 512, 1024],
+    decoder_layers_per_block=[5, 6, 7, 8],
+    decoder_spatio_temporal_scaling=[True, True, True],
+    decoder_inject_noise=[True, True, True, False],
+    upsample_residual=[True, True, True],
+    upsample_factor=[2, 2, 2],
+    timestep_conditioning=True,
+)
+VAE_095 = dict(
+    latent_channels=128,
+    patch_size=4,
+    block_out_channels=[128, 256, 512, 1024, 2048],
+    down_block_types=["LTXVideo095DownBlock3D"] * 4,
+    layers_per_block=[4, 6, 6, 2, 2],
+    spatio_temporal_scaling=[True, True, True, True],
+    downsample_type=["spatial", "temporal", "spatiotemporal", "spatiotemporal"],
+    decoder_block_out_channels=[256, 512, 1024],
+    decoder_layers_per_block=[5, 5, 5, 5],
+    decoder_spatio_temporal_scaling=[True, True, True],
+    decoder_inject_noise=[False] * 4,
+    upsample_residual=[True, True, True],
+    upsample_factor=[2, 2, 2],
+    timestep_conditioning=True,
+    spatial_compression_ratio=32,
+    temporal_compression_ratio=8,
+)
 DISTILLED = [1.0, 0.9937, 0.9875, 0.9812, 0.975, 0.9094, 0.725]
 
 RELEASES = {  # config name: (hub id, DiT, VAE, schedule kind, steps, shift_terminal, guidance, causal RoPE)
@@ -49,7 +76,16 @@ RELEASES = {  # config name: (hub id, DiT, VAE, schedule kind, steps, shift_term
     "ltx_2b_091": ("Lightricks/LTX-Video-0.9.1", DIT_2B, VAE_091, "shifted", 40, 0.1, 3.0, False),
     "ltx_2b_distilled": ("Lightricks/LTX-Video-0.9.5", DIT_2B, VAE_095, "list", 7, None, 1.0, True),
     "ltx_13b": ("Lightricks/LTX-Video-0.9.7-dev", DIT_13B, VAE_095, "linear_quadratic", 30, None, 5.0, True),
-    "ltx_13b_distilled": ("Lightricks/LTX-Video-0.9.8-13B-distilled", DIT_13B, VAE_095, "list", 7, None, 1.0, True),
+    "ltx_13b_distilled": (
+        "Lightricks/LTX-Video-0.9.8-13B-distilled",
+        DIT_13B,
+        VAE_095,
+        "list",
+        7,
+        None,
+        1.0,
+        True,
+    ),
 }
 PARAMS = {"DIT_2B": 1_923_385_472, "DIT_13B": 13_042_569_344}  # the published 1.92B and 13.0B
 
@@ -75,8 +111,13 @@ def test_each_release_config_equals_the_published_numbers(name):
 
 def test_the_default_release_has_the_denoising_decoder():
     default = compose(["model=ltx_2b", "logger=none"]).model
-    assert default.architecture.vae.timestep_conditioning and default.pretrained != "Lightricks/LTX-Video"  # 0.9.0
-    assert compose(["logger=none"]).model.architecture.vae.down_block_types == default.architecture.vae.down_block_types
+    assert (
+        default.architecture.vae.timestep_conditioning and default.pretrained != "Lightricks/LTX-Video"
+    )  # 0.9.0
+    assert (
+        compose(["logger=none"]).model.architecture.vae.down_block_types
+        == default.architecture.vae.down_block_types
+    )
 
 
 @pytest.mark.parametrize("name", ["ltx_2b", "ltx_13b"])
@@ -94,10 +135,13 @@ def test_a_vae_without_the_denoising_decoder_is_refused_in_one_line(tmp_path, ti
     """0.9.0's decoder is not timestep-conditioned: asking it for t=0.05 is refused, not skipped."""
     arch = OmegaConf.to_container(tiny_cfg.model.architecture)
     arch["vae"]["timestep_conditioning"] = False
-    with pytest.raises(ValueError, match=r"decode_timestep=0.05 .* has none \(0.9.0\); set model.decode_timestep=null"):
+    with pytest.raises(
+        ValueError, match=r"decode_timestep=0.05 .* has none \(0.9.0\); set model.decode_timestep=null"
+    ):
         LTXVideo(str(tmp_path / "v090"), twin="tiny", architecture=arch)
-    plain = LTXVideo(str(tmp_path / "v090"), twin="tiny", architecture=arch, decode_timestep=None,
-                     decode_noise_scale=None)
+    plain = LTXVideo(
+        str(tmp_path / "v090"), twin="tiny", architecture=arch, decode_timestep=None, decode_noise_scale=None
+    )
     z = torch.zeros(1, 128, 2, 1, 1)
     assert torch.equal(plain.decode(z), plain.decode(z))  # no noise is blended without that decoder
     arch["vae"]["timestep_conditioning"] = True
@@ -127,15 +171,24 @@ def test_a_cached_twin_of_another_architecture_is_rebuilt(tmp_path, tiny_cfg):
 def test_a_dit_published_as_one_file_loads_through_from_single_file(tmp_path, tiny_cfg, tiny_ltx):
     """Releases such as 2B 0.9.8-distilled exist only as one original-layout .safetensors: the DiT is
     read from it (LTX's key names), its config from the release folder's transformer/."""
-    original = {"patchify_proj": "proj_in", "adaln_single": "time_embed", "q_norm": "norm_q", "k_norm": "norm_k"}
+    original = {
+        "patchify_proj": "proj_in",
+        "adaln_single": "time_embed",
+        "q_norm": "norm_q",
+        "k_norm": "norm_k",
+    }
     state = {}
     for key, value in tiny_ltx.transformer.state_dict().items():
         for theirs, ours in original.items():
             key = key.replace(ours, theirs)
         state[f"model.diffusion_model.{key}"] = value.contiguous()
     save_file(state, tmp_path / "ltxv-tiny-distilled.safetensors")
-    single = LTXVideo(tiny_cfg.model.pretrained, transformer_file=str(tmp_path / "ltxv-tiny-distilled.safetensors"))
-    for (name, a), b in zip(tiny_ltx.transformer.state_dict().items(), single.transformer.state_dict().values()):
+    single = LTXVideo(
+        tiny_cfg.model.pretrained, transformer_file=str(tmp_path / "ltxv-tiny-distilled.safetensors")
+    )
+    for (name, a), b in zip(
+        tiny_ltx.transformer.state_dict().items(), single.transformer.state_dict().values(), strict=True
+    ):
         assert torch.equal(a, b), name
     with pytest.raises(FileNotFoundError, match="model.transformer_file=/nope/x.safetensors not found"):
         LTXVideo(tiny_cfg.model.pretrained, transformer_file="/nope/x.safetensors")

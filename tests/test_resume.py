@@ -14,19 +14,34 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from foresight.training.resume import SafetensorsIO, read_state
 from foresight.config import ROOT
+from foresight.training.resume import SafetensorsIO, read_state
 
 STEPS = 16
-ARGS = ["+experiment=optionB", "logger=[csv,wandb]", f"trainer.max_steps={STEPS}", "trainer.val_check_interval=6",
-        "trainer.log_every_n_steps=1", "callbacks.training_state.every_n_steps=4",
-        "callbacks.sample_videos.every_n_steps=0"]
+ARGS = [
+    "+experiment=optionB",
+    "logger=[csv,wandb]",
+    f"trainer.max_steps={STEPS}",
+    "trainer.val_check_interval=6",
+    "trainer.log_every_n_steps=1",
+    "callbacks.training_state.every_n_steps=4",
+    "callbacks.sample_videos.every_n_steps=0",
+]
 
 
 def train_py(log_dir: Path, twin_dir: Path, *extra: str, wait: bool = True):
-    cmd = [sys.executable, "train.py", *ARGS, f"paths.log_dir={log_dir}", f"paths.cache_dir={twin_dir}", *extra]
+    cmd = [
+        sys.executable,
+        "train.py",
+        *ARGS,
+        f"paths.log_dir={log_dir}",
+        f"paths.cache_dir={twin_dir}",
+        *extra,
+    ]
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_API_KEY": ""}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     if wait:
         out, _ = proc.communicate(timeout=300)
         assert proc.returncode == 0, out[-3000:]
@@ -51,6 +66,7 @@ def uninterrupted(tmp_path_factory, twin_dir) -> Path:
     return run
 
 
+@pytest.mark.slow
 def test_sigkilled_run_resumes_with_the_same_losses_and_wandb_run(uninterrupted, tmp_path, twin_dir):
     proc = train_py(tmp_path, twin_dir, wait=False)
     deadline = time.time() + 240
@@ -69,18 +85,25 @@ def test_sigkilled_run_resumes_with_the_same_losses_and_wandb_run(uninterrupted,
     after = losses(resumed)
     assert min(after) == saved and max(after) == STEPS - 1  # Lightning logs step s before optimizer step s+1
     reference = losses(uninterrupted)
-    np.testing.assert_allclose([after[s] for s in sorted(after)], [reference[s] for s in sorted(after)],
-                               rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        [after[s] for s in sorted(after)], [reference[s] for s in sorted(after)], rtol=0, atol=1e-6
+    )
     assert len(set(after.values())) > 1  # the loss moves: equal curves are not a constant
     assert wandb_ids(killed) == wandb_ids(resumed) and len(wandb_ids(killed)) == 1  # one wandb run, continued
     assert resumed_proc.returncode == 0 and (resumed / "checkpoints" / "last.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_only_the_newest_states_are_kept(uninterrupted):
     kept = sorted(p.name for p in uninterrupted.glob("checkpoints/state/*"))
-    assert kept == ["step000008.safetensors", "step000012.safetensors", "step000016.safetensors"]  # keep_last: 3
+    assert kept == [
+        "step000008.safetensors",
+        "step000012.safetensors",
+        "step000016.safetensors",
+    ]  # keep_last: 3
 
 
+@pytest.mark.slow
 def test_state_file_is_safetensors_with_everything_to_continue(uninterrupted):
     path = uninterrupted / "checkpoints" / "state" / f"step{STEPS:06d}.safetensors"
     state = SafetensorsIO().load_checkpoint(path)
@@ -100,27 +123,57 @@ def test_state_file_is_safetensors_with_everything_to_continue(uninterrupted):
         assert set(f.metadata()) == {"foresight_state"}
 
 
+@pytest.mark.slow
 def test_resume_with_another_model_config_is_refused(uninterrupted, twin_dir, tmp_path):
     from foresight.config import compose
     from foresight.training.train import train
 
     path = uninterrupted / "checkpoints" / "state" / "step000008.safetensors"
-    cfg = compose([*ARGS[:1], f"paths.cache_dir={twin_dir}", f"paths.output_dir={tmp_path}", "logger=none", "adapter.width=64", "option.t_star=0.5",
-                   "model.dtype=bfloat16", f"ckpt_path={path}"])
+    cfg = compose(
+        [
+            *ARGS[:1],
+            f"paths.cache_dir={twin_dir}",
+            f"paths.output_dir={tmp_path}",
+            "logger=none",
+            "adapter.width=64",
+            "option.t_star=0.5",
+            "model.dtype=bfloat16",
+            f"ckpt_path={path}",
+        ]
+    )
     with pytest.raises(ValueError, match=r"differs \(adapter.width: 128 -> 64; option.t_star: 0.6 -> 0.5\)"):
         train(cfg)  # dtype is a runtime choice and may change; widths and t* may not
     weights = uninterrupted / "checkpoints" / "last.safetensors"
     with pytest.raises(ValueError, match="holds weights only"):
-        train(compose([*ARGS[:1], f"paths.cache_dir={twin_dir}", f"paths.output_dir={tmp_path}", "logger=none",
-                       f"ckpt_path={weights}"]))
+        train(
+            compose(
+                [
+                    *ARGS[:1],
+                    f"paths.cache_dir={twin_dir}",
+                    f"paths.output_dir={tmp_path}",
+                    "logger=none",
+                    f"ckpt_path={weights}",
+                ]
+            )
+        )
 
 
 def test_safetensors_io_round_trips_what_lightning_saves(tmp_path):
-    state = {"epoch": 0, "loops": {"progress": {"total": 3}}, "best": float("inf"), "name": None,
-             "optimizer_states": [{"state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.ones(2, 3)}},
-                                   "param_groups": [{"betas": (0.9, 0.99), "params": [0]}]}],
-             "rng": {"numpy": ("MT19937", np.arange(4, dtype=np.uint32), 2, 0, 0.0)},
-             "bf16": torch.ones(3, dtype=torch.bfloat16), "__odd": 1}
+    state = {
+        "epoch": 0,
+        "loops": {"progress": {"total": 3}},
+        "best": float("inf"),
+        "name": None,
+        "optimizer_states": [
+            {
+                "state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.ones(2, 3)}},
+                "param_groups": [{"betas": (0.9, 0.99), "params": [0]}],
+            }
+        ],
+        "rng": {"numpy": ("MT19937", np.arange(4, dtype=np.uint32), 2, 0, 0.0)},
+        "bf16": torch.ones(3, dtype=torch.bfloat16),
+        "__odd": 1,
+    }
     path = tmp_path / "state.safetensors"
     SafetensorsIO().save_checkpoint(state, path)
     back = SafetensorsIO().load_checkpoint(path)

@@ -8,8 +8,11 @@ import torch
 from foresight.eval.scoring import Scorer, gap, mismatched, ranks
 from tests.helpers import build
 
-
-TOLERANCE = {"latent_mse": 5e-5, "psnr": 1e-5, "ssim": 1e-7}  # float summation order, measured 8e-6, 5e-7, 7e-9
+TOLERANCE = {
+    "latent_mse": 5e-5,
+    "psnr": 1e-5,
+    "ssim": 1e-7,
+}  # float summation order, measured 8e-6, 5e-7, 7e-9
 
 
 def test_copy_last_is_scored_raw_and_through_the_same_vae_round_trip(twin_dir, batch):
@@ -57,8 +60,17 @@ def test_mismatched_instructions_are_another_clips_and_need_two_clips(twin_dir, 
 
 def test_only_sampled_scores_rank():
     assert ranks("val/latent_mse") and ranks("eval/psnr") and ranks("val/lpips")
-    assert not any(ranks(k) for k in ("val/diag/loss", "val/diag/flow_t0.5", "val/psnr_copy_last",
-                                      "val/psnr_instruction_gap", "train/loss", "sampler/steps"))
+    assert not any(
+        ranks(k)
+        for k in (
+            "val/diag/loss",
+            "val/diag/flow_t0.5",
+            "val/psnr_copy_last",
+            "val/psnr_instruction_gap",
+            "train/loss",
+            "sampler/steps",
+        )
+    )
 
 
 def test_the_sampler_budget_is_recorded_beside_the_scores(twin_dir, batch):
@@ -66,9 +78,20 @@ def test_the_sampler_budget_is_recorded_beside_the_scores(twin_dir, batch):
     1, 0.99, ..., 0.725, 0.42); B from t*=0.6 takes the two below it; guidance doubles the DiT calls."""
     scorer = Scorer(baselines=False, instruction_gap=False)
     budgets = {}
-    for option, overrides in (("A", []), ("B", []), ("C", []), ("C", ["option.cond_dropout=0.1", "option.guidance=2"])):
+    for option, overrides in (
+        ("A", []),
+        ("B", []),
+        ("C", []),
+        ("C", ["option.cond_dropout=0.1", "option.guidance=2"]),
+    ):
         module = build(option, twin_dir, overrides)
         m = scorer(module, batch, seed=0)
-        budgets[(option, bool(overrides))] = [m[f"sampler/{k}"].item() for k in ("steps", "guidance", "dit_calls")]
-    assert budgets == {("A", False): [0, 1, 0], ("B", False): [2, 1, 2], ("C", False): [8, 1, 8],
-                       ("C", True): [8, 2, 16]}
+        budgets[(option, bool(overrides))] = [
+            m[f"sampler/{k}"].item() for k in ("steps", "guidance", "dit_calls")
+        ]
+    assert budgets == {
+        ("A", False): [0, 1, 0],
+        ("B", False): [2, 1, 2],
+        ("C", False): [8, 1, 8],
+        ("C", True): [8, 2, 16],
+    }

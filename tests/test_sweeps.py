@@ -6,18 +6,25 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
-from foresight.training.resume import SafetensorsIO
-from foresight.eval.compare import wandb_records
 from foresight.config import ROOT
+from foresight.eval.compare import wandb_records
+from foresight.training.resume import SafetensorsIO
 
 SHORT = ["trainer.max_steps=2", "trainer.val_check_interval=2", "callbacks.sample_videos.every_n_steps=0"]
 
 
 def train_py(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    out = subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True,
-                         timeout=timeout, env={**os.environ, "WANDB_MODE": "offline", "WANDB_API_KEY": ""})
+    out = subprocess.run(
+        [sys.executable, "train.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "WANDB_MODE": "offline", "WANDB_API_KEY": ""},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return out
 
@@ -28,9 +35,17 @@ def wandb_run(run_dir: Path):
     return next(r.run for r in wandb_records(path) if r.WhichOneof("record_type") == "run")
 
 
+@pytest.mark.slow
 def test_basic_sweep_goes_on_past_a_failed_trial_and_groups_wandb_by_sweep(tmp_path, twin_dir):
-    train_py("-m", "+experiment=optionA", "data.future_frames=9,10,17", "logger=wandb", *SHORT,
-             f"paths.log_dir={tmp_path}", f"paths.cache_dir={twin_dir}")
+    train_py(
+        "-m",
+        "+experiment=optionA",
+        "data.future_frames=9,10,17",
+        "logger=wandb",
+        *SHORT,
+        f"paths.log_dir={tmp_path}",
+        f"paths.cache_dir={twin_dir}",
+    )
     (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
     failed = json.loads((sweep / "1" / "failed.json").read_text())
     assert failed["error"] == "ValueError" and "data.future_frames=10" in failed["message"]
@@ -41,9 +56,18 @@ def test_basic_sweep_goes_on_past_a_failed_trial_and_groups_wandb_by_sweep(tmp_p
         assert run.display_name == f"+experiment=optionA,data.future_frames={frames}"  # the trial's overrides
 
 
+@pytest.mark.slow
 def test_optuna_study_optimises_the_validation_metric(tmp_path, twin_dir):
-    train_py("-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2", "+experiment=optionA", "logger=none", *SHORT,
-             f"paths.log_dir={tmp_path}", f"paths.cache_dir={twin_dir}")
+    train_py(
+        "-m",
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        "+experiment=optionA",
+        "logger=none",
+        *SHORT,
+        f"paths.log_dir={tmp_path}",
+        f"paths.cache_dir={twin_dir}",
+    )
     (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
     result = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert result["name"] == "optuna" and 0 < result["best_value"] < 100
@@ -51,18 +75,38 @@ def test_optuna_study_optimises_the_validation_metric(tmp_path, twin_dir):
     assert len([d for d in sweep.iterdir() if d.is_dir() and d.name.isdigit()]) == 2
 
 
+@pytest.mark.slow
 def test_submitit_local_launcher_runs_a_two_job_sweep(tmp_path, twin_dir):
-    train_py("-m", "hydra/launcher=submitit_local", "+experiment=optionA", "seed=0,1", "logger=csv", *SHORT,
-             f"paths.log_dir={tmp_path}", f"paths.cache_dir={twin_dir}")
+    train_py(
+        "-m",
+        "hydra/launcher=submitit_local",
+        "+experiment=optionA",
+        "seed=0,1",
+        "logger=csv",
+        *SHORT,
+        f"paths.log_dir={tmp_path}",
+        f"paths.cache_dir={twin_dir}",
+    )
     (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
     assert sorted(p.parent.parent.name for p in sweep.glob("*/checkpoints/last.safetensors")) == ["0", "1"]
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_ranks_reads_different_samples_and_writes_one_checkpoint(tmp_path, twin_dir):
-    train_py("+experiment=optionA", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-             "trainer.precision=32-true", "trainer.max_steps=4", "trainer.val_check_interval=4",
-             "callbacks.training_state.every_n_steps=4", "callbacks.sample_videos.every_n_steps=0", "logger=csv",
-             f"paths.log_dir={tmp_path}", f"paths.cache_dir={twin_dir}")
+    train_py(
+        "+experiment=optionA",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.precision=32-true",
+        "trainer.max_steps=4",
+        "trainer.val_check_interval=4",
+        "callbacks.training_state.every_n_steps=4",
+        "callbacks.sample_videos.every_n_steps=0",
+        "logger=csv",
+        f"paths.log_dir={tmp_path}",
+        f"paths.cache_dir={twin_dir}",
+    )
     (run,) = (tmp_path / "train" / "runs").iterdir()
     assert [p.name for p in run.glob("checkpoints/state/*")] == ["step000004.safetensors"]
     state = SafetensorsIO().load_checkpoint(run / "checkpoints" / "state" / "step000004.safetensors")
@@ -77,8 +121,8 @@ def test_ddp_on_two_cpu_ranks_reads_different_samples_and_writes_one_checkpoint(
 def test_fsdp_config_shards_dit_blocks_and_loads_safetensors_state():
     from hydra.utils import instantiate
 
-    from foresight.training.fsdp import SafetensorsFSDP
     from foresight.config import compose
+    from foresight.training.fsdp import SafetensorsFSDP
 
     strategy = instantiate(compose(["trainer=fsdp"]).trainer.strategy)  # runs on GPUs only; built here
     assert isinstance(strategy, SafetensorsFSDP)

@@ -35,7 +35,7 @@ def test_the_instruction_decides_the_future(seed):
     for clip in clips.values():
         np.testing.assert_array_equal(clip.frames[: scene.CONTEXT], context)
     for (a, x), (b, y) in itertools.combinations(clips.items(), 2):
-        diff = np.abs(x.frames[scene.CONTEXT:].astype(int) - y.frames[scene.CONTEXT:].astype(int))
+        diff = np.abs(x.frames[scene.CONTEXT :].astype(int) - y.frames[scene.CONTEXT :].astype(int))
         assert diff.max() >= 60, f"seed {seed}: '{a}' and '{b}' give the same future"
         assert x.caption != y.caption
 
@@ -166,10 +166,13 @@ def test_world_shards_hold_the_rendered_clips(tmp_path):
     from foresight.world.shards import write_split
 
     write_split(tmp_path, "heldout", 3, per_shard=2)
-    for shards in ([str(p) for p in sorted(tmp_path.glob("heldout-*.tar"))],
-                   [str(ROOT / "data" / "world" / "heldout-000000.tar")]):
-        windows = ClipWindows(shards, 4, [(64, 64, 17)], None, train=False, seed=0, strict=True, batch_size=3,
-                              limit=3)
+    for shards in (
+        [str(p) for p in sorted(tmp_path.glob("heldout-*.tar"))],
+        [str(ROOT / "data" / "world" / "heldout-000000.tar")],
+    ):
+        windows = ClipWindows(
+            shards, 4, [(64, 64, 17)], None, train=False, seed=0, strict=True, batch_size=3, limit=3
+        )
         batch = next(iter(windows))
         assert batch["key"] == ["heldout_000000", "heldout_000001", "heldout_000002"]
         frames, captions, _ = render_batch([0, 1, 2], "heldout")
@@ -223,7 +226,10 @@ def test_pretraining_resumes_exactly_and_writes_a_loadable_checkpoint(tmp_path, 
     from foresight.world.cli import model_config
 
     cfg = OmegaConf.to_container(model_config("tiny"), resolve=True)
-    vae, dit = pt.Settings(batch=2, lr=1e-3, warmup=2, steps=3), pt.Settings(batch=2, lr=1e-3, warmup=2, steps=2)
+    vae, dit = (
+        pt.Settings(batch=2, lr=1e-3, warmup=2, steps=3),
+        pt.Settings(batch=2, lr=1e-3, warmup=2, steps=2),
+    )
     kw = dict(workers=0, log_every=100, stats_clips=2, monitor_clips=1)
     pt.pretrain(cfg, tmp_path / "a", tmp_path / "work_a", pt.STAGES, vae, dit, save_every=1e9, **kw)
     kw["save_every"] = 0.0  # the interrupted run saves its state after every step
@@ -240,8 +246,10 @@ def test_pretraining_resumes_exactly_and_writes_a_loadable_checkpoint(tmp_path, 
     monkeypatch.setattr(pt, "clip_stream", stream)
     pt.pretrain(cfg, tmp_path / "b", tmp_path / "work_b", pt.STAGES, vae, dit, **kw)
     for part in ("vae", "transformer"):
-        a, b = (load_file(str(root / "ltx" / part / "diffusion_pytorch_model.safetensors"))
-                for root in (tmp_path / "a", tmp_path / "b"))
+        a, b = (
+            load_file(str(root / "ltx" / part / "diffusion_pytorch_model.safetensors"))
+            for root in (tmp_path / "a", tmp_path / "b")
+        )
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), part
     with pytest.raises(ValueError, match="other vae settings"):
         other_lr = pt.Settings(batch=2, lr=2e-3, warmup=2, steps=3)
@@ -264,9 +272,19 @@ def short_run(tmp_path, models: list[str]) -> dict:
     from foresight.config import compose
     from foresight.training.train import train
 
-    cfg = compose(["+experiment=optionB", "data=world", *models, "logger=none", f"paths.output_dir={tmp_path}",
-                   f"trainer.max_steps={STEPS}", f"trainer.val_check_interval={STEPS}", "~callbacks.sample_videos",
-                   "~callbacks.training_state"])
+    cfg = compose(
+        [
+            "+experiment=optionB",
+            "data=world",
+            *models,
+            "logger=none",
+            f"paths.output_dir={tmp_path}",
+            f"trainer.max_steps={STEPS}",
+            f"trainer.val_check_interval={STEPS}",
+            "~callbacks.sample_videos",
+            "~callbacks.training_state",
+        ]
+    )
     return train(cfg)
 
 

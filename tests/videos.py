@@ -21,21 +21,30 @@ def pattern_frames(count: int, height: int = 48, width: int = 64) -> np.ndarray:
         frames[i, ..., 1] = 60 + xx * 2
         frames[i, ..., 2] = 200 - yy * 3
         top, left = BAND + (2 * i) % max(1, height - BAND - 12), (3 * i) % max(1, width - 12)
-        frames[i, top: top + 12, left: left + 12] = (255, 255, 40) if i % 2 else (250, 30, 250)
+        frames[i, top : top + 12, left : left + 12] = (255, 255, 40) if i % 2 else (250, 30, 250)
         for bit in range(BITS):
-            frames[i, :BAND, bit * width // BITS: (bit + 1) * width // BITS] = 255 if i >> bit & 1 else 0
+            frames[i, :BAND, bit * width // BITS : (bit + 1) * width // BITS] = 255 if i >> bit & 1 else 0
     return frames
 
 
 def frame_index(frame: np.ndarray) -> int:
     """The index `pattern_frames` wrote into a (H, W, 3) frame, read back through any lossy codec."""
     width = frame.shape[1]
-    cells = [frame[1: BAND - 1, bit * width // BITS + 2: (bit + 1) * width // BITS - 2].mean() for bit in range(BITS)]
+    cells = [
+        frame[1 : BAND - 1, bit * width // BITS + 2 : (bit + 1) * width // BITS - 2].mean()
+        for bit in range(BITS)
+    ]
     return sum(1 << bit for bit, level in enumerate(cells) if level > 128)
 
 
-def encode(frames: np.ndarray, codec: str, pix_fmt: str, fmt: str, fps: int = 24,
-           options: dict[str, str] | None = None) -> bytes:
+def encode(
+    frames: np.ndarray,
+    codec: str,
+    pix_fmt: str,
+    fmt: str,
+    fps: int = 24,
+    options: dict[str, str] | None = None,
+) -> bytes:
     """(F, H, W, 3) uint8 -> the bytes of a `fmt` container; skips the test where this PyAV build
     cannot encode `codec` (naming why)."""
     try:

@@ -11,7 +11,7 @@ WORLD="model=world vlm=world data=world"
 HELDOUT='shards="data/world/heldout-000000.tar"'
 STEPS=${STEPS:-300}
 
-$PY train.py -m "+experiment=optionA,optionB,optionC,optionD,prefix" "seed=0,1,2" $WORLD logger=csv \
+$PY train.py -m "experiment=optionA,optionB,optionC,optionD,prefix" "seed=0,1,2" $WORLD logger=csv \
     trainer.max_steps=$STEPS trainer.val_check_interval=$((STEPS / 2)) callbacks.sample_videos.every_n_steps=0 \
     paths.log_dir=$LOGS
 SWEEP=$(ls -d $LOGS/train/multiruns/*/ | tail -1)

@@ -24,8 +24,7 @@ import numpy as np
 
 from foresight.data.feature_cache import FeatureDataModule, _npy
 from foresight.data.sample_world import render_clip
-from foresight.data.video import encode_mp4
-from foresight.data.video import decode_window, probe
+from foresight.data.video import decode_window, encode_mp4, probe
 
 
 def decode_rate(src: bytes, window: int, height: int, width: int, windows: int, resize_filter: str) -> dict:
@@ -36,39 +35,57 @@ def decode_rate(src: bytes, window: int, height: int, width: int, windows: int, 
     for s in starts:
         decode_window(src, int(s), window, height, width, info=info, resize_filter=resize_filter)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"windows": windows, "wall_s": wall, "cpu_s": cpu, "windows_per_s": windows / wall,
-            "windows_per_core_s": windows / cpu}
+    return {
+        "windows": windows,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "windows_per_s": windows / wall,
+        "windows_per_core_s": windows / cpu,
+    }
 
 
-def write_feature_shard(path: Path, samples: int, vlm: tuple[int, int], text: tuple[int, int],
-                        grid: tuple[int, int, int]) -> None:
+def write_feature_shard(
+    path: Path, samples: int, vlm: tuple[int, int], text: tuple[int, int], grid: tuple[int, int, int]
+) -> None:
     import webdataset as wds
 
     rng = np.random.default_rng(0)
     with wds.TarWriter(str(path)) as sink:
         for i in range(samples):
-            sink.write({
-                "__key__": f"s{i:06d}",
-                "vlm.npy": _npy(rng.standard_normal(vlm, dtype=np.float32)),
-                "vlm_mask.npy": _npy(np.ones(vlm[0], dtype=bool)),
-                "text.npy": _npy(rng.standard_normal(text, dtype=np.float32)),
-                "text_mask.npy": _npy(np.ones(text[0], dtype=bool)),
-                "latents.npy": _npy(rng.standard_normal((128, *grid), dtype=np.float32)),
-                "meta.json": json.dumps({"fps": 24.0, "caption": "x"}),
-            })
+            sink.write(
+                {
+                    "__key__": f"s{i:06d}",
+                    "vlm.npy": _npy(rng.standard_normal(vlm, dtype=np.float32)),
+                    "vlm_mask.npy": _npy(np.ones(vlm[0], dtype=bool)),
+                    "text.npy": _npy(rng.standard_normal(text, dtype=np.float32)),
+                    "text_mask.npy": _npy(np.ones(text[0], dtype=bool)),
+                    "latents.npy": _npy(rng.standard_normal((128, *grid), dtype=np.float32)),
+                    "meta.json": json.dumps({"fps": 24.0, "caption": "x"}),
+                }
+            )
 
 
 def cache_rate(directory: Path, batches: int, batch_size: int, workers: int) -> dict:
-    dm = FeatureDataModule(str(directory / "f-{000000..000001}.tar"), str(directory / "f-000000.tar"),
-                           batch_size=batch_size, num_workers=workers, open_shards=4)
+    dm = FeatureDataModule(
+        str(directory / "f-{000000..000001}.tar"),
+        str(directory / "f-000000.tar"),
+        batch_size=batch_size,
+        num_workers=workers,
+        open_shards=4,
+    )
     it = iter(dm.train_dataloader())
     next(it)  # workers started, buffers warm
     start = time.perf_counter()
     for _ in range(batches):
         next(it)
     wall = time.perf_counter() - start
-    return {"batches": batches, "batch_size": batch_size, "workers": workers, "wall_s": wall,
-            "samples_per_s": batches * batch_size / wall}
+    return {
+        "batches": batches,
+        "batch_size": batch_size,
+        "workers": workers,
+        "wall_s": wall,
+        "samples_per_s": batches * batch_size / wall,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -84,8 +101,17 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         sources, window, bucket = {"480p": (854, 480), "1080p": (1920, 1080)}, 121, (512, 768)
         feat = dict(samples=24, vlm=(300, 3584), text=(256, 4096), grid=(16, 16, 24))  # 6144 target tokens
-    report = {"meta": {"date": time.strftime("%Y-%m-%d"), "machine": platform.processor() or platform.machine(),
-                       "cores": os.cpu_count(), "window": window, "bucket": list(bucket)}, "decode": {}, "cache": {}}
+    report = {
+        "meta": {
+            "date": time.strftime("%Y-%m-%d"),
+            "machine": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "window": window,
+            "bucket": list(bucket),
+        },
+        "decode": {},
+        "cache": {},
+    }
     for name, (w, h) in sources.items():
         clip = render_clip(seed=0, num_frames=window + 24, width=w, height=h)
         src = encode_mp4(clip.frames, clip.fps)
@@ -95,10 +121,13 @@ def main(argv: list[str] | None = None) -> dict:
             print(name, resize_filter, json.dumps(row), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(2):
-            write_feature_shard(Path(tmp) / f"f-{i:06d}.tar", feat["samples"], feat["vlm"], feat["text"], feat["grid"])
+            write_feature_shard(
+                Path(tmp) / f"f-{i:06d}.tar", feat["samples"], feat["vlm"], feat["text"], feat["grid"]
+            )
         for batch_size in (1, 4):
-            report["cache"][f"batch{batch_size}"] = cache_rate(Path(tmp), 4 if args.quick else 40, batch_size,
-                                                               args.workers)
+            report["cache"][f"batch{batch_size}"] = cache_rate(
+                Path(tmp), 4 if args.quick else 40, batch_size, args.workers
+            )
             print(f"cache batch {batch_size}", json.dumps(report["cache"][f"batch{batch_size}"]), flush=True)
     args.out.write_text(json.dumps(report, indent=2))
     return report

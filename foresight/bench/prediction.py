@@ -99,8 +99,18 @@ def mfu(flops: float, ms: float | None, device: torch.device) -> float | None:
     return None if peak is None or not ms else flops / (ms / 1e3) / (peak * 1e12)
 
 
-def bench_size(ltx: LTXVideo, vlm: FrozenVLM, adapter_width: int, size: tuple[int, int, int], device, dtype,
-               iters: int, lora_rank: int, context_frames: int, train: bool = True) -> dict:
+def bench_size(
+    ltx: LTXVideo,
+    vlm: FrozenVLM,
+    adapter_width: int,
+    size: tuple[int, int, int],
+    device,
+    dtype,
+    iters: int,
+    lora_rank: int,
+    context_frames: int,
+    train: bool = True,
+) -> dict:
     width, height, frames = size
     grid = latent_grid(frames, height, width)
     n = grid[0] * grid[1] * grid[2]
@@ -127,15 +137,28 @@ def bench_size(ltx: LTXVideo, vlm: FrozenVLM, adapter_width: int, size: tuple[in
         row["dit_step_ms"], _ = timed(lambda: ltx.velocity(x, t_tok, coords, text, text_mask), device, iters)
         row["decode_ms"], _ = timed(lambda: ltx.decode(unpack(x, grid), generator=g), device, iters)
 
-    options = {"A": CleanLatents(), "B": PartialDiffusion(t_star=0.6, sample_steps=4),
-               "C": ImagePath(sample_steps=8), "D": TextPath(sample_steps=8)}
+    options = {
+        "A": CleanLatents(),
+        "B": PartialDiffusion(t_star=0.6, sample_steps=4),
+        "C": ImagePath(sample_steps=8),
+        "D": TextPath(sample_steps=8),
+    }
     for name, option in options.items():
-        adapter = QueryAdapter(vlm.out_dim, option.adapter_out_dim(ltx), width=adapter_width, depth=2,
-                               heads=max(1, adapter_width // 64)).to(device)
+        adapter = QueryAdapter(
+            vlm.out_dim,
+            option.adapter_out_dim(ltx),
+            width=adapter_width,
+            depth=2,
+            heads=max(1, adapter_width // 64),
+        ).to(device)
         if name == "A":
-            row["adapter_ms"], _ = timed(lambda: adapter(states, mask, feats.positions()[None]), device, iters)
+            row["adapter_ms"], _ = timed(
+                lambda a=adapter: a(states, mask, feats.positions()[None]), device, iters
+            )
 
-        def predict():  # everything after the frames are in memory: VLM, adapter, sampler, decode
+        def predict(
+            option=option, adapter=adapter
+        ):  # all after the frames are in memory: VLM, adapter, sampler, decode
             s, m = vlm(context, [PROMPT])
             f = Features(s, m, text, text_mask, first, grid, feats.fps)
             return ltx.decode(option.sample(adapter, ltx, f, generator=g), generator=g)
@@ -163,7 +186,9 @@ def bare_lora_loss(ltx: LTXVideo, grid: tuple[int, int, int], text: Tensor, text
     conditioning): the reference an option's training step is compared with. Returns a loss closure."""
     tokens = grid[0] * grid[1] * grid[2]
     z0 = torch.randn(1, tokens, ltx.latent_channels, device=device)
-    coords = rope_coords(grid_positions(grid, device=device), torch.tensor([24.0], device=device))  # (1, 3, N)
+    coords = rope_coords(
+        grid_positions(grid, device=device), torch.tensor([24.0], device=device)
+    )  # (1, 3, N)
 
     def loss() -> Tensor:
         noise = torch.randn_like(z0)
@@ -175,7 +200,9 @@ def bare_lora_loss(ltx: LTXVideo, grid: tuple[int, int, int], text: Tensor, text
     return loss
 
 
-def time_train_step(loss_fn, params: list, device, dtype, iters: int) -> tuple[float | None, float | str | None]:
+def time_train_step(
+    loss_fn, params: list, device, dtype, iters: int
+) -> tuple[float | None, float | str | None]:
     """(median ms, peak GiB) of forward + backward + AdamW on `params`; (None, "out of memory") when it
     does not fit: a row that does not fit is a result, not a crash."""
     opt = torch.optim.AdamW(params, lr=1e-5)
@@ -198,18 +225,35 @@ def time_train_step(loss_fn, params: list, device, dtype, iters: int) -> tuple[f
         return None, "out of memory"
 
 
-def train_steps(ltx: LTXVideo, vlm: FrozenVLM, feats: Features, adapter_width: int, device, dtype, iters: int,
-                lora_rank: int) -> dict:
+def train_steps(
+    ltx: LTXVideo,
+    vlm: FrozenVLM,
+    feats: Features,
+    adapter_width: int,
+    device,
+    dtype,
+    iters: int,
+    lora_rank: int,
+) -> dict:
     """LoRA training step time and peak memory: bare DiT vs option C's adapter + LoRA, +/- checkpointing."""
     out = {}
     z0 = torch.randn(1, feats.num_tokens, ltx.latent_channels, device=device)
-    target = Features(feats.vlm_states, feats.vlm_mask, feats.text, feats.text_mask, feats.first_latent,
-                      feats.grid, feats.fps, target=unpack(z0, feats.grid))
+    target = Features(
+        feats.vlm_states,
+        feats.vlm_mask,
+        feats.text,
+        feats.text_mask,
+        feats.first_latent,
+        feats.grid,
+        feats.fps,
+        target=unpack(z0, feats.grid),
+    )
     if not any("lora_" in n for n, _ in ltx.transformer.named_parameters()):
         ltx.add_lora(rank=lora_rank, alpha=lora_rank, targets=["to_q", "to_k", "to_v", "to_out.0"])
     option = ImagePath()
-    adapter = QueryAdapter(vlm.out_dim, ltx.latent_channels, width=adapter_width, depth=2,
-                           heads=max(1, adapter_width // 64)).to(device)
+    adapter = QueryAdapter(
+        vlm.out_dim, ltx.latent_channels, width=adapter_width, depth=2, heads=max(1, adapter_width // 64)
+    ).to(device)
     lora = [p for p in ltx.parameters() if p.requires_grad]
     bare_loss = bare_lora_loss(ltx, feats.grid, feats.text, feats.text_mask, device)
 
@@ -222,10 +266,13 @@ def train_steps(ltx: LTXVideo, vlm: FrozenVLM, feats: Features, adapter_width: i
         else:
             ltx.transformer.disable_gradient_checkpointing()
         suffix = "_ckpt" if checkpointing else ""
-        for name, loss_fn, params in (("bare_lora", bare_loss, lora), ("option_c", option_loss,
-                                                                      lora + list(adapter.parameters()))):
+        for name, loss_fn, params in (
+            ("bare_lora", bare_loss, lora),
+            ("option_c", option_loss, lora + list(adapter.parameters())),
+        ):
             out[f"train_{name}{suffix}_ms"], out[f"train_{name}{suffix}_peak_gib"] = time_train_step(
-                loss_fn, params, device, dtype, iters)
+                loss_fn, params, device, dtype, iters
+            )
     ltx.transformer.disable_gradient_checkpointing()
     flops = lora_step_flops(ltx.transformer, feats.num_tokens, feats.text.shape[1])
     out["train_step_tflop"] = flops / 1e12
@@ -234,12 +281,23 @@ def train_steps(ltx: LTXVideo, vlm: FrozenVLM, feats: Features, adapter_width: i
     return out
 
 
-def run_meta(device, model: str, vlm: str, dtype: str, lora_rank: int, adapter_width: int, compile: bool) -> dict:
+def run_meta(
+    device, model: str, vlm: str, dtype: str, lora_rank: int, adapter_width: int, compile: bool
+) -> dict:
     """What a benchmark's JSON says about where and with what it ran."""
-    return {"date": time.strftime("%Y-%m-%d"), "device": torch.cuda.get_device_name() if device.type == "cuda"
-            else platform.processor() or "cpu", "torch": torch.__version__, "model": model, "vlm": vlm,
-            "dtype": dtype, "lora_rank": lora_rank, "adapter_width": adapter_width, "compile": compile,
-            "diffusers": diffusers.__version__, "transformers": transformers.__version__}
+    return {
+        "date": time.strftime("%Y-%m-%d"),
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu",
+        "torch": torch.__version__,
+        "model": model,
+        "vlm": vlm,
+        "dtype": dtype,
+        "lora_rank": lora_rank,
+        "adapter_width": adapter_width,
+        "compile": compile,
+        "diffusers": diffusers.__version__,
+        "transformers": transformers.__version__,
+    }
 
 
 def summarise(runs: list[list[dict]]) -> list[dict]:
@@ -267,12 +325,18 @@ def repeat_in_processes(module: str, argv: list[str], repeats: int, out: Path) -
     runs, meta = [], None
     for i in range(repeats):
         path = out.with_name(f"{out.stem}.run{i}{out.suffix}")
-        subprocess.run([sys.executable, "-m", module, *argv, "--repeats", "1", "--out", str(path)], check=True)
+        subprocess.run(
+            [sys.executable, "-m", module, *argv, "--repeats", "1", "--out", str(path)], check=True
+        )
         report = json.loads(path.read_text())
         runs.append(report["rows"])
         meta = meta or report["meta"]
     rows = summarise(runs)
-    meta |= {"repeats": repeats, "separate_processes": True, "statistic": "median of the runs, range [min, max]"}
+    meta |= {
+        "repeats": repeats,
+        "separate_processes": True,
+        "statistic": "median of the runs, range [min, max]",
+    }
     out.write_text(json.dumps({"meta": meta, "rows": rows, "runs": runs}, indent=2))
     return rows
 
@@ -288,30 +352,61 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--adapter-width", type=int, default=1024)
     parser.add_argument("--context-frames", type=int, default=4)
     parser.add_argument("--compile", action="store_true", help="torch.compile the DiT blocks (model.compile)")
-    parser.add_argument("--no-train", action="store_true",
-                        help="prediction stages only (training steps through the trainer: foresight.bench.training)")
-    parser.add_argument("--attention", default=None, help="model.attention_backend of the DiT (e.g. _native_cudnn)")
-    parser.add_argument("--repeats", type=int, default=1, help="separate processes; the report gives median and range")
+    parser.add_argument(
+        "--no-train",
+        action="store_true",
+        help="prediction stages only (training steps through the trainer: foresight.bench.training)",
+    )
+    parser.add_argument(
+        "--attention", default=None, help="model.attention_backend of the DiT (e.g. _native_cudnn)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="separate processes; the report gives median and range"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench.json"))
     args = parser.parse_args(argv)
     if args.repeats > 1:
-        return repeat_in_processes("foresight.bench", sys.argv[1:] if argv is None else argv, args.repeats, args.out)
+        return repeat_in_processes(
+            "foresight.bench", sys.argv[1:] if argv is None else argv, args.repeats, args.out
+        )
 
     device = torch.device("cuda" if torch.cuda.is_available() and not args.tiny else "cpu")
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     dt_name = "bfloat16" if dtype == torch.bfloat16 else "float32"
     model, vlm_size = ("tiny", "tiny") if args.tiny else (args.model, args.vlm)
     torch.manual_seed(0)
-    ltx = LTXVideo("", twin="random", architecture=architecture(model), dtype=dt_name, device=str(device),
-                   compile=args.compile, attention_backend=args.attention)
-    vlm = FrozenVLM("", twin="random", size=vlm_size, dtype=dt_name, device=str(device),
-                    max_pixels=448 * 448 if not args.tiny else 56 * 56)
+    ltx = LTXVideo(
+        "",
+        twin="random",
+        architecture=architecture(model),
+        dtype=dt_name,
+        device=str(device),
+        compile=args.compile,
+        attention_backend=args.attention,
+    )
+    vlm = FrozenVLM(
+        "",
+        twin="random",
+        size=vlm_size,
+        dtype=dt_name,
+        device=str(device),
+        max_pixels=448 * 448 if not args.tiny else 56 * 56,
+    )
     sizes = [tuple(int(v) for v in s.split("x")) for s in (["64x64x17"] if args.tiny else args.sizes)]
     rows = []
     for size in sizes:
-        row = bench_size(ltx, vlm, 64 if args.tiny else args.adapter_width, size, device, dtype,
-                         1 if args.tiny else args.iters, 4 if args.tiny else args.lora_rank, args.context_frames,
-                         train=not args.no_train)
+        row = bench_size(
+            ltx,
+            vlm,
+            64 if args.tiny else args.adapter_width,
+            size,
+            device,
+            dtype,
+            1 if args.tiny else args.iters,
+            4 if args.tiny else args.lora_rank,
+            args.context_frames,
+            train=not args.no_train,
+        )
         rows.append(row)
         print(json.dumps(row), flush=True)
     meta = run_meta(device, model, vlm_size, dt_name, args.lora_rank, args.adapter_width, args.compile)

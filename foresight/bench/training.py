@@ -1,7 +1,9 @@
 """Training steps through the real trainer from the feature cache, beside the bare DiT LoRA step.
 
-    python -m foresight.bench.training --model ltx_2b --vlm 7b --options A B C D --compile --out bench_train.json
-    python -m foresight.bench.training --options C --checkpointing off --sizes 768x512x49 1216x704x121 --compile
+    python -m foresight.bench.training --model ltx_2b --vlm 7b --options A B C D --compile \
+        --out bench_train.json
+    python -m foresight.bench.training --options C --checkpointing off --sizes 768x512x49 1216x704x121 \
+        --compile
     python -m foresight.bench.training --tiny --out bench_train.json     # CPU, tiny twins: what CI runs
 
 The performance issue's training target: an option's step (adapter + LoRA r=128, bf16, batch 1,
@@ -28,10 +30,17 @@ from pathlib import Path
 
 import torch
 
-from foresight.bench.prediction import (architecture, bare_lora_loss, lora_step_flops, mfu, repeat_in_processes,
-                                        run_meta, time_train_step)
-from foresight.config import compose
 from foresight.bench.data import write_feature_shard
+from foresight.bench.prediction import (
+    architecture,
+    bare_lora_loss,
+    lora_step_flops,
+    mfu,
+    repeat_in_processes,
+    run_meta,
+    time_train_step,
+)
+from foresight.config import compose
 from foresight.models.ltx import LTXVideo, latent_grid
 from foresight.models.vlm import SIZES
 from foresight.training.train import train
@@ -40,7 +49,10 @@ from foresight.training.train import train
 def cached_shapes(cfg, vlm_size: str, vlm_tokens: int) -> tuple[tuple[int, int], tuple[int, int]]:
     """(VLM states, caption states) shapes of one cached clip, as preprocess.py writes them for cfg."""
     width = SIZES[vlm_size]["text"]["hidden_size"] * len(cfg.vlm.layers)
-    return (vlm_tokens, width), (cfg.model.text_max_tokens, cfg.model.architecture.transformer.caption_channels)
+    return (vlm_tokens, width), (
+        cfg.model.text_max_tokens,
+        cfg.model.architecture.transformer.caption_channels,
+    )
 
 
 def dit_grid(option: str, grid: tuple[int, int, int], cfg) -> tuple[int, int, int] | None:
@@ -57,21 +69,34 @@ def overrides(args, option: str, shards: str, out_dir: Path, checkpointing: bool
     """train.py's command line for this option, model and size (everything on the one device)."""
     tiny = args.tiny
     device = "cpu" if tiny else "cuda"
-    lora = [] if option == "A" else [f"option.lora.rank={args.lora_rank}", f"option.lora.alpha={args.lora_rank}"]
+    lora = (
+        [] if option == "A" else [f"option.lora.rank={args.lora_rank}", f"option.lora.alpha={args.lora_rank}"]
+    )
     return [
-        f"option={option}", *lora,
-        f"model={'tiny' if tiny else args.model}", f"model.compile={args.compile}",
+        f"option={option}",
+        *lora,
+        f"model={'tiny' if tiny else args.model}",
+        f"model.compile={args.compile}",
         f"model.attention_backend={args.attention or 'null'}",
         f"model.gradient_checkpointing={checkpointing}",
         *([] if tiny else ["model.twin=random", f"+model.device={device}"]),
         f"vlm={'tiny' if tiny else 'qwen2_5_vl_' + args.vlm}",
         *([] if tiny else ["vlm.twin=random", f"+vlm.size={args.vlm}", f"+vlm.device={device}"]),
-        f"adapter.width={args.adapter_width}", f"adapter.heads={max(1, args.adapter_width // 64)}",
-        "data=features", f"data.train_shards='{shards}'", f"data.val_shards='{shards}'", "data.batch_size=1",
+        f"adapter.width={args.adapter_width}",
+        f"adapter.heads={max(1, args.adapter_width // 64)}",
+        "data=features",
+        f"data.train_shards='{shards}'",
+        f"data.val_shards='{shards}'",
+        "data.batch_size=1",
         f"data.num_workers={args.workers}",
-        f"trainer={'cpu' if tiny else 'gpu'}", f"trainer.max_steps={args.warmup + args.steps}",
-        "trainer.limit_val_batches=0", "~callbacks.sample_videos", f"callbacks.step_times.window={args.steps}",
-        "logger=none", f"paths.output_dir={out_dir}", *(["paths.cache_dir=" + args.cache_dir] if args.cache_dir else []),
+        f"trainer={'cpu' if tiny else 'gpu'}",
+        f"trainer.max_steps={args.warmup + args.steps}",
+        "trainer.limit_val_batches=0",
+        "~callbacks.sample_videos",
+        f"callbacks.step_times.window={args.steps}",
+        "logger=none",
+        f"paths.output_dir={out_dir}",
+        *(["paths.cache_dir=" + args.cache_dir] if args.cache_dir else []),
         *(v.replace("{option}", option) for v in args.set),
     ]
 
@@ -85,8 +110,15 @@ def free_memory() -> None:
 
 def bare_steps(args, grids: set[tuple[int, int, int]], caption: tuple[int, int], device, dtype) -> dict:
     """Bare DiT LoRA step per grid (and with gradient checkpointing): {(grid, ckpt): (ms, peak)}."""
-    ltx = LTXVideo("", twin="random", architecture=architecture(args.model), dtype=str(dtype).split(".")[-1],
-                   device=str(device), compile=args.compile, attention_backend=args.attention)
+    ltx = LTXVideo(
+        "",
+        twin="random",
+        architecture=architecture(args.model),
+        dtype=str(dtype).split(".")[-1],
+        device=str(device),
+        compile=args.compile,
+        attention_backend=args.attention,
+    )
     ltx.add_lora(rank=args.lora_rank, alpha=args.lora_rank, targets=["to_q", "to_k", "to_v", "to_out.0"])
     lora = [p for p in ltx.parameters() if p.requires_grad]
     tokens, width = caption
@@ -94,8 +126,11 @@ def bare_steps(args, grids: set[tuple[int, int, int]], caption: tuple[int, int],
     text_mask = torch.ones(1, tokens, dtype=torch.bool, device=device)
     out = {}
     for checkpointing in args.checkpointing:
-        (ltx.transformer.enable_gradient_checkpointing if checkpointing
-         else ltx.transformer.disable_gradient_checkpointing)()
+        (
+            ltx.transformer.enable_gradient_checkpointing
+            if checkpointing
+            else ltx.transformer.disable_gradient_checkpointing
+        )()
         for grid in sorted(grids):
             loss = bare_lora_loss(ltx, grid, text, text_mask, device)
             out[grid, checkpointing] = time_train_step(loss, lora, device, dtype, args.steps)
@@ -110,7 +145,9 @@ def bench_size(args, size: str, tmp: Path, device, dtype) -> list[dict]:
     width, height, frames = (int(v) for v in size.split("x"))
     grid = latent_grid(frames, height, width)
     pattern = str(tmp / "features-{000000..000001}.tar")
-    configs = {option: compose(overrides(args, option, pattern, tmp / "run", False)) for option in args.options}
+    configs = {
+        option: compose(overrides(args, option, pattern, tmp / "run", False)) for option in args.options
+    }
     vlm_shape, caption = cached_shapes(configs[args.options[0]], args.vlm, args.vlm_tokens)
     for i in range(2):  # what preprocess.py writes, at this size
         write_feature_shard(tmp / f"features-{i:06d}.tar", 8, vlm_shape, caption, grid)
@@ -119,7 +156,9 @@ def bench_size(args, size: str, tmp: Path, device, dtype) -> list[dict]:
     rows = []
     for option in args.options:
         for checkpointing in args.checkpointing:
-            cfg = compose(overrides(args, option, pattern, tmp / f"run_{option}_{checkpointing}", checkpointing))
+            cfg = compose(
+                overrides(args, option, pattern, tmp / f"run_{option}_{checkpointing}", checkpointing)
+            )
             started = time.perf_counter()
             try:
                 metrics = train(cfg)["metrics"]
@@ -131,10 +170,13 @@ def bench_size(args, size: str, tmp: Path, device, dtype) -> list[dict]:
             same_ms = bare["times"][dit, checkpointing][0] if dit else None
             target_ms = bare["times"][grid, checkpointing][0]
             row = {
-                "option": option, "size": size, "checkpointing": checkpointing,
+                "option": option,
+                "size": size,
+                "checkpointing": checkpointing,
                 "target_tokens": grid[0] * grid[1] * grid[2],
                 "dit_tokens": dit[0] * dit[1] * dit[2] if dit else 0,
-                "step_ms": step_ms, "peak_gib": peak,
+                "step_ms": step_ms,
+                "peak_gib": peak,
                 "bare_same_tokens_ms": same_ms,
                 "bare_same_tokens_peak_gib": bare["times"][dit, checkpointing][1] if dit else None,
                 "ratio_same_tokens": step_ms / same_ms if step_ms and same_ms else None,
@@ -154,29 +196,52 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--vlm", default="7b", choices=["7b", "3b"])
     parser.add_argument("--sizes", nargs="+", default=["768x512x121"], help="WxHxF of the target clip")
     parser.add_argument("--options", nargs="+", default=["A", "B", "C", "D"])
-    parser.add_argument("--checkpointing", nargs="+", default=["off", "on"], choices=["off", "on"],
-                        help="gradient checkpointing of the DiT blocks: each value a row")
+    parser.add_argument(
+        "--checkpointing",
+        nargs="+",
+        default=["off", "on"],
+        choices=["off", "on"],
+        help="gradient checkpointing of the DiT blocks: each value a row",
+    )
     parser.add_argument("--tiny", action="store_true", help="tiny random twins on CPU (the CI mode)")
     parser.add_argument("--warmup", type=int, default=8, help="steps before timing (compilation, allocator)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps (the median is reported)")
     parser.add_argument("--lora-rank", type=int, default=128)
     parser.add_argument("--adapter-width", type=int, default=1024)
-    parser.add_argument("--vlm-tokens", type=int, default=567, help="cached VLM states per clip (4 frames + prompt)")
+    parser.add_argument(
+        "--vlm-tokens", type=int, default=567, help="cached VLM states per clip (4 frames + prompt)"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--compile", action="store_true", help="model.compile=true (DiT blocks, VAE decoder)")
     parser.add_argument("--cache-dir", default=None, help="paths.cache_dir for the tiny twins")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="more train.py overrides for every run ('{option}' is replaced by the option)")
-    parser.add_argument("--attention", default=None, help="model.attention_backend of the DiT (e.g. _native_cudnn)")
-    parser.add_argument("--repeats", type=int, default=1, help="separate processes; the report gives median and range")
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="more train.py overrides for every run ('{option}' is replaced by the option)",
+    )
+    parser.add_argument(
+        "--attention", default=None, help="model.attention_backend of the DiT (e.g. _native_cudnn)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="separate processes; the report gives median and range"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench_train.json"))
     args = parser.parse_args(argv)
     if args.repeats > 1:
-        return repeat_in_processes("foresight.bench.training", sys.argv[1:] if argv is None else argv, args.repeats,
-                                   args.out)
+        return repeat_in_processes(
+            "foresight.bench.training", sys.argv[1:] if argv is None else argv, args.repeats, args.out
+        )
     args.checkpointing = [v == "on" for v in args.checkpointing]
     if args.tiny:
-        args.model, args.vlm, args.sizes, args.lora_rank, args.adapter_width = "tiny", "tiny", ["64x64x17"], 4, 64
+        args.model, args.vlm, args.sizes, args.lora_rank, args.adapter_width = (
+            "tiny",
+            "tiny",
+            ["64x64x17"],
+            4,
+            64,
+        )
         args.vlm_tokens = 30
 
     device = torch.device("cuda" if torch.cuda.is_available() and not args.tiny else "cpu")
@@ -185,10 +250,22 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for size in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             rows += bench_size(args, size, Path(tmp), device, dtype)
-    meta = run_meta(device, args.model, args.vlm, "bfloat16" if dtype == torch.bfloat16 else "float32",
-                    args.lora_rank, args.adapter_width, args.compile)
-    meta |= {"attention_backend": args.attention, "warmup_steps": args.warmup, "timed_steps": args.steps,
-             "vlm_tokens": args.vlm_tokens, "workers": args.workers}
+    meta = run_meta(
+        device,
+        args.model,
+        args.vlm,
+        "bfloat16" if dtype == torch.bfloat16 else "float32",
+        args.lora_rank,
+        args.adapter_width,
+        args.compile,
+    )
+    meta |= {
+        "attention_backend": args.attention,
+        "warmup_steps": args.warmup,
+        "timed_steps": args.steps,
+        "vlm_tokens": args.vlm_tokens,
+        "workers": args.workers,
+    }
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     return rows
 

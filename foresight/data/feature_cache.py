@@ -6,7 +6,7 @@ shards and writes, per input shard, a feature shard of the same name: per clip `
 `context_latents.npy` (128, C-1, h, w: the earlier context frames, each encoded alone, for the prefix
 baseline) and `meta.json` (fps, caption); with `frames: true` also `context.npy` / `target.npy` (uint8), which
 validation needs for pixel metrics and the copy-last-frame baseline. Only `.npy` and `.json`:
-nothing is ever unpickled (`np.load(allow_pickle=False)`).
+nothing is ever unpickled (`np.load(allow_pickle=False)`). The record and the cache: docs/features.md.
 """
 
 from __future__ import annotations
@@ -74,7 +74,9 @@ class FeatureSamples(ResumableBatches):
             item = {k[:-4]: _load_npy(v) for k, v in sample.items() if k.endswith(".npy")}
             item["meta"] = json.loads(sample["meta.json"])
         except (KeyError, ValueError) as e:
-            raise BadSample("bad_features", f"unreadable cached features ({e}); re-run preprocess.py") from None
+            raise BadSample(
+                "bad_features", f"unreadable cached features ({e}); re-run preprocess.py"
+            ) from None
         item["key"] = sample["__key__"]
         return item
 
@@ -96,13 +98,28 @@ def collate_features(samples: list[dict]) -> dict:
         mask[i, : len(s["vlm"])] = torch.from_numpy(s["vlm_mask"])
     latents = torch.from_numpy(np.stack([s["latents"] for s in samples]))  # (B, 128, f, h, w)
     fps = torch.tensor([s["meta"]["fps"] for s in samples], dtype=torch.float32)
-    context = (torch.from_numpy(np.stack([s["context_latents"] for s in samples]))  # (B, 128, C-1, h, w)
-               if all("context_latents" in s for s in samples) else None)  # caches written before they were
-    feats = Features(states, mask, torch.from_numpy(np.stack([s["text"] for s in samples])),
-                     torch.from_numpy(np.stack([s["text_mask"] for s in samples])), latents[:, :, :1].clone(),
-                     tuple(latents.shape[2:]), fps, latents, context)
-    batch = {"features": feats, "caption": [s["meta"]["caption"] for s in samples],
-             "key": [s["key"] for s in samples], "fps": fps}
+    context = (
+        torch.from_numpy(np.stack([s["context_latents"] for s in samples]))  # (B, 128, C-1, h, w)
+        if all("context_latents" in s for s in samples)
+        else None
+    )  # caches written before they were
+    feats = Features(
+        states,
+        mask,
+        torch.from_numpy(np.stack([s["text"] for s in samples])),
+        torch.from_numpy(np.stack([s["text_mask"] for s in samples])),
+        latents[:, :, :1].clone(),
+        tuple(latents.shape[2:]),
+        fps,
+        latents,
+        context,
+    )
+    batch = {
+        "features": feats,
+        "caption": [s["meta"]["caption"] for s in samples],
+        "key": [s["key"] for s in samples],
+        "fps": fps,
+    }
     if all("context" in s for s in samples):
         batch["context"] = torch.from_numpy(np.stack([s["context"] for s in samples]))
         batch["target"] = torch.from_numpy(np.stack([s["target"] for s in samples]))
@@ -112,8 +129,16 @@ def collate_features(samples: list[dict]) -> dict:
 class FeatureDataModule(ResumableData):
     """Train and validate from the feature cache instead of video (data=features)."""
 
-    def __init__(self, train_shards: str, val_shards: str, batch_size: int = 4, val_batch_size: int = 4,
-                 num_workers: int = 0, open_shards: int = 4, seed: int = 0) -> None:
+    def __init__(
+        self,
+        train_shards: str,
+        val_shards: str,
+        batch_size: int = 4,
+        val_batch_size: int = 4,
+        num_workers: int = 0,
+        open_shards: int = 4,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         hint = "; run `python preprocess.py` first to write the feature cache"
         try:
@@ -133,8 +158,10 @@ class FeatureDataModule(ResumableData):
             try:
                 return {name: int(_load_npy(sample[f"{name}.npy"]).shape[-1]) for name in ("vlm", "text")}
             except (KeyError, ValueError) as e:
-                raise ValueError(f"{url}: its first sample holds no readable cached features ({e}); "
-                                 f"re-run python preprocess.py") from None
+                raise ValueError(
+                    f"{url}: its first sample holds no readable cached features ({e}); "
+                    f"re-run python preprocess.py"
+                ) from None
         raise ValueError(f"{url} holds no samples; re-run python preprocess.py")
 
 
@@ -151,7 +178,10 @@ def preprocess(cfg) -> dict[str, int]:
     out.mkdir(parents=True, exist_ok=True)
     vlm, ltx = instantiate(cfg.vlm), instantiate(cfg.model)
     written = {"written": 0, "skipped_shards": 0}
-    for split, urls, template in (("train", data.train_urls, data.train_set), ("val", data.val_urls, data.val_set)):
+    for split, urls, template in (
+        ("train", data.train_urls, data.train_set),
+        ("val", data.val_urls, data.val_set),
+    ):
         for index, url in enumerate(urls):
             if index % world != rank:
                 continue
@@ -160,10 +190,20 @@ def preprocess(cfg) -> dict[str, int]:
                 written["skipped_shards"] += 1
                 continue
             # the held-out window (start 0, in order) for every split: one fixed window per clip
-            windows = ClipWindows([url], template.c, template.buckets, template.fps, train=False, seed=template.seed,
-                                  strict=template.strict, batch_size=cfg.preprocess.batch_size,
-                                  prompt_template=template.prompt_template, resize_filter=template.resize_filter,
-                                  max_upscale=template.max_upscale)
-            written["written"] += write_feature_shard(windows, target, vlm, ltx,
-                                                      frames=split == "val" or cfg.preprocess.frames)
+            windows = ClipWindows(
+                [url],
+                template.c,
+                template.buckets,
+                template.fps,
+                train=False,
+                seed=template.seed,
+                strict=template.strict,
+                batch_size=cfg.preprocess.batch_size,
+                prompt_template=template.prompt_template,
+                resize_filter=template.resize_filter,
+                max_upscale=template.max_upscale,
+            )
+            written["written"] += write_feature_shard(
+                windows, target, vlm, ltx, frames=split == "val" or cfg.preprocess.frames
+            )
     return written

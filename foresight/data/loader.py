@@ -33,8 +33,15 @@ import numpy as np
 import torch
 
 from foresight.data.stream import BadSample, ResumableBatches, ResumableData
-from foresight.data.video import (RESIZE_FILTERS, VIDEO_EXTS, TooShortError, VideoError, VideoInfo, decode_window,
-                                  probe)  # VIDEO_EXTS: also imported from here by predict.py and shards.py
+from foresight.data.video import (
+    RESIZE_FILTERS,
+    VIDEO_EXTS,
+    TooShortError,
+    VideoError,
+    VideoInfo,
+    decode_window,
+    probe,  # VIDEO_EXTS: also imported from here by predict.py and shards.py
+)
 from foresight.data.window import MAX_UPSCALE, check_window, upscale, window_length
 
 log = logging.getLogger(__name__)
@@ -45,22 +52,34 @@ PICKLE_EXTS = ("pth", "pyd", "pickle", "pkl", "pt")  # never decoded: unpickling
 def expand_shards(spec: str, field: str) -> list[str]:
     """Brace-expand and glob a shard spec into local tar files; a clear error when nothing matches."""
     if not str(spec or "").strip():
-        raise ValueError(f"{field} is empty: give tar shards, a file or a pattern like "
-                         f"'shards/train-{{000000..000009}}.tar'")
+        raise ValueError(
+            f"{field} is empty: give tar shards, a file or a pattern like "
+            f"'shards/train-{{000000..000009}}.tar'"
+        )
     urls = [u for part in braceexpand.braceexpand(spec) for u in (sorted(glob.glob(part)) or [part])]
     remote = [u for u in urls if "://" in u or u.startswith("pipe:")]
     if remote:
-        raise ValueError(f"{field}: {remote[0]!r} is not a local file; shards are read with random access "
-                         f"(exact resume), so mount the bucket (s3fs, gcsfuse) or copy the shards locally")
+        raise ValueError(
+            f"{field}: {remote[0]!r} is not a local file; shards are read with random access "
+            f"(exact resume), so mount the bucket (s3fs, gcsfuse) or copy the shards locally"
+        )
     missing = [u for u in urls if not Path(u).exists()]
     if urls == [spec] and missing and not glob.has_magic(spec):  # one file, no pattern
         raise FileNotFoundError(f"{field}={spec!r}: the file does not exist")
     if len(missing) == len(urls):
-        raise FileNotFoundError(f"{field}={spec!r} matched no files; for the bundled sample run "
-                                f"`python -m foresight.data.sample_world --out data/sample`")
+        raise FileNotFoundError(
+            f"{field}={spec!r} matched no files; for the bundled sample run "
+            f"`python -m foresight.data.sample_world --out data/sample`"
+        )
     if missing:
-        log.warning("%s: %d of %d shards do not exist (first: %s); reading the other %d",
-                    field, len(missing), len(urls), missing[0], len(urls) - len(missing))
+        log.warning(
+            "%s: %d of %d shards do not exist (first: %s); reading the other %d",
+            field,
+            len(missing),
+            len(urls),
+            missing[0],
+            len(urls) - len(missing),
+        )
     return [u for u in urls if u not in missing]
 
 
@@ -89,15 +108,40 @@ def clip_meta(data: bytes) -> dict:
 class ClipWindows(ResumableBatches):
     """Batches of windows from shards, one bucket a batch; bad clips are skipped and counted."""
 
-    def __init__(self, urls: list[str], context_frames: int, buckets: list[tuple[int, int, int]],
-                 fps: float | None, train: bool, seed: int, strict: bool, batch_size: int, open_shards: int = 4,
-                 limit: int | None = None, prompt_template: str = "{caption}", resize_filter: str = "area",
-                 max_upscale: float | None = MAX_UPSCALE) -> None:
-        super().__init__(urls, train=train, seed=seed, batch_size=batch_size, strict=strict,
-                         open_shards=open_shards, limit=limit)
+    def __init__(
+        self,
+        urls: list[str],
+        context_frames: int,
+        buckets: list[tuple[int, int, int]],
+        fps: float | None,
+        train: bool,
+        seed: int,
+        strict: bool,
+        batch_size: int,
+        open_shards: int = 4,
+        limit: int | None = None,
+        prompt_template: str = "{caption}",
+        resize_filter: str = "area",
+        max_upscale: float | None = MAX_UPSCALE,
+    ) -> None:
+        super().__init__(
+            urls,
+            train=train,
+            seed=seed,
+            batch_size=batch_size,
+            strict=strict,
+            open_shards=open_shards,
+            limit=limit,
+        )
         self.c, self.buckets, self.fps = context_frames, [tuple(b) for b in buckets], fps
-        self.prompt_template, self.resize_filter, self.max_upscale = prompt_template, resize_filter, max_upscale
-        self.longest = 0  # frames of the longest clip probed (at the sampled rate): named when none is long enough
+        self.prompt_template, self.resize_filter, self.max_upscale = (
+            prompt_template,
+            resize_filter,
+            max_upscale,
+        )
+        self.longest = (
+            0  # frames of the longest clip probed (at the sampled rate): named when none is long enough
+        )
 
     def bucket(self, info: VideoInfo, rate: float) -> tuple[int, int, int]:
         """The (height, width, future_frames) bucket nearest the clip's aspect among those it is long
@@ -107,13 +151,19 @@ class ClipWindows(ResumableBatches):
         fits = [b for b in self.buckets if frames >= window_length(self.c, b[2])]
         if not fits:
             raise TooShortError(f"{frames} frames at {rate:g} fps; {self.needs()}")
-        large = [b for b in fits if self.max_upscale is None
-                 or upscale(info.height, info.width, b[0], b[1]) <= self.max_upscale]
+        large = [
+            b
+            for b in fits
+            if self.max_upscale is None or upscale(info.height, info.width, b[0], b[1]) <= self.max_upscale
+        ]
         if not large:
             h, w, _ = min(fits, key=lambda b: upscale(info.height, info.width, b[0], b[1]))
-            raise BadSample("too_small", f"{info.width}x{info.height} would be enlarged "
-                            f"{upscale(info.height, info.width, h, w):.1f}x to cover the {w}x{h} bucket "
-                            f"(data.max_upscale={self.max_upscale:g})")
+            raise BadSample(
+                "too_small",
+                f"{info.width}x{info.height} would be enlarged "
+                f"{upscale(info.height, info.width, h, w):.1f}x to cover the {w}x{h} bucket "
+                f"(data.max_upscale={self.max_upscale:g})",
+            )
         aspect = math.log(info.width / info.height)
         return min(large, key=lambda b: (abs(aspect - math.log(b[1] / b[0])), -b[2]))
 
@@ -121,8 +171,10 @@ class ClipWindows(ResumableBatches):
         """What the shortest bucket's window asks of a clip, in words."""
         future = min(b[2] for b in self.buckets)
         rate = f"{self.fps:g} fps" if self.fps else "the clip's own rate"
-        return (f"the window needs {window_length(self.c, future)} frames ({self.c} context + {future} future "
-                f"- 1) at {rate}")
+        return (
+            f"the window needs {window_length(self.c, future)} frames ({self.c} context + {future} future "
+            f"- 1) at {rate}"
+        )
 
     def unusable(self, where: str, skips) -> str:
         message = super().unusable(where, skips)
@@ -151,16 +203,34 @@ class ClipWindows(ResumableBatches):
             need = window_length(self.c, future)
             last_start = info.frames_at(rate) - need
             start = rng.randint(0, last_start) if self.train and last_start > 0 else 0
-            frames = decode_window(data, start, need, height, width, fps=rate, info=info,  # (C+F-1, H, W, 3)
-                                   resize_filter=self.resize_filter, name=f"{sample['__url__']} key {key}")
+            frames = decode_window(
+                data,
+                start,
+                need,
+                height,
+                width,
+                fps=rate,
+                info=info,  # (C+F-1, H, W, 3)
+                resize_filter=self.resize_filter,
+                name=f"{sample['__url__']} key {key}",
+            )
         except VideoError as e:
             raise BadSample(e.reason, str(e)) from None
         try:
             prompt = self.prompt_template.format(**{**meta, "caption": caption})
         except KeyError as e:
-            raise BadSample("no_prompt_field", f"data.prompt_template needs {e} from the clip's .json") from None
-        return {"context": frames[: self.c], "target": frames[self.c - 1:], "caption": caption,
-                "prompt": prompt, "fps": rate, "key": key, "bucket": (height, width, future)}
+            raise BadSample(
+                "no_prompt_field", f"data.prompt_template needs {e} from the clip's .json"
+            ) from None
+        return {
+            "context": frames[: self.c],
+            "target": frames[self.c - 1 :],
+            "caption": caption,
+            "prompt": prompt,
+            "fps": rate,
+            "key": key,
+            "bucket": (height, width, future),
+        }
 
     def bucket_of(self, item: dict) -> tuple[int, int, int]:
         return item["bucket"]
@@ -184,12 +254,28 @@ def collate(samples: list[dict]) -> dict:
 class VideoDataModule(ResumableData):
     """Train (endless, shuffled) and held-out (fixed, in order) windows from webdataset shards."""
 
-    def __init__(self, train_shards: str, val_shards: str, context_frames: int = 4, future_frames: int = 17,
-                 height: int = 64, width: int = 64, fps: float | None = None, batch_size: int = 4,
-                 val_batch_size: int = 4, num_workers: int = 0, open_shards: int = 4, seed: int = 0,
-                 strict: bool = False, val_samples: int | None = None, prompt_template: str = "{caption}",
-                 buckets: list[list[int]] | None = None, epoch_samples: int | None = None,
-                 resize_filter: str = "area", max_upscale: float | None = MAX_UPSCALE) -> None:
+    def __init__(
+        self,
+        train_shards: str,
+        val_shards: str,
+        context_frames: int = 4,
+        future_frames: int = 17,
+        height: int = 64,
+        width: int = 64,
+        fps: float | None = None,
+        batch_size: int = 4,
+        val_batch_size: int = 4,
+        num_workers: int = 0,
+        open_shards: int = 4,
+        seed: int = 0,
+        strict: bool = False,
+        val_samples: int | None = None,
+        prompt_template: str = "{caption}",
+        buckets: list[list[int]] | None = None,
+        epoch_samples: int | None = None,
+        resize_filter: str = "area",
+        max_upscale: float | None = MAX_UPSCALE,
+    ) -> None:
         """buckets: [[height, width, future_frames], ...] to train several shapes (one a batch);
         None: the single bucket (height, width, future_frames). epoch_samples: training samples per
         epoch (split over workers); None streams without end (Lightning's max_steps stops it).
@@ -200,24 +286,42 @@ class VideoDataModule(ResumableData):
         if resize_filter not in RESIZE_FILTERS:
             raise ValueError(f"data.resize_filter={resize_filter!r}: use one of {', '.join(RESIZE_FILTERS)}")
         if max_upscale is not None and not max_upscale >= 1:
-            raise ValueError(f"data.max_upscale={max_upscale} must be at least 1 (no enlarging), or null (any size)")
+            raise ValueError(
+                f"data.max_upscale={max_upscale} must be at least 1 (no enlarging), or null (any size)"
+            )
         buckets = [tuple(b) for b in buckets] if buckets else [(height, width, future_frames)]
         for h, w, f in buckets:
             check_window(context_frames, f, h, w)
         try:
             fields = [name for _, name, _, _ in string.Formatter().parse(prompt_template) if name is not None]
         except ValueError as e:
-            raise ValueError(f"data.prompt_template={prompt_template!r} is not a format string ({e}); "
-                             f"use {{caption}} and fields of the clip's .json") from None
+            raise ValueError(
+                f"data.prompt_template={prompt_template!r} is not a format string ({e}); "
+                f"use {{caption}} and fields of the clip's .json"
+            ) from None
         if any(not f.isidentifier() for f in fields):
-            raise ValueError(f"data.prompt_template={prompt_template!r}: use named fields only, like {{caption}}")
+            raise ValueError(
+                f"data.prompt_template={prompt_template!r}: use named fields only, like {{caption}}"
+            )
         self.train_urls = expand_shards(train_shards, "data.train_shards")
         self.val_urls = expand_shards(val_shards, "data.val_shards")
-        common = dict(context_frames=context_frames, buckets=buckets, fps=fps, seed=seed,
-                      open_shards=open_shards, strict=strict, prompt_template=prompt_template,
-                      resize_filter=resize_filter, max_upscale=max_upscale)
+        common = dict(
+            context_frames=context_frames,
+            buckets=buckets,
+            fps=fps,
+            seed=seed,
+            open_shards=open_shards,
+            strict=strict,
+            prompt_template=prompt_template,
+            resize_filter=resize_filter,
+            max_upscale=max_upscale,
+        )
         per_worker = None if epoch_samples is None else max(1, epoch_samples // max(1, num_workers))
-        self.train_set = ClipWindows(self.train_urls, train=True, batch_size=batch_size, limit=per_worker, **common)
-        self.val_set = ClipWindows(self.val_urls, train=False, batch_size=val_batch_size, limit=val_samples, **common)
+        self.train_set = ClipWindows(
+            self.train_urls, train=True, batch_size=batch_size, limit=per_worker, **common
+        )
+        self.val_set = ClipWindows(
+            self.val_urls, train=False, batch_size=val_batch_size, limit=val_samples, **common
+        )
         self.val_set.require_items = True  # a held-out set that is all skips is an error, not an empty score
         self.num_workers = num_workers

@@ -19,13 +19,28 @@ from pathlib import Path
 
 import numpy as np
 
-COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 80, 230), "yellow": (235, 215, 40),
-           "white": (240, 240, 240), "purple": (150, 60, 200)}
+from foresight.data.video import encode_mp4
+
+COLOURS = {
+    "red": (220, 40, 40),
+    "green": (40, 190, 60),
+    "blue": (50, 80, 230),
+    "yellow": (235, 215, 40),
+    "white": (240, 240, 240),
+    "purple": (150, 60, 200),
+}
 SHAPES = ("circle", "square", "triangle")
 # direction name -> unit step (dx, dy) in image coordinates (y grows downwards)
-DIRECTIONS = {"right": (1, 0), "left": (-1, 0), "up": (0, -1), "down": (0, 1),
-              "up and to the right": (0.71, -0.71), "up and to the left": (-0.71, -0.71),
-              "down and to the right": (0.71, 0.71), "down and to the left": (-0.71, 0.71)}
+DIRECTIONS = {
+    "right": (1, 0),
+    "left": (-1, 0),
+    "up": (0, -1),
+    "down": (0, 1),
+    "up and to the right": (0.71, -0.71),
+    "up and to the left": (-0.71, -0.71),
+    "down and to the right": (0.71, 0.71),
+    "down and to the left": (-0.71, 0.71),
+}
 FPS = 24
 PER_SHARD = 16
 
@@ -55,8 +70,12 @@ def render_clip(seed: int, num_frames: int = 40, width: int = 96, height: int = 
     tilt = rng.uniform(-20, 20, size=3)
     background = base + tilt * (xx / width)[..., None]  # (H, W, 3)
     objects, phrases = [], []
-    for colour, kind in zip(rng.choice(list(COLOURS), size=rng.integers(1, 3), replace=False),
-                            rng.choice(SHAPES, size=2)):
+    # one or two colours, each with one of two drawn shapes (the second shape unused with one colour)
+    for colour, kind in zip(
+        rng.choice(list(COLOURS), size=rng.integers(1, 3), replace=False),
+        rng.choice(SHAPES, size=2),
+        strict=False,
+    ):
         direction = list(DIRECTIONS)[rng.integers(len(DIRECTIONS))]
         dx, dy = DIRECTIONS[direction]
         speed = rng.uniform(0.8, 1.6) * min(width, height) / num_frames  # crosses ~half the frame
@@ -79,21 +98,23 @@ def write_split(out: Path, split: str, seeds: list[int]) -> list[Path]:
     """Write clips for `seeds` as `<split>-000000.tar`, ... with PER_SHARD clips each."""
     import webdataset as wds
 
-    from foresight.data.video import encode_mp4  # here: the world's renderer imports this module where PyAV is absent
-
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for shard, first in enumerate(range(0, len(seeds), PER_SHARD)):
         path = out / f"{split}-{shard:06d}.tar"
         with wds.TarWriter(str(path), mtime=0) as sink:  # no wall-clock time in the headers
-            for seed in seeds[first: first + PER_SHARD]:
+            for seed in seeds[first : first + PER_SHARD]:
                 clip = render_clip(seed)
-                sink.write({
-                    "__key__": f"{split}_{seed:06d}",
-                    "mp4": encode_mp4(clip.frames, clip.fps, reproducible=True),
-                    "txt": clip.caption,
-                    "json": json.dumps({"fps": clip.fps, "source": "sample_world", "split": split, "seed": seed}),
-                })
+                sink.write(
+                    {
+                        "__key__": f"{split}_{seed:06d}",
+                        "mp4": encode_mp4(clip.frames, clip.fps, reproducible=True),
+                        "txt": clip.caption,
+                        "json": json.dumps(
+                            {"fps": clip.fps, "source": "sample_world", "split": split, "seed": seed}
+                        ),
+                    }
+                )
         paths.append(path)
     return paths
 
@@ -109,8 +130,10 @@ def main(argv: list[str] | None = None) -> None:
     train = write_split(args.out, "train", [args.seed + i for i in range(args.train)])
     val = write_split(args.out, "val", [args.seed + 1_000_000 + i for i in range(args.val)])
     size = sum(p.stat().st_size for p in train + val)
-    print(f"wrote {args.train} train + {args.val} val clips in {len(train) + len(val)} shards "
-          f"({size / 1e6:.1f} MB) to {args.out}")
+    print(
+        f"wrote {args.train} train + {args.val} val clips in {len(train) + len(val)} shards "
+        f"({size / 1e6:.1f} MB) to {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -56,10 +56,14 @@ class Written:
 
     def summary(self, out: str | Path) -> str:
         skipped = {k: n for k, n in self.counts.items() if k not in ("written", NOT_UTF8)}
-        lines = [f"written {self.counts['written']} to {out}; skipped {sum(skipped.values())}"
-                 + (f" ({counted(Counter(skipped))})" if skipped else "")]
+        lines = [
+            f"written {self.counts['written']} to {out}; skipped {sum(skipped.values())}"
+            + (f" ({counted(Counter(skipped))})" if skipped else "")
+        ]
         if self.counts[NOT_UTF8]:
-            lines.append(f"{NOT_UTF8} {self.counts[NOT_UTF8]}: written with U+FFFD for the bytes that are not UTF-8")
+            lines.append(
+                f"{NOT_UTF8} {self.counts[NOT_UTF8]}: written with U+FFFD for the bytes that are not UTF-8"
+            )
         lines += [f"  {k}, e.g. {v}" for k, v in sorted(self.examples.items())]
         return "\n".join(lines)
 
@@ -84,8 +88,9 @@ def sidecar_entry(video: Path) -> Entry:
             entry.problem = BadSample("bad_metadata", f"{meta.name} is not JSON ({e})")
         else:
             if not isinstance(entry.meta, dict):
-                entry.problem = BadSample("bad_metadata", f"{meta.name} holds a {type(entry.meta).__name__}, "
-                                                          f"not an object")
+                entry.problem = BadSample(
+                    "bad_metadata", f"{meta.name} holds a {type(entry.meta).__name__}, not an object"
+                )
                 entry.meta = {}
     return entry
 
@@ -103,11 +108,16 @@ def jsonl_rows(path: Path, lines) -> Iterator[dict]:
 
 
 def entries(inputs: list[str]) -> list[Entry]:
-    """Folders (videos + sidecar .txt/.json), or .csv/.jsonl manifests; relative paths resolve from the manifest."""
+    """Folders (videos + sidecar .txt/.json), or .csv/.jsonl manifests; relative paths resolve from the
+    manifest."""
     found: list[Entry] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            found += [sidecar_entry(p) for p in sorted(item.rglob("*")) if p.suffix.lower().lstrip(".") in VIDEO_EXTS]
+            found += [
+                sidecar_entry(p)
+                for p in sorted(item.rglob("*"))
+                if p.suffix.lower().lstrip(".") in VIDEO_EXTS
+            ]
         elif item.suffix in (".csv", ".jsonl"):
             if not item.exists():
                 raise FileNotFoundError(f"{item}: the manifest does not exist")
@@ -115,11 +125,19 @@ def entries(inputs: list[str]) -> list[Entry]:
                 rows = csv.DictReader(f) if item.suffix == ".csv" else jsonl_rows(item, f)
                 for row in rows:
                     if "path" not in row:
-                        raise ValueError(f"{item}: every row needs a 'path' column (and a 'caption'); got {sorted(row)}")
+                        raise ValueError(
+                            f"{item}: every row needs a 'path' column (and a 'caption'); got {sorted(row)}"
+                        )
                     path = Path(row.pop("path"))
                     caption = row.pop("caption", None)
-                    found.append(Entry(path if path.is_absolute() else item.parent / path, caption, row,
-                                       caption_not_utf8="\ufffd" in (caption or "")))
+                    found.append(
+                        Entry(
+                            path if path.is_absolute() else item.parent / path,
+                            caption,
+                            row,
+                            caption_not_utf8="\ufffd" in (caption or ""),
+                        )
+                    )
         elif not item.exists():
             raise FileNotFoundError(f"{item}: no such folder or manifest")
         else:
@@ -133,8 +151,10 @@ def checked_sample(entry: Entry, min_frames: int, min_side: int) -> dict:
     if entry.problem is not None:
         raise entry.problem
     if not entry.caption:
-        raise BadSample("no_caption", f"no caption (a {entry.video.with_suffix('.txt').name} beside it, or the "
-                                      f"manifest's caption)")
+        raise BadSample(
+            "no_caption",
+            f"no caption (a {entry.video.with_suffix('.txt').name} beside it, or the manifest's caption)",
+        )
     if not entry.video.exists():
         raise BadSample("missing_file", "does not exist")
     try:
@@ -145,14 +165,31 @@ def checked_sample(entry: Entry, min_frames: int, min_side: int) -> dict:
         raise BadSample("too_short", f"{info.frames_at(None)} frames; at least {min_frames} wanted")
     if min(info.width, info.height) < min_side:
         raise BadSample("too_small", f"{info.width}x{info.height}; at least {min_side} pixels a side wanted")
-    meta = {**entry.meta, "fps": info.fps, "frames": info.frames_at(None), "width": info.width,
-            "height": info.height, "rotation": info.rotation, "source": str(entry.video)}
-    return {entry.video.suffix.lower().lstrip("."): entry.video.read_bytes(), "txt": entry.caption,
-            "json": json.dumps(meta)}
+    meta = {
+        **entry.meta,
+        "fps": info.fps,
+        "frames": info.frames_at(None),
+        "width": info.width,
+        "height": info.height,
+        "rotation": info.rotation,
+        "source": str(entry.video),
+    }
+    return {
+        entry.video.suffix.lower().lstrip("."): entry.video.read_bytes(),
+        "txt": entry.caption,
+        "json": json.dumps(meta),
+    }
 
 
-def make_shards(inputs: list[str], out: str | Path, prefix: str = "clips", maxcount: int = 1000,
-                maxsize: float = 1e9, min_frames: int = MIN_FRAMES, min_side: int = MIN_SIDE) -> Written:
+def make_shards(
+    inputs: list[str],
+    out: str | Path,
+    prefix: str = "clips",
+    maxcount: int = 1000,
+    maxsize: float = 1e9,
+    min_frames: int = MIN_FRAMES,
+    min_side: int = MIN_SIDE,
+) -> Written:
     """Probe and write every usable clip; clips shorter than `min_frames` or with a side below
     `min_side` pixels are skipped (the defaults: what the smallest window and bucket need)."""
     out = Path(out)
@@ -160,7 +197,9 @@ def make_shards(inputs: list[str], out: str | Path, prefix: str = "clips", maxco
     out.mkdir(parents=True, exist_ok=True)
     written = Written()
     keys: Counter[str] = Counter()
-    with wds.ShardWriter(str(out / f"{prefix}-%06d.tar"), maxcount=maxcount, maxsize=int(maxsize), verbose=0) as sink:
+    with wds.ShardWriter(
+        str(out / f"{prefix}-%06d.tar"), maxcount=maxcount, maxsize=int(maxsize), verbose=0
+    ) as sink:
         for entry in listed:
             try:
                 sample = checked_sample(entry, min_frames, min_side)
@@ -176,8 +215,15 @@ def make_shards(inputs: list[str], out: str | Path, prefix: str = "clips", maxco
 
 def inspect(spec: str) -> dict:
     """Counts, durations, resolutions, caption lengths, undecodable samples and unreadable shards."""
-    stats = {"samples": 0, "undecodable": [], "durations": [], "sizes": Counter(), "caption_words": [],
-             NOT_UTF8: 0, "bad_shards": []}
+    stats = {
+        "samples": 0,
+        "undecodable": [],
+        "durations": [],
+        "sizes": Counter(),
+        "caption_words": [],
+        NOT_UTF8: 0,
+        "bad_shards": [],
+    }
     for url in expand_shards(spec, "shards"):
         try:
             for _, sample in shard_samples(url):
@@ -208,14 +254,17 @@ def format_inspection(stats: dict) -> str:
     def spread(values: list[float], unit: str) -> str:
         if not values:
             return "-"
-        return f"min {min(values):.1f}{unit}  median {statistics.median(values):.1f}{unit}  max {max(values):.1f}{unit}"
+        median = statistics.median(values)
+        return f"min {min(values):.1f}{unit}  median {median:.1f}{unit}  max {max(values):.1f}{unit}"
 
-    lines = [f"samples      {stats['samples']}",
-             f"duration     {spread(stats['durations'], 's')}  total {sum(stats['durations']) / 60:.1f} min",
-             "resolutions  " + ", ".join(f"{k} x{n}" for k, n in stats["sizes"].most_common(8)),
-             f"caption      {spread(stats['caption_words'], ' words')}"
-             + (f"  ({stats[NOT_UTF8]} not UTF-8)" if stats[NOT_UTF8] else ""),
-             f"undecodable  {len(stats['undecodable'])}"]
+    lines = [
+        f"samples      {stats['samples']}",
+        f"duration     {spread(stats['durations'], 's')}  total {sum(stats['durations']) / 60:.1f} min",
+        "resolutions  " + ", ".join(f"{k} x{n}" for k, n in stats["sizes"].most_common(8)),
+        f"caption      {spread(stats['caption_words'], ' words')}"
+        + (f"  ({stats[NOT_UTF8]} not UTF-8)" if stats[NOT_UTF8] else ""),
+        f"undecodable  {len(stats['undecodable'])}",
+    ]
     lines += [f"  {u}" for u in stats["undecodable"]]
     if stats["bad_shards"]:
         lines.append(f"unreadable   {len(stats['bad_shards'])} shard(s): not a tar, or cut short")

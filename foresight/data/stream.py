@@ -4,8 +4,8 @@ A webdataset shard is a tar whose members group into samples by key (a member's 
 first dot of its file name; the rest is the member's extension). Training reads an endless random
 stream: `open_shards` shards are open at once, each next sample comes from a randomly chosen open
 shard, and a shard that ends is replaced by the next of a random order of all shards (a new order
-each cycle, so no rank or worker ever runs dry). Every random choice is seeded by (seed, stream, counter) rather than by a
-running generator, so a position is a small JSON-able dict:
+each cycle, so no rank or worker ever runs dry). Every random choice is seeded by (seed, stream,
+counter) rather than by a running generator, so a position is a small JSON-able dict:
 
     {"epoch": e, "produced": n windows this epoch, "draws": shards drawn, "samples": samples read,
      "slots": [[url, next sample index] | None, ...],   # the open shards
@@ -21,6 +21,7 @@ re-reads only the few pending samples. Every batch carries the position after it
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import tarfile
@@ -154,8 +155,9 @@ class TrainStream:
                 continue
             self.slots[slot] = [url, index + 1]
             return sample
-        raise NoUsableSamples(f"no readable sample in {len(self.urls)} shard(s) such as {self.urls[0]}; "
-                              f"check data.train_shards")
+        raise NoUsableSamples(
+            f"no readable sample in {len(self.urls)} shard(s) such as {self.urls[0]}; check data.train_shards"
+        )
 
     def shard_done(self, slot: int, url: str) -> None:
         if self.opened[slot] >= 0:
@@ -175,8 +177,16 @@ class ResumableBatches(IterableDataset):
     Subclasses define make_item(sample, rng), bucket_of(item) and collate(items).
     """
 
-    def __init__(self, urls: list[str], train: bool, seed: int, batch_size: int, strict: bool = False,
-                 open_shards: int = 4, limit: int | None = None) -> None:
+    def __init__(
+        self,
+        urls: list[str],
+        train: bool,
+        seed: int,
+        batch_size: int,
+        strict: bool = False,
+        open_shards: int = 4,
+        limit: int | None = None,
+    ) -> None:
         self.urls, self.train, self.seed, self.batch_size, self.strict = urls, train, seed, batch_size, strict
         self.open_shards, self.limit = open_shards, limit
         self.rank = 0  # set by the DataModule from the trainer (workers cannot ask torch.distributed)
@@ -198,8 +208,9 @@ class ResumableBatches(IterableDataset):
         """The one-line error when no sample of `where` could be used (subclasses add what they know)."""
         return f"no usable sample in {where}: skipped {counted(skips)}"
 
-    def items(self, samples: Iterator[dict], name: str, skips: Counter, stream: TrainStream | None = None
-              ) -> Iterator[dict]:
+    def items(
+        self, samples: Iterator[dict], name: str, skips: Counter, stream: TrainStream | None = None
+    ) -> Iterator[dict]:
         """Items of the samples, bad ones skipped and counted. With the training `stream`, a run of
         skips that spans a whole read of every shard ends the stream (it would never yield again)."""
         run_from: int | None = None  # stream number of the first sample of the current run of skips
@@ -215,8 +226,11 @@ class ResumableBatches(IterableDataset):
                 if stream is not None:
                     run_from = sample["__n__"] if run_from is None else run_from
                     if stream.all_read_since(run_from):
-                        raise NoUsableSamples(self.unusable(f"the {len(self.urls)} training shard(s) such as "
-                                                            f"{self.urls[0]}", skips)) from None
+                        raise NoUsableSamples(
+                            self.unusable(
+                                f"the {len(self.urls)} training shard(s) such as {self.urls[0]}", skips
+                            )
+                        ) from None
                 continue
             run_from = None
             item["ref"] = [sample["__url__"], sample["__index__"], sample.get("__n__", 0)]
@@ -233,7 +247,7 @@ class ResumableBatches(IterableDataset):
         self.skips = skips  # readable after the pass (the held-out set is read in the main process)
         items = self.items(self.readable_samples(skips), f"{self.seed}/heldout", skips)
         if self.limit is not None:
-            items = (item for i, item in zip(range(self.limit), items))
+            items = itertools.islice(items, self.limit)
         buffers: dict[Any, list[dict]] = {}
         produced = 0
         for item in items:
@@ -245,8 +259,9 @@ class ResumableBatches(IterableDataset):
         for buf in buffers.values():
             yield self.collate(buf)
         if not produced and self.require_items:
-            raise NoUsableSamples(self.unusable(f"the {len(self.urls)} held-out shard(s) such as {self.urls[0]}",
-                                                skips))
+            raise NoUsableSamples(
+                self.unusable(f"the {len(self.urls)} held-out shard(s) such as {self.urls[0]}", skips)
+            )
         if skips:
             log.warning("held-out set: skipped %s", dict(skips))
 
@@ -288,9 +303,13 @@ class ResumableBatches(IterableDataset):
                 continue
             batch = self.collate(buffers.pop(self.bucket_of(item)))
             batch["worker"] = logical
-            batch["position"] = {"epoch": self.epoch, "produced": produced, **stream.position(),
-                                 "pending": [i["ref"] for buf in buffers.values() for i in buf],
-                                 "skips": dict(skips)}
+            batch["position"] = {
+                "epoch": self.epoch,
+                "produced": produced,
+                **stream.position(),
+                "pending": [i["ref"] for buf in buffers.values() for i in buf],
+                "skips": dict(skips),
+            }
             yield batch
 
 
@@ -310,8 +329,13 @@ class ResumableData(L.LightningDataModule):
         self.train_set.rank = self.trainer.global_rank if self.trainer is not None else 0
         # page-locked batches on a GPU: the copy to the device then overlaps the previous step
         on_gpu = self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
-        return DataLoader(self.train_set, batch_size=None, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0, pin_memory=on_gpu)
+        return DataLoader(
+            self.train_set,
+            batch_size=None,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=on_gpu,
+        )
 
     def val_dataloader(self) -> DataLoader:
         # one process: the held-out order must not depend on how many workers there are
@@ -349,13 +373,21 @@ class ResumableData(L.LightningDataModule):
         rank = self.trainer.global_rank if self.trainer is not None else 0
         ranks = state.get("ranks", [])
         if len(ranks) <= rank:
-            log.warning("the checkpoint holds data positions for %d rank(s), this is rank %d: its data "
-                        "stream starts fresh", len(ranks), rank)
+            log.warning(
+                "the checkpoint holds data positions for %d rank(s), this is rank %d: its data "
+                "stream starts fresh",
+                len(ranks),
+                rank,
+            )
             return
         mine = ranks[rank]
         if mine["num_workers"] != self.num_workers:
-            log.warning("data.num_workers was %d, now %d: the data streams start fresh (the position is "
-                        "kept only with the same number of workers)", mine["num_workers"], self.num_workers)
+            log.warning(
+                "data.num_workers was %d, now %d: the data streams start fresh (the position is "
+                "kept only with the same number of workers)",
+                mine["num_workers"],
+                self.num_workers,
+            )
             return
         self.positions = dict(mine["workers"])
         self.last_worker = None if not self.positions else (mine["offset"] - 1) % max(self.num_workers, 1)

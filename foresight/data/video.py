@@ -19,8 +19,14 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if (
+    TYPE_CHECKING
+):  # imported where a video is opened or written (training from the feature cache needs no PyAV)
+    import av
 
 log = logging.getLogger(__name__)
 
@@ -102,26 +108,38 @@ def probe(src: str | Path | bytes) -> VideoInfo:
         seconds = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else 0.0
         # frames over the stream's duration is the true mean rate; the headers' average can be an
         # estimate from the first packets (a GIF of 4-4-5 centisecond delays claims 25 fps, not 24)
-        fps = frames / seconds if frames and seconds else float(stream.average_rate or stream.guessed_rate or 0) or 24.0
+        fps = (
+            frames / seconds
+            if frames and seconds
+            else float(stream.average_rate or stream.guessed_rate or 0) or 24.0
+        )
         known = None not in pts and len(set(pts)) == len(pts) and first.time is not None
         exact = known and (not stream.codec_context.has_b_frames or pts != sorted(pts))
         rotation = int(first.rotation or 0) % 360
         w, h = first.width, first.height
         if rotation in (90, 270):
             w, h = h, w
-        return VideoInfo(fps, frames / fps, w, h, rotation, start=first.time if exact else 0.0, exact_times=exact)
+        return VideoInfo(
+            fps, frames / fps, w, h, rotation, start=first.time if exact else 0.0, exact_times=exact
+        )
 
 
 # libswscale filters by name: area is the cleanest for downscaling, fast_bilinear the cheapest
-RESIZE_FILTERS = {"area": "AREA", "bilinear": "BILINEAR", "fast_bilinear": "FAST_BILINEAR", "bicubic": "BICUBIC"}
+RESIZE_FILTERS = {
+    "area": "AREA",
+    "bilinear": "BILINEAR",
+    "fast_bilinear": "FAST_BILINEAR",
+    "bicubic": "BICUBIC",
+}
 
 
 class _SeekMissed(Exception):
     """A seek that cannot be trusted to give the frames a decode from the start gives."""
 
 
-def _decode_span(src: str | Path | bytes, info: VideoInfo, since: float, until: float,
-                 seek: bool) -> tuple[list[float], list[av.VideoFrame], bool]:
+def _decode_span(
+    src: str | Path | bytes, info: VideoInfo, since: float, until: float, seek: bool
+) -> tuple[list[float], list[av.VideoFrame], bool]:
     """Decoded frames from about `since` to `until` (seconds after the clip's first frame), their
     times, and whether a seek got there. Raises _SeekMissed where a seek lands wrong."""
     import av
@@ -167,6 +185,7 @@ def _is_flat(frames: np.ndarray) -> np.ndarray:
     """(N, H, W, 3) uint8 -> (N,) bool: every channel of the frame spans at most FLAT_SPREAD levels.
 
     Every 8th pixel rules out almost every frame at 1/64 of the cost; the few left are checked whole."""
+
     def spread_ok(x: np.ndarray) -> np.ndarray:  # (n, h, w, 3) -> (n,)
         x = x.reshape(len(x), -1, 3)
         return ((x.max(axis=1).astype(int) - x.min(axis=1)) <= FLAT_SPREAD).all(axis=1)
@@ -187,10 +206,19 @@ def _suspect_frame(window: np.ndarray, seeked: bool) -> int | None:
     return 0 if seeked and flat.all() else None
 
 
-def decode_window(src: str | Path | bytes, start: int, count: int, height: int, width: int,
-                  fps: float | None = None, info: VideoInfo | None = None, resize_filter: str = "area",
-                  name: str = "video") -> np.ndarray:
-    """Frames start .. start+count-1 (counted at `fps`, the clip's own rate if None) as (count, H, W, 3) uint8.
+def decode_window(
+    src: str | Path | bytes,
+    start: int,
+    count: int,
+    height: int,
+    width: int,
+    fps: float | None = None,
+    info: VideoInfo | None = None,
+    resize_filter: str = "area",
+    name: str = "video",
+) -> np.ndarray:
+    """Frames start .. start+count-1 (counted at `fps`, the clip's own rate if None) as (count, H, W, 3)
+    uint8.
 
     Seeks to the keyframe before the window where the clip's timestamps allow it (see the module
     docstring), else decodes from the start; each wanted time takes the nearest decoded frame, which
@@ -199,8 +227,9 @@ def decode_window(src: str | Path | bytes, start: int, count: int, height: int, 
     info = info or probe(src)
     rate = fps or info.fps
     if start < 0 or count < 1 or start + count > info.frames_at(rate):
-        raise TooShortError(f"needs frames {start}..{start + count - 1} at {rate:g} fps, "
-                            f"clip has {info.frames_at(rate)}")
+        raise TooShortError(
+            f"needs frames {start}..{start + count - 1} at {rate:g} fps, clip has {info.frames_at(rate)}"
+        )
     wanted = (start + np.arange(count)) / rate  # (count,) seconds after the first frame
     try:
         times, frames, seeked = _decode_span(src, info, wanted[0], wanted[-1], seek=True)
@@ -209,31 +238,50 @@ def decode_window(src: str | Path | bytes, start: int, count: int, height: int, 
     window = _fit(times, frames, wanted, info, height, width, resize_filter)
     suspect = _suspect_frame(window, seeked)
     if suspect is not None and seeked:
-        log.warning("%s: frame %d of the window decoded after a seek is one flat colour; decoding from the "
-                    "start instead", name, start + suspect)
+        log.warning(
+            "%s: frame %d of the window decoded after a seek is one flat colour; decoding from the "
+            "start instead",
+            name,
+            start + suspect,
+        )
         times, frames, _ = _decode_span(src, info, wanted[0], wanted[-1], seek=False)
         window = _fit(times, frames, wanted, info, height, width, resize_filter)
         suspect = _suspect_frame(window, seeked=False)
     if suspect is not None:
         colour = tuple(int(c) for c in window[suspect, 0, 0])
-        raise FlatFrameError(f"frame {start + suspect} at {rate:g} fps decodes to one flat colour {colour} "
-                             f"between frames that are not flat")
+        raise FlatFrameError(
+            f"frame {start + suspect} at {rate:g} fps decodes to one flat colour {colour} "
+            f"between frames that are not flat"
+        )
     return window
 
 
-def _fit(times: list[float], frames: list[av.VideoFrame], wanted: np.ndarray, info: VideoInfo,
-         height: int, width: int, resize_filter: str) -> np.ndarray:
+def _fit(
+    times: list[float],
+    frames: list[av.VideoFrame],
+    wanted: np.ndarray,
+    info: VideoInfo,
+    height: int,
+    width: int,
+    resize_filter: str,
+) -> np.ndarray:
     """The nearest decoded frame to each wanted time, in the bucket: (len(wanted), H, W, 3) uint8."""
     if not frames or times[-1] < wanted[-1] - 1.0 / info.fps:
-        raise TooShortError(f"decoded frames end at {times[-1] if times else 0:.2f}s, window needs {wanted[-1]:.2f}s")
+        raise TooShortError(
+            f"decoded frames end at {times[-1] if times else 0:.2f}s, window needs {wanted[-1]:.2f}s"
+        )
     times_arr = np.asarray(times)
     out = np.empty((len(wanted), height, width, 3), dtype=np.uint8)
     for i, t in enumerate(wanted):
-        out[i] = to_bucket(frames[int(np.abs(times_arr - t).argmin())], info.rotation, height, width, resize_filter)
+        out[i] = to_bucket(
+            frames[int(np.abs(times_arr - t).argmin())], info.rotation, height, width, resize_filter
+        )
     return out
 
 
-def to_bucket(frame: av.VideoFrame, rotation: int, height: int, width: int, resize_filter: str = "area") -> np.ndarray:
+def to_bucket(
+    frame: av.VideoFrame, rotation: int, height: int, width: int, resize_filter: str = "area"
+) -> np.ndarray:
     """One decoded frame -> (height, width, 3) uint8, upright, covering the bucket, centre-cropped.
 
     libswscale scales in YUV (half the chroma samples of RGB), then converts to RGB: about 3x
@@ -243,9 +291,11 @@ def to_bucket(frame: av.VideoFrame, rotation: int, height: int, width: int, resi
     th, tw = (width, height) if turned else (height, width)  # the bucket in stored orientation
     scale = max(tw / frame.width, th / frame.height)
     sw, sh = max(tw, round(frame.width * scale)), max(th, round(frame.height * scale))
-    rgb = frame.reformat(width=sw, height=sh, interpolation=RESIZE_FILTERS[resize_filter]).to_ndarray(format="rgb24")
+    rgb = frame.reformat(width=sw, height=sh, interpolation=RESIZE_FILTERS[resize_filter]).to_ndarray(
+        format="rgb24"
+    )
     top, left = (sh - th) // 2, (sw - tw) // 2
-    rgb = rgb[top: top + th, left: left + tw]
+    rgb = rgb[top : top + th, left : left + tw]
     return np.ascontiguousarray(np.rot90(rgb, k=rotation // 90)) if rotation else rgb
 
 
@@ -281,8 +331,11 @@ def encode_mp4(frames: np.ndarray, fps: float, reproducible: bool = False, lossl
             stream.options = {**stream.options, "x264-params": "asm=0"}
             stream.codec_context.thread_count = 1
         for frame in frames:
-            image = (av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p") if reproducible and not lossless
-                     else av.VideoFrame.from_ndarray(frame, format="rgb24"))
+            image = (
+                av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p")
+                if reproducible and not lossless
+                else av.VideoFrame.from_ndarray(frame, format="rgb24")
+            )
             container.mux(stream.encode(image))
         container.mux(stream.encode())
     return buf.getvalue()
@@ -303,5 +356,7 @@ def side_by_side(context: np.ndarray, prediction: np.ndarray, truth: np.ndarray 
         frame = prediction[index]  # (H, W, 3), a view: a 2-pixel outline drawn in place
         frame[:2], frame[-2:], frame[:, :2], frame[:, -2:] = CHUNK_BORDER, CHUNK_BORDER, CHUNK_BORDER, CHUNK_BORDER
     left = np.concatenate([context, np.repeat(context[-1:], len(prediction) - 1, axis=0)])
-    right = [np.concatenate([np.repeat(v[:1], hold, axis=0), v]) for v in (prediction, truth) if v is not None]
+    right = [
+        np.concatenate([np.repeat(v[:1], hold, axis=0), v]) for v in (prediction, truth) if v is not None
+    ]
     return np.concatenate([left, *right], axis=2)

@@ -12,6 +12,7 @@ from __future__ import annotations
 MAX_UPSCALE = 4.0
 MIN_SIDE = int(32 / MAX_UPSCALE)  # pixels: what the smallest bucket (32) allows; make-shards' default
 
+
 def _nearest(value: int, valid) -> str:
     below = max((v for v in valid if v <= value), default=None)
     above = min(v for v in valid if v >= value)
@@ -25,11 +26,14 @@ def check_window(context_frames: int, future_frames: int, height: int, width: in
     if future_frames < 9 or (future_frames - 1) % 8:
         raise ValueError(
             f"data.future_frames={future_frames} is not 8k+1 (the VAE compresses time 8x after the first "
-            f"frame); nearest valid: {_nearest(future_frames, range(9, future_frames + 9, 8))}")
+            f"frame); nearest valid: {_nearest(future_frames, range(9, future_frames + 9, 8))}"
+        )
     for name, size in (("height", height), ("width", width)):
         if size < 32 or size % 32:
-            raise ValueError(f"data.{name}={size} is not a positive multiple of 32 (the VAE's spatial "
-                             f"compression); nearest valid: {_nearest(size, range(32, size + 33, 32))}")
+            raise ValueError(
+                f"data.{name}={size} is not a positive multiple of 32 (the VAE's spatial "
+                f"compression); nearest valid: {_nearest(size, range(32, size + 33, 32))}"
+            )
 
 
 def window_length(context_frames: int, future_frames: int) -> int:

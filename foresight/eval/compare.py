@@ -30,8 +30,11 @@ from foresight.eval.scoring import DIAGNOSTIC, SAMPLER, better, ranks
 STEP_KEYS = ("trainer/global_step", "step", "_step")  # WandbLogger's step, CSVLogger's, wandb.log's
 BASELINE = "_copy_last"
 GAP = "_instruction_gap"
-BASELINE_ROWS = (("_copy_last", "copy last (raw)"), ("_copy_last_vae", "copy last (through the VAE)"),
-                 ("_vae_recon", "VAE reconstruction (ceiling)"))
+BASELINE_ROWS = (
+    ("_copy_last", "copy last (raw)"),
+    ("_copy_last_vae", "copy last (through the VAE)"),
+    ("_vae_recon", "VAE reconstruction (ceiling)"),
+)
 SCORED = ("val/", "eval/")  # validation during training; evaluate.py on held-out shards
 _WANDB_HEADER = struct.pack("<4sHB", b":W&B", 0xBEE1, 0)
 _BLOCK = 32768  # the LevelDB log format's block size; record headers never straddle blocks
@@ -40,6 +43,7 @@ _BLOCK = 32768  # the LevelDB log format's block size; record headers never stra
 @dataclass
 class Run:
     """One run: where it came from, its config, and its metric histories."""
+
     name: str
     config: dict
     history: dict[str, dict[int, float]]  # metric -> {step: value}
@@ -90,7 +94,7 @@ def wandb_records(path: Path):
             pos += _BLOCK - pos % _BLOCK
             continue
         crc, size, kind = struct.unpack_from("<IHB", data, pos)
-        chunk = data[pos + 7:pos + 7 + size]
+        chunk = data[pos + 7 : pos + 7 + size]
         if len(chunk) < size or zlib.crc32(chunk, zlib.crc32(bytes([kind]))) != crc:
             return
         pos += 7 + size
@@ -105,7 +109,10 @@ def _wandb_rows(path: Path):
     """The history rows (key -> value) of a wandb offline run file."""
     for record in wandb_records(path):
         if record.WhichOneof("record_type") == "history":
-            yield {item.key or ".".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
+            yield {
+                item.key or ".".join(item.nested_key): json.loads(item.value_json)
+                for item in record.history.item
+            }
 
 
 def read_history(run_dir: Path) -> dict[str, dict[int, float]]:
@@ -148,8 +155,9 @@ def find_runs(source: str) -> list[Run]:
     root = Path(source)
     if not root.is_dir():
         raise ValueError(f"{source}: no such directory (pass run or sweep directories, or wandb:E/P)")
-    run_dirs = ({c.parent.parent for c in root.glob("**/.hydra/config.yaml")}
-                | {e.parent for e in root.glob("**/evaluation.json")})
+    run_dirs = {c.parent.parent for c in root.glob("**/.hydra/config.yaml")} | {
+        e.parent for e in root.glob("**/evaluation.json")
+    }
     runs = []
     for run_dir in sorted(run_dirs):
         evaluation = run_dir / "evaluation.json"
@@ -193,12 +201,17 @@ def summarise(runs: list[Run], by: str) -> dict:
                 curves.setdefault(key, []).append(curve)
         summary["groups"][name] = {
             "n": len(members),
-            "seeds": sorted((config_value(r.config, "seed") for r in members),
-                            key=lambda seed: (type(seed).__name__, seed)),
+            "seeds": sorted(
+                (config_value(r.config, "seed") for r in members),
+                key=lambda seed: (type(seed).__name__, seed),
+            ),
             "runs": [r.name for r in members],
             "metrics": {key: _stats(v) for key, v in sorted(finals.items())},
-            "per_frame": {key: np.mean(v, axis=0).tolist() for key, v in sorted(curves.items())
-                          if len({len(c) for c in v}) == 1},
+            "per_frame": {
+                key: np.mean(v, axis=0).tolist()
+                for key, v in sorted(curves.items())
+                if len({len(c) for c in v}) == 1
+            },
         }
     summary["ranking"] = rank(summary["groups"])
     return summary
@@ -211,7 +224,11 @@ def rank(groups: dict) -> dict[str, list[list]]:
     for metric in sorted({m for g in groups.values() for m in g["metrics"] if ranks(m)}):
         rows = [[name, g["metrics"][metric]["mean"]] for name, g in groups.items() if metric in g["metrics"]]
         for suffix, title in BASELINE_ROWS:
-            values = [g["metrics"][metric + suffix]["mean"] for g in groups.values() if metric + suffix in g["metrics"]]
+            values = [
+                g["metrics"][metric + suffix]["mean"]
+                for g in groups.values()
+                if metric + suffix in g["metrics"]
+            ]
             if values:
                 rows.append([title, float(np.mean(values))])
         ranking[metric] = sorted(rows, key=lambda row: -row[1] if better(metric) == "higher" else row[1])
@@ -254,12 +271,17 @@ def plot_horizon(summary: dict, metric: str, out: Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, (group, g) in enumerate(summary["groups"].items()):
-        for suffix, style, label in (("", "-", group), (BASELINE, "--", f"{group} (copy last)"),
-                                     ("_vae_recon", ":", f"{group} (VAE ceiling)")):
+        for suffix, style, label in (
+            ("", "-", group),
+            (BASELINE, "--", f"{group} (copy last)"),
+            ("_vae_recon", ":", f"{group} (VAE ceiling)"),
+        ):
             curve = g["per_frame"].get(metric + suffix)
             if curve:
                 ax.plot(range(1, len(curve) + 1), curve, style, color=f"C{i}", label=label)
-    ax.set(xlabel="future frame", ylabel=metric, title=f"{metric} per future frame ({better(metric)} is better)")
+    ax.set(
+        xlabel="future frame", ylabel=metric, title=f"{metric} per future frame ({better(metric)} is better)"
+    )
     return _save(fig, ax, out / ("horizon_" + metric.replace("/", "_") + ".png"))
 
 
@@ -296,7 +318,11 @@ def write_report(summary: dict, plots: list[Path], sources: list[str], out: Path
     short = lambda m: m.removeprefix("val/")  # noqa: E731  (eval/ keys keep theirs: both can be present)
     header = ["group", "runs", "seeds"]
     for m in scored:
-        header += [short(m)] + [f"{short(m)} (copy last)"] * (m in twinned) + [f"{short(m)} (instruction gap)"] * (m in gapped)
+        header += (
+            [short(m)]
+            + [f"{short(m)} (copy last)"] * (m in twinned)
+            + [f"{short(m)} (instruction gap)"] * (m in gapped)
+        )
     rows = []
     for name, g in summary["groups"].items():
         row = [name, str(g["n"]), ", ".join(map(str, g["seeds"]))]
@@ -309,38 +335,95 @@ def write_report(summary: dict, plots: list[Path], sources: list[str], out: Path
                 row.append(_cell(g["metrics"].get(m + GAP)))
         rows.append(row)
     n = sum(g["n"] for g in groups)
-    intro = (f"{n} run{'s' * (n != 1)} from {', '.join(sources)}, grouped by "
-             f"`{summary['by']}`. Cells: final logged value, mean ± std over runs (n runs); copy last: the "
-             f"copy-last-frame baseline's mean; instruction gap: the score with the true instruction minus the "
-             f"score with another clip's, signed so that positive means the instruction helps (about zero: "
-             f"the instruction is ignored).")
+    intro = (
+        f"{n} run{'s' * (n != 1)} from {', '.join(sources)}, grouped by "
+        f"`{summary['by']}`. Cells: final logged value, mean ± std over runs (n runs); copy last: the "
+        f"copy-last-frame baseline's mean; instruction gap: the score with the true instruction minus the "
+        f"score with another clip's, signed so that positive means the instruction helps (about zero: "
+        f"the instruction is ignored)."
+    )
     skipped = [f"Skipped (no metrics): {', '.join(summary['skipped'])}."] if summary["skipped"] else []
     skipped += [f"Failed: {name} ({error})." for name, error in summary.get("failed", {}).items()]
     direction = "Better: " + ", ".join(f"{short(m)} {better(m)}" for m in scored) + "."
-    ranked = (f"Ranked on scores of sampled futures only ({', '.join(short(m) for m in summary['ranking'])}); "
-              f"diagnostics ({DIAGNOSTIC}*: each option's own losses, which mean different things per option), "
-              f"baselines and gaps are not ranked.")
-    ranking = [f"- {short(m)} ({better(m)} is better): " + " > ".join(f"{name} {value:.4g}" for name, value in order)
-               for m, order in summary["ranking"].items()]
-    diag_rows = [[name] + [_cell(g["metrics"].get(m)) for m in diagnostics] for name, g in summary["groups"].items()]
-    diag_md = (["", "## Sampler budget and diagnostics (not ranked)", "", *_table(["group", *map(short, diagnostics)], diag_rows)]
-               if diagnostics else [])
-    md = ["# Foresight comparison", "", intro, "", *(line + "\n" for line in skipped), *_table(header, rows),
-          "", direction, "", "## Ranking", "", ranked, "", *ranking, *diag_md,
-          "", "## Plots", "", *(f"![{p.stem}]({p.name})" for p in plots)]
+    ranked = (
+        f"Ranked on scores of sampled futures only ({', '.join(short(m) for m in summary['ranking'])}); "
+        f"diagnostics ({DIAGNOSTIC}*: each option's own losses, which mean different things per option), "
+        f"baselines and gaps are not ranked."
+    )
+    ranking = [
+        f"- {short(m)} ({better(m)} is better): " + " > ".join(f"{name} {value:.4g}" for name, value in order)
+        for m, order in summary["ranking"].items()
+    ]
+    diag_rows = [
+        [name] + [_cell(g["metrics"].get(m)) for m in diagnostics] for name, g in summary["groups"].items()
+    ]
+    diag_md = (
+        [
+            "",
+            "## Sampler budget and diagnostics (not ranked)",
+            "",
+            *_table(["group", *map(short, diagnostics)], diag_rows),
+        ]
+        if diagnostics
+        else []
+    )
+    md = [
+        "# Foresight comparison",
+        "",
+        intro,
+        "",
+        *(line + "\n" for line in skipped),
+        *_table(header, rows),
+        "",
+        direction,
+        "",
+        "## Ranking",
+        "",
+        ranked,
+        "",
+        *ranking,
+        *diag_md,
+        "",
+        "## Plots",
+        "",
+        *(f"![{p.stem}]({p.name})" for p in plots),
+    ]
     (out / "report.md").write_text("\n".join(md) + "\n")
-    images = [f'<img alt="{p.stem}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
-              for p in plots]
-    diag_html = (["<h2>Sampler budget and diagnostics (not ranked)</h2>", "<table>", _html_row("th", ["group", *map(short, diagnostics)]),
-                  *(_html_row("td", r) for r in diag_rows), "</table>"] if diagnostics else [])
-    page = ["<!doctype html><meta charset='utf-8'><title>Foresight comparison</title>",
-            "<style>body{font-family:sans-serif}td,th{border:1px solid #ccc;padding:4px 8px}"
-            "table{border-collapse:collapse}img{max-width:100%}</style>",
-            "<h1>Foresight comparison</h1>", *(f"<p>{html.escape(p)}</p>" for p in [intro, *skipped]),
-            "<table>", _html_row("th", header), *(_html_row("td", r) for r in rows), "</table>",
-            f"<p>{html.escape(direction)}</p>", "<h2>Ranking</h2>", f"<p>{html.escape(ranked)}</p>",
-            "<ul>", *(f"<li>{html.escape(line[2:])}</li>" for line in ranking), "</ul>", *diag_html,
-            "<h2>Plots</h2>", *images]
+    images = [
+        f'<img alt="{p.stem}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
+        for p in plots
+    ]
+    diag_html = (
+        [
+            "<h2>Sampler budget and diagnostics (not ranked)</h2>",
+            "<table>",
+            _html_row("th", ["group", *map(short, diagnostics)]),
+            *(_html_row("td", r) for r in diag_rows),
+            "</table>",
+        ]
+        if diagnostics
+        else []
+    )
+    page = [
+        "<!doctype html><meta charset='utf-8'><title>Foresight comparison</title>",
+        "<style>body{font-family:sans-serif}td,th{border:1px solid #ccc;padding:4px 8px}"
+        "table{border-collapse:collapse}img{max-width:100%}</style>",
+        "<h1>Foresight comparison</h1>",
+        *(f"<p>{html.escape(p)}</p>" for p in [intro, *skipped]),
+        "<table>",
+        _html_row("th", header),
+        *(_html_row("td", r) for r in rows),
+        "</table>",
+        f"<p>{html.escape(direction)}</p>",
+        "<h2>Ranking</h2>",
+        f"<p>{html.escape(ranked)}</p>",
+        "<ul>",
+        *(f"<li>{html.escape(line[2:])}</li>" for line in ranking),
+        "</ul>",
+        *diag_html,
+        "<h2>Plots</h2>",
+        *images,
+    ]
     (out / "report.html").write_text("\n".join(page) + "\n")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return [out / "report.md", out / "report.html", out / "summary.json", *plots]
@@ -365,14 +448,19 @@ def compare(sources: list[str], out: str | Path, by: str = "run_group") -> dict:
             print(f"warning: skipping {run.name}: no metrics (no metrics.csv, no wandb run)", file=sys.stderr)
     if not runs:
         raise ValueError(f"no runs with metrics in {', '.join(sources)} ({len(skipped)} without metrics)")
-    summary = {**summarise(runs, by), "skipped": [r.name for r in skipped if r.name not in failed],
-               "failed": failed}
+    summary = {
+        **summarise(runs, by),
+        "skipped": [r.name for r in skipped if r.name not in failed],
+        "failed": failed,
+    }
     out.mkdir(parents=True, exist_ok=True)
     keys = sorted({k for r in runs for k in r.history})
-    plots = [plot(runs, by, k, out) for k in keys
-             if k == "train/loss" or (k.startswith("val/") and (ranks(k) or k.endswith(GAP) or DIAGNOSTIC in k))]
+    plots = [
+        plot(runs, by, k, out)
+        for k in keys
+        if k == "train/loss" or (k.startswith("val/") and (ranks(k) or k.endswith(GAP) or DIAGNOSTIC in k))
+    ]
     horizons = sorted({k for g in summary["groups"].values() for k in g["per_frame"] if ranks(k)})
     plots += [plot_horizon(summary, k, out) for k in horizons]
     summary["files"] = [str(p) for p in write_report(summary, plots, sources, out)]
     return summary
-

@@ -23,15 +23,20 @@ from foresight.eval.scoring import DIAGNOSTIC, RANKING, SAMPLER, Scorer, better
 from foresight.predict import Predictor
 
 
-
 def lpips_metric(vgg: str | None, lin: str | None, device) -> tuple[dict, dict]:
     """({"lpips": scorer}, {}) when both weight files exist, else ({}, {"lpips": why it was skipped})."""
     from foresight.eval.lpips import LPIPS
 
-    missing = [f"lpips.{name}={path}" for name, path in (("vgg", vgg), ("lin", lin)) if not path or not Path(path).is_file()]
+    missing = [
+        f"lpips.{name}={path}"
+        for name, path in (("vgg", vgg), ("lin", lin))
+        if not path or not Path(path).is_file()
+    ]
     if missing:
-        return {}, {"lpips": f"skipped: no weights at {', '.join(missing)} (set lpips.vgg to torchvision's "
-                             f"vgg16-397923af.pth and lpips.lin to LPIPS v0.1's vgg.pth)"}
+        return {}, {
+            "lpips": f"skipped: no weights at {', '.join(missing)} (set lpips.vgg to torchvision's "
+            f"vgg16-397923af.pth and lpips.lin to LPIPS v0.1's vgg.pth)"
+        }
     return {"lpips": LPIPS(vgg, lin).to(device)}, {}
 
 
@@ -40,7 +45,9 @@ def fvd_network(i3d: str | None, device) -> tuple[torch.nn.Module | None, dict]:
     from foresight.eval.fvd import load_i3d
 
     if not i3d or not Path(i3d).is_file():
-        return None, {"fvd": f"skipped: no weights at fvd.i3d={i3d} (set fvd.i3d to pytorch-i3d's rgb_imagenet.pt)"}
+        return None, {
+            "fvd": f"skipped: no weights at fvd.i3d={i3d} (set fvd.i3d to pytorch-i3d's rgb_imagenet.pt)"
+        }
     return load_i3d(i3d).to(device), {}
 
 
@@ -51,14 +58,26 @@ def fvd_scores(features: dict[str, list[torch.Tensor]]) -> tuple[dict, dict]:
     real = torch.cat(features["truth"])  # (clips, 400)
     if len(real) < 2:
         return {}, {"fvd": f"skipped: FVD needs at least 2 clips, got {len(real)}"}
-    return {"fvd": frechet_distance(torch.cat(features["pred"]), real),
-            "fvd_copy_last": frechet_distance(torch.cat(features["copy_last"]), real)}, {}
+    return {
+        "fvd": frechet_distance(torch.cat(features["pred"]), real),
+        "fvd_copy_last": frechet_distance(torch.cat(features["copy_last"]), real),
+    }, {}
 
 
-def evaluate(ckpt: str | Path | None, shards: str | None = None, limit: int | None = None, batch_size: int = 4,
-             seed: int = 0, device: str | None = None, lpips_vgg: str | None = None,
-             lpips_lin: str | None = None, fvd_i3d: str | None = None, config=None) -> dict:
-    """Mean metrics over the clips (each batch weighted by its size), per-frame curves, and FVD over all clips.
+def evaluate(
+    ckpt: str | Path | None,
+    shards: str | None = None,
+    limit: int | None = None,
+    batch_size: int = 4,
+    seed: int = 0,
+    device: str | None = None,
+    lpips_vgg: str | None = None,
+    lpips_lin: str | None = None,
+    fvd_i3d: str | None = None,
+    config=None,
+) -> dict:
+    """Mean metrics over the clips (each batch weighted by its size), per-frame curves, and FVD over all
+    clips.
     ckpt=None with `config`: a baseline with nothing to train (option=i2v), built from the composed config."""
     predictor = Predictor(ckpt, device=device, config=config)
     module = predictor.module
@@ -78,66 +97,98 @@ def evaluate(ckpt: str | Path | None, shards: str | None = None, limit: int | No
     for index, batch in enumerate(torch.utils.data.DataLoader(windows, batch_size=None)):
         batch = {k: v.to(module.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         size = len(batch["caption"])
-        scores = scorer(module, batch, seed=seed + index, per_frame=True,
-                        on_futures=collect if i3d is not None else None)
+        scores = scorer(
+            module, batch, seed=seed + index, per_frame=True, on_futures=collect if i3d is not None else None
+        )
         for key, value in scores.items():
             sums[key] = sums.get(key, 0) + value.double().cpu() * size
         clips += size
     if clips == 0:
-        raise ValueError(f"no usable clip in {shards or predictor.cfg.data.val_shards} "
-                         f"(skipped: {dict(windows.skips) or 'none'}); check the shards and the window")
+        raise ValueError(
+            f"no usable clip in {shards or predictor.cfg.data.val_shards} "
+            f"(skipped: {dict(windows.skips) or 'none'}); check the shards and the window"
+        )
     means = {k: v / clips for k, v in sums.items()}
     fvd, skipped = fvd_scores(features) if i3d is not None else ({}, {})
     not_computed |= skipped
     meta = predictor.meta
     trained = meta.get("config", {})
-    group = {"run_group": trained.get("run_group") if predictor.path else meta["option"]}  # a baseline: its name
+    group = {
+        "run_group": trained.get("run_group") if predictor.path else meta["option"]
+    }  # a baseline: its name
     return {
-        "checkpoint": str(predictor.path or "none (nothing trained)"), "option": meta.get("option"),
+        "checkpoint": str(predictor.path or "none (nothing trained)"),
+        "option": meta.get("option"),
         "step": meta.get("step"),
         # what `foresight compare` groups by, as for the training runs
         "config": {**{k: trained.get(k) for k in ("seed", "option")}, **group},
-        "shards": shards or predictor.cfg.data.val_shards, "clips": clips, "skipped": dict(windows.skips),
-        "seed": seed, "seconds": round(time.perf_counter() - started, 2),
+        "shards": shards or predictor.cfg.data.val_shards,
+        "clips": clips,
+        "skipped": dict(windows.skips),
+        "seed": seed,
+        "seconds": round(time.perf_counter() - started, 2),
         "metrics": {**{k: float(v) for k, v in means.items() if v.ndim == 0}, **fvd},
         "per_frame": {k.removesuffix("_frames"): v.tolist() for k, v in means.items() if v.ndim == 1},
         "not_computed": not_computed,
     }
 
 
-BESIDE = (("_copy_last", "copy last (raw)"), ("_copy_last_vae", "copy last (VAE)"),
-          ("_vae_recon", "VAE reconstruction (ceiling)"), ("_instruction_gap", "instruction gap"))
+BESIDE = (
+    ("_copy_last", "copy last (raw)"),
+    ("_copy_last_vae", "copy last (VAE)"),
+    ("_vae_recon", "VAE reconstruction (ceiling)"),
+    ("_instruction_gap", "instruction gap"),
+)
 
 
 def markdown(result: dict) -> str:
     """The result as a short report: each ranking metric beside its baselines and instruction gap,
     the diagnostics, then the per-frame curves."""
     m = result["metrics"]
-    lines = [f"# Evaluation of option {result['option']} at step {result['step']}", "",
-             f"`{result['checkpoint']}` on {result['clips']} clips of `{result['shards']}` "
-             f"(seed {result['seed']}; skipped: {result['skipped'] or 'none'}).", "",
-             "| metric | model | " + " | ".join(title for _, title in BESIDE) + " | better |",
-             "|---" * (len(BESIDE) + 3) + "|"]
+    lines = [
+        f"# Evaluation of option {result['option']} at step {result['step']}",
+        "",
+        f"`{result['checkpoint']}` on {result['clips']} clips of `{result['shards']}` "
+        f"(seed {result['seed']}; skipped: {result['skipped'] or 'none'}).",
+        "",
+        "| metric | model | " + " | ".join(title for _, title in BESIDE) + " | better |",
+        "|---" * (len(BESIDE) + 3) + "|",
+    ]
     for key in (k for k in RANKING if k in m):
         cells = [f"{m[key + suffix]:.4g}" if key + suffix in m else "—" for suffix, _ in BESIDE]
         lines.append(f"| {key} | {m[key]:.4g} | " + " | ".join(cells) + f" | {better(key)} |")
     diagnostics = [k for k in m if k.startswith(DIAGNOSTIC)]
     pf = result["per_frame"]
     columns = [k for k in pf if not k.endswith("_mismatched")]
-    lines += ["", "Instruction gap: the score with the true instruction minus the score with another clip's "
-                  "(same noise), signed so that positive means the instruction helps.", "",
-              "Sampler: " + ", ".join(f"{k.removeprefix(SAMPLER).replace('_', ' ')} {m[k]:g}" for k in m
-                                      if k.startswith(SAMPLER)) + " (per sample).", "",
-              "Diagnostics (the option's own losses; not comparable across options): "
-              + ", ".join(f"{k.removeprefix(DIAGNOSTIC)} {m[k]:.4g}" for k in diagnostics) + ".", "",
-              "Per future frame (frame 1 is the first predicted frame):", "",
-              "| frame | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    lines += [
+        "",
+        "Instruction gap: the score with the true instruction minus the score with another clip's "
+        "(same noise), signed so that positive means the instruction helps.",
+        "",
+        "Sampler: "
+        + ", ".join(
+            f"{k.removeprefix(SAMPLER).replace('_', ' ')} {m[k]:g}" for k in m if k.startswith(SAMPLER)
+        )
+        + " (per sample).",
+        "",
+        "Diagnostics (the option's own losses; not comparable across options): "
+        + ", ".join(f"{k.removeprefix(DIAGNOSTIC)} {m[k]:.4g}" for k in diagnostics)
+        + ".",
+        "",
+        "Per future frame (frame 1 is the first predicted frame):",
+        "",
+        "| frame | " + " | ".join(columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
     for i in range(len(pf["psnr"])):
         lines.append(f"| {i + 1} | " + " | ".join(f"{pf[c][i]:.3g}" for c in columns) + " |")
     if "fvd" in m:
-        lines += ["", f"FVD: Fréchet distance of I3D (Kinetics-400) logits over the {result['clips']} predicted, "
-                      f"copy-last and true futures (the given frame excluded). With fewer than a few hundred "
-                      f"clips FVD is strongly biased upward: compare values only at the same clip count."]
+        lines += [
+            "",
+            f"FVD: Fréchet distance of I3D (Kinetics-400) logits over the {result['clips']} predicted, "
+            f"copy-last and true futures (the given frame excluded). With fewer than a few hundred "
+            f"clips FVD is strongly biased upward: compare values only at the same clip count.",
+        ]
     if result["not_computed"]:
         lines += ["", *(f"{k.upper()}: {v}." for k, v in result["not_computed"].items())]
     return "\n".join(lines) + "\n"

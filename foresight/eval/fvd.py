@@ -29,10 +29,14 @@ CHUNK = 8  # clips per forward pass: bounds activation memory on long futures
 # The inception modules (pytorch-i3d's names) and their branch widths:
 # b0 1x1 | b1a 1x1 -> b1b 3x3x3 | b2a 1x1 -> b2b 3x3x3 | 3x3x3 max pool -> b3b 1x1
 MIXED = {
-    "Mixed_3b": (64, 96, 128, 16, 32, 32), "Mixed_3c": (128, 128, 192, 32, 96, 64),
-    "Mixed_4b": (192, 96, 208, 16, 48, 64), "Mixed_4c": (160, 112, 224, 24, 64, 64),
-    "Mixed_4d": (128, 128, 256, 24, 64, 64), "Mixed_4e": (112, 144, 288, 32, 64, 64),
-    "Mixed_4f": (256, 160, 320, 32, 128, 128), "Mixed_5b": (256, 160, 320, 32, 128, 128),
+    "Mixed_3b": (64, 96, 128, 16, 32, 32),
+    "Mixed_3c": (128, 128, 192, 32, 96, 64),
+    "Mixed_4b": (192, 96, 208, 16, 48, 64),
+    "Mixed_4c": (160, 112, 224, 24, 64, 64),
+    "Mixed_4d": (128, 128, 256, 24, 64, 64),
+    "Mixed_4e": (112, 144, 288, 32, 64, 64),
+    "Mixed_4f": (256, 160, 320, 32, 128, 128),
+    "Mixed_5b": (256, 160, 320, 32, 128, 128),
     "Mixed_5c": (384, 192, 384, 48, 128, 128),
 }
 POOL_BEFORE = {"Mixed_4b": ((3, 3, 3), (2, 2, 2)), "Mixed_5b": ((2, 2, 2), (2, 2, 2))}  # (kernel, stride)
@@ -45,7 +49,7 @@ def same_pad(x: Tensor, kernel: tuple[int, ...], stride: tuple[int, ...]) -> Ten
     the smaller half first. Zeros, also before max pools: their inputs follow a ReLU, so it is the same.
     """
     pads = []
-    for size, k, s in zip(reversed(x.shape[2:]), reversed(kernel), reversed(stride)):
+    for size, k, s in zip(reversed(x.shape[2:]), reversed(kernel), reversed(stride), strict=True):
         total = max(k - (s if size % s == 0 else size % s), 0)
         pads += [total // 2, total - total // 2]
     return F.pad(x, pads)
@@ -133,7 +137,9 @@ def load_i3d(path: str | Path) -> I3D:
     given = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     wrong = first_mismatch(expected, given)
     if wrong:
-        raise ValueError(f"{path}: not pytorch-i3d's 400-class InceptionI3d weights (models/rgb_imagenet.pt): {wrong}")
+        raise ValueError(
+            f"{path}: not pytorch-i3d's 400-class InceptionI3d weights (models/rgb_imagenet.pt): {wrong}"
+        )
     model.load_state_dict(given, strict=False)  # only num_batches_tracked may be left out
     return model.requires_grad_(False).eval()
 

@@ -36,11 +36,17 @@ class LPIPS(nn.Module):
                 conv.bias.data.copy_(vgg_state[f"features.{index}.bias"])
                 self.convs.append(conv)
                 channels = conv.out_channels
-        self.heads = nn.ParameterList([nn.Parameter(lin_state[f"lin{k}.model.1.weight"].view(1, -1, 1, 1))
-                                       for k in range(len(VGG_BLOCKS))])
+        self.heads = nn.ParameterList(
+            [
+                nn.Parameter(lin_state[f"lin{k}.model.1.weight"].view(1, -1, 1, 1))
+                for k in range(len(VGG_BLOCKS))
+            ]
+        )
         if [h.shape[1] for h in self.heads] != VGG_WIDTHS:
-            raise ValueError(f"{lin}: LPIPS heads of widths {[h.shape[1] for h in self.heads]}, expected "
-                             f"{VGG_WIDTHS} (the v0.1 VGG heads, lpips/weights/v0.1/vgg.pth)")
+            raise ValueError(
+                f"{lin}: LPIPS heads of widths {[h.shape[1] for h in self.heads]}, expected "
+                f"{VGG_WIDTHS} (the v0.1 VGG heads, lpips/weights/v0.1/vgg.pth)"
+            )
         self.requires_grad_(False).eval()
 
     def features(self, x: Tensor) -> list[Tensor]:
@@ -65,7 +71,9 @@ class LPIPS(nn.Module):
             return v.reshape(b * f, *v.shape[2:]).permute(0, 3, 1, 2).to(device).float() / 127.5 - 1
 
         dist = torch.zeros(b * f, device=device)
-        for head, x, y in zip(self.heads, self.features(prep(pred)), self.features(prep(target))):
+        for head, x, y in zip(
+            self.heads, self.features(prep(pred)), self.features(prep(target)), strict=True
+        ):
             x = x / (x.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)  # unit norm over channels
             y = y / (y.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
             dist += ((x - y).pow(2) * head).sum(1).mean(dim=(1, 2))

@@ -10,12 +10,12 @@ from torch import Tensor
 def psnr(pred: Tensor, target: Tensor) -> Tensor:
     """Per-frame PSNR in dB of videos (B, F, H, W, 3) in [0, 255]: (B, F)."""
     mse = (pred.float() - target.float()).pow(2).mean(dim=(-3, -2, -1))
-    return 10 * torch.log10(255.0 ** 2 / mse.clamp_min(1e-10))
+    return 10 * torch.log10(255.0**2 / mse.clamp_min(1e-10))
 
 
 def _gaussian(size: int = 11, sigma: float = 1.5) -> Tensor:
     x = torch.arange(size, dtype=torch.float32) - size // 2
-    g = torch.exp(-x ** 2 / (2 * sigma ** 2))
+    g = torch.exp(-(x**2) / (2 * sigma**2))
     return g / g.sum()
 
 
@@ -35,9 +35,9 @@ def ssim(pred: Tensor, target: Tensor) -> Tensor:
         return F.conv2d(z, win)
 
     mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x ** 2
-    var_y = blur(y * y) - mu_y ** 2
+    var_x = blur(x * x) - mu_x**2
+    var_y = blur(y * y) - mu_y**2
     cov = blur(x * y) - mu_x * mu_y
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
+    s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     return s.mean(dim=(-2, -1)).reshape(b, f, c).mean(-1)

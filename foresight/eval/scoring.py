@@ -77,14 +77,24 @@ class Scorer:
     frozen encoders (features encoded live) and batches of two or more clips.
     """
 
-    def __init__(self, frame_metrics: dict[str, FrameMetric] | None = None, baselines: bool = True,
-                 instruction_gap: bool = True) -> None:
+    def __init__(
+        self,
+        frame_metrics: dict[str, FrameMetric] | None = None,
+        baselines: bool = True,
+        instruction_gap: bool = True,
+    ) -> None:
         self.frame_metrics = {**FRAME_METRICS, **(frame_metrics or {})}
         self.baselines, self.instruction_gap = baselines, instruction_gap
 
     @torch.no_grad()
-    def __call__(self, module, batch: dict, seed: int, per_frame: bool = False,
-                 on_futures: Callable[[Tensor, Tensor, Tensor], None] | None = None) -> dict[str, Tensor]:
+    def __call__(
+        self,
+        module,
+        batch: dict,
+        seed: int,
+        per_frame: bool = False,
+        on_futures: Callable[[Tensor, Tensor, Tensor], None] | None = None,
+    ) -> dict[str, Tensor]:
         """{key: scalar} (and `<key>_frames`, (F-1,) means per future frame, with per_frame).
 
         on_futures: called with the scored futures (predicted, copy-last, true), each (B, F-1, H, W, 3)
@@ -93,8 +103,11 @@ class Scorer:
         ltx = module.ltx
         metrics = self.diagnostics(module, feats, seed)
         steps, guidance = module.option.sampler_budget(ltx, feats)
-        metrics |= {f"{SAMPLER}steps": torch.tensor(float(steps)), f"{SAMPLER}guidance": torch.tensor(float(guidance)),
-                    f"{SAMPLER}dit_calls": torch.tensor(float(steps * (2 if guidance != 1.0 else 1)))}
+        metrics |= {
+            f"{SAMPLER}steps": torch.tensor(float(steps)),
+            f"{SAMPLER}guidance": torch.tensor(float(guidance)),
+            f"{SAMPLER}dit_calls": torch.tensor(float(steps * (2 if guidance != 1.0 else 1))),
+        }
         pred_latents, pred = self.predict(module, feats, seed)  # (B, 128, f, h, w), (B, F, H, W, 3)
         truth = batch["target"][:, 1:]  # frame 0 is the given current frame
         still = batch["context"][:, -1:].expand_as(batch["target"])  # the current frame held: (B, F, H, W, 3)
@@ -102,8 +115,10 @@ class Scorer:
         future = ~feats.first_frame_mask()  # (B, N)
         target = feats.target_tokens()
         videos = {"": pred[:, 1:], "_copy_last": still[:, 1:]}
-        latents = {"": masked_mse(pack(pred_latents), target, future),
-                   "_copy_last": masked_mse(pack(still_latents), target, future)}
+        latents = {
+            "": masked_mse(pack(pred_latents), target, future),
+            "_copy_last": masked_mse(pack(still_latents), target, future),
+        }
         if self.baselines:
             videos["_copy_last_vae"] = self.decode(ltx, still_latents, seed)[:, 1:]
             videos["_vae_recon"] = self.decode(ltx, feats.target, seed)[:, 1:]
@@ -136,8 +151,9 @@ class Scorer:
             if option.uses_dit:
                 for q in FLOW_QUANTILES:
                     torch.manual_seed(seed)
-                    out[f"{DIAGNOSTIC}flow_t{q}"] = option.loss(module.adapter, module.ltx, feats, training=False,
-                                                              fixed_t=q)["loss"]
+                    out[f"{DIAGNOSTIC}flow_t{q}"] = option.loss(
+                        module.adapter, module.ltx, feats, training=False, fixed_t=q
+                    )["loss"]
         return out
 
     @staticmethod
@@ -150,7 +166,9 @@ class Scorer:
     @staticmethod
     def decode(ltx, latents: Tensor, seed: int) -> Tensor:
         """Latents through the same decoder (and decode noise) as predictions: uint8 (B, F, H, W, 3)."""
-        return video_to_frames(ltx.decode(latents, generator=torch.Generator(latents.device).manual_seed(seed)))
+        return video_to_frames(
+            ltx.decode(latents, generator=torch.Generator(latents.device).manual_seed(seed))
+        )
 
     def mismatched_features(self, module, batch: dict, feats: Features) -> Features | None:
         """The features with other clips' instructions, or None where that cannot be measured."""

@@ -50,7 +50,9 @@ class QueryBlock(nn.Module):
         self.self_attn = Attention(width, heads)
         self.norm_mlp = nn.LayerNorm(width)
         hidden = int(width * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, width))
+        self.mlp = nn.Sequential(
+            nn.Linear(width, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, width)
+        )
 
     def forward(self, q: Tensor, ctx: Tensor, ctx_mask: Tensor) -> Tensor:
         q = q + self.cross(self.norm_cross(q), self.norm_ctx(ctx), ctx_mask)  # (B, K, W)
@@ -69,8 +71,16 @@ def fourier_positions(pos: Tensor, freqs: int, max_period: float = 64.0) -> Tens
 class QueryAdapter(nn.Module):
     """(B, L, in_dim) VLM states + mask, (B or 1, K, 3) query positions -> (B, K, out_dim)."""
 
-    def __init__(self, in_dim: int, out_dim: int, width: int = 256, depth: int = 2, heads: int = 4,
-                 mlp_ratio: float = 4.0, pos_freqs: int = 8) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        width: int = 256,
+        depth: int = 2,
+        heads: int = 4,
+        mlp_ratio: float = 4.0,
+        pos_freqs: int = 8,
+    ) -> None:
         super().__init__()
         self.pos_freqs = pos_freqs
         self.in_proj = nn.Sequential(nn.LayerNorm(in_dim), nn.Linear(in_dim, width))

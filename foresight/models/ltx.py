@@ -33,7 +33,7 @@ SPATIAL = 32  # pixels per latent row/column
 TEMPORAL = 8  # frames per latent frame after the first (causal: latent frame 0 is pixel frame 0 alone)
 
 
-# --- token geometry: the same in training and sampling ---------------------------------------------
+# --- token geometry: the same in training and sampling (docs/tokens.md) ----------------------------
 
 
 def pack(latents: Tensor) -> Tensor:
@@ -72,7 +72,9 @@ def rope_coords(positions: Tensor, fps: Tensor, causal: bool = True) -> Tensor:
     if positions.ndim == 2:
         positions = positions.unsqueeze(0).expand(fps.shape[0], -1, -1)
     f = positions[..., 0]
-    frame = torch.where((f > 0) & causal, f * TEMPORAL + 1 - TEMPORAL, f * TEMPORAL)  # (B, N) pixel-frame index
+    frame = torch.where(
+        (f > 0) & causal, f * TEMPORAL + 1 - TEMPORAL, f * TEMPORAL
+    )  # (B, N) pixel-frame index
     t = frame / fps.to(positions)[:, None]
     return torch.stack([t, positions[..., 1] * SPATIAL, positions[..., 2] * SPATIAL], dim=1)  # (B, 3, N)
 
@@ -141,9 +143,16 @@ class LTXVideo(nn.Module):
             expected = ["vae/config.json", "transformer/config.json", "text_encoder/config.json", "tokenizer"]
             source = resolve_pretrained(pretrained, expected)
             vae = AutoencoderKLLTXVideo.from_pretrained(source, subfolder="vae", torch_dtype=dt)
-            transformer = (load_single_file_dit(transformer_file, source, dt) if transformer_file else
-                           LTXVideoTransformer3DModel.from_pretrained(source, subfolder="transformer", torch_dtype=dt))
-            self.text_encoder = FrozenTextEncoder(source, dtype=dtype, max_tokens=text_max_tokens) if text_encoder else None
+            transformer = (
+                load_single_file_dit(transformer_file, source, dt)
+                if transformer_file
+                else LTXVideoTransformer3DModel.from_pretrained(
+                    source, subfolder="transformer", torch_dtype=dt
+                )
+            )
+            self.text_encoder = (
+                FrozenTextEncoder(source, dtype=dtype, max_tokens=text_max_tokens) if text_encoder else None
+            )
         self.vae, self.transformer = freeze(vae), freeze(transformer)
         check_decoder(self.vae, pretrained, decode_timestep, decode_noise_scale)
         self.decode_timestep, self.decode_noise_scale = decode_timestep, decode_noise_scale
@@ -172,8 +181,13 @@ class LTXVideo(nn.Module):
         """Inject a trainable LoRA into the DiT through peft (diffusers' PeftAdapterMixin)."""
         from peft import LoraConfig
 
-        cfg = LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(targets), lora_dropout=dropout,
-                         init_lora_weights=True)  # B = 0: the frozen DiT's behaviour is unchanged at step 0
+        cfg = LoraConfig(
+            r=rank,
+            lora_alpha=alpha,
+            target_modules=list(targets),
+            lora_dropout=dropout,
+            init_lora_weights=True,
+        )  # B = 0: the frozen DiT's behaviour is unchanged at step 0
         self.transformer.add_adapter(cfg)
         for name, p in self.transformer.named_parameters():
             p.requires_grad_("lora_" in name)
@@ -236,24 +250,33 @@ class LTXVideo(nn.Module):
         return v.float()
 
 
-def latent_noise(batch: int, channels: int, grid: tuple[int, int, int], generator: torch.Generator | None,
-                 device) -> Tensor:
+def latent_noise(
+    batch: int, channels: int, grid: tuple[int, int, int], generator: torch.Generator | None, device
+) -> Tensor:
     """Gaussian noise (B, N, C) for the tokens of `grid`, drawn in the latent layout (B, C, F, H, W)
     and packed, as diffusers' LTX pipelines draw it: the same seed gives the same video."""
     return pack(torch.randn(batch, channels, *grid, generator=generator, device=device))
 
 
-def check_decoder(vae: AutoencoderKLLTXVideo, pretrained: str, decode_timestep: float | None,
-                  decode_noise_scale: float | None) -> None:
+def check_decoder(
+    vae: AutoencoderKLLTXVideo,
+    pretrained: str,
+    decode_timestep: float | None,
+    decode_noise_scale: float | None,
+) -> None:
     """One line, before any decode, when the decoder settings do not fit the VAE that was loaded."""
     conditioned = vae.config.timestep_conditioning
     if decode_timestep is not None and not conditioned:
-        raise ValueError(f"model.decode_timestep={decode_timestep} asks for the denoising decoder, but the VAE of "
-                         f"{pretrained} has none (0.9.0); set model.decode_timestep=null and "
-                         f"model.decode_noise_scale=null, or use a 0.9.1+ release")
+        raise ValueError(
+            f"model.decode_timestep={decode_timestep} asks for the denoising decoder, but the VAE of "
+            f"{pretrained} has none (0.9.0); set model.decode_timestep=null and "
+            f"model.decode_noise_scale=null, or use a 0.9.1+ release"
+        )
     if conditioned and (decode_timestep is None or decode_noise_scale is None):
-        raise ValueError(f"the VAE of {pretrained} has a timestep-conditioned (denoising) decoder: set "
-                         f"model.decode_timestep and model.decode_noise_scale (LTX's configs: 0.05 and 0.025)")
+        raise ValueError(
+            f"the VAE of {pretrained} has a timestep-conditioned (denoising) decoder: set "
+            f"model.decode_timestep and model.decode_noise_scale (LTX's configs: 0.05 and 0.025)"
+        )
 
 
 def set_attention_backend(transformer: LTXVideoTransformer3DModel, name: str) -> None:
@@ -264,28 +287,35 @@ def set_attention_backend(transformer: LTXVideoTransformer3DModel, name: str) ->
 
     names = sorted(b.value for b in AttentionBackendName)
     if name.lower() not in names:
-        raise ValueError(f"model.attention_backend={name!r} is not a diffusers attention backend; use null (PyTorch "
-                         f"SDPA) or one of: {', '.join(names)}")
+        raise ValueError(
+            f"model.attention_backend={name!r} is not a diffusers attention backend; use null (PyTorch "
+            f"SDPA) or one of: {', '.join(names)}"
+        )
     default = _AttentionBackendRegistry._active_backend
     transformer.set_attention_backend(name)
     _AttentionBackendRegistry.set_active_backend(default)
 
 
-def load_single_file_dit(transformer_file: str, config_source: str, dtype: torch.dtype) -> LTXVideoTransformer3DModel:
+def load_single_file_dit(
+    transformer_file: str, config_source: str, dtype: torch.dtype
+) -> LTXVideoTransformer3DModel:
     """A DiT published as one original-layout safetensors file, with its config from `config_source`'s
     transformer/ (the releases that share an architecture share a config)."""
     path = Path(os.path.expanduser(transformer_file))
     on_hub = not transformer_file.startswith(("/", ".", "~")) and transformer_file.count("/") == 2
     if not path.is_file():
         if not on_hub:
-            raise FileNotFoundError(f"model.transformer_file={transformer_file} not found; give a local "
-                                    f".safetensors file or org/name/file.safetensors on the hub")
+            raise FileNotFoundError(
+                f"model.transformer_file={transformer_file} not found; give a local "
+                f".safetensors file or org/name/file.safetensors on the hub"
+            )
         from huggingface_hub import hf_hub_download
 
         org, name, filename = transformer_file.split("/", 2)
         path = Path(hf_hub_download(f"{org}/{name}", filename))
-    return LTXVideoTransformer3DModel.from_single_file(str(path), config=config_source, subfolder="transformer",
-                                                       torch_dtype=dtype)
+    return LTXVideoTransformer3DModel.from_single_file(
+        str(path), config=config_source, subfolder="transformer", torch_dtype=dtype
+    )
 
 
 # --- tiny twins -------------------------------------------------------------------------------------

@@ -12,23 +12,42 @@ from foresight.models.hub import freeze, own_rng, resolve_pretrained, torch_dtyp
 from foresight.models.tokenizers import word_tokenizer
 
 # T5-v1.1-XXL's encoder: d_model 4096, 24 layers, 64 heads of 64, gated-GELU FFN of 10240.
-T5_XXL = dict(d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64, vocab_size=32128,
-              feed_forward_proj="gated-gelu", is_encoder_decoder=False, use_cache=False)
+T5_XXL = dict(
+    d_model=4096,
+    d_kv=64,
+    d_ff=10240,
+    num_layers=24,
+    num_heads=64,
+    vocab_size=32128,
+    feed_forward_proj="gated-gelu",
+    is_encoder_decoder=False,
+    use_cache=False,
+)
 T5_TINY = dict(T5_XXL, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4)
 
 
 class FrozenTextEncoder(nn.Module):
     """Captions -> (states (B, T, d_model), mask (B, T) bool), padded to max_tokens as LTX does."""
 
-    def __init__(self, pretrained: str, dtype: str = "float32", max_tokens: int = 256, twin: str | None = None,
-                 text_encoder_subfolder: str = "text_encoder", tokenizer_subfolder: str = "tokenizer") -> None:
+    def __init__(
+        self,
+        pretrained: str,
+        dtype: str = "float32",
+        max_tokens: int = 256,
+        twin: str | None = None,
+        text_encoder_subfolder: str = "text_encoder",
+        tokenizer_subfolder: str = "tokenizer",
+    ) -> None:
         super().__init__()
         if twin is not None and not Path(pretrained).exists():
             build_tiny_text_encoder(pretrained)
-        source = resolve_pretrained(pretrained, [f"{text_encoder_subfolder}/config.json", tokenizer_subfolder])
+        source = resolve_pretrained(
+            pretrained, [f"{text_encoder_subfolder}/config.json", tokenizer_subfolder]
+        )
         self.tokenizer = load_tokenizer(source, tokenizer_subfolder)
-        self.model = freeze(T5EncoderModel.from_pretrained(source, subfolder=text_encoder_subfolder,
-                                                           dtype=torch_dtype(dtype)))
+        self.model = freeze(
+            T5EncoderModel.from_pretrained(source, subfolder=text_encoder_subfolder, dtype=torch_dtype(dtype))
+        )
         self.max_tokens = max_tokens
         self.out_dim = self.model.config.d_model
 
@@ -37,11 +56,18 @@ class FrozenTextEncoder(nn.Module):
 
     @torch.no_grad()
     def forward(self, captions: list[str]) -> tuple[Tensor, Tensor]:
-        tok = self.tokenizer(list(captions), padding="max_length", max_length=self.max_tokens, truncation=True,
-                             return_tensors="pt")
+        tok = self.tokenizer(
+            list(captions),
+            padding="max_length",
+            max_length=self.max_tokens,
+            truncation=True,
+            return_tensors="pt",
+        )
         device = self.model.device
         mask = tok.attention_mask.to(device)  # (B, T)
-        states = self.model(input_ids=tok.input_ids.to(device), attention_mask=mask).last_hidden_state  # (B, T, D)
+        states = self.model(
+            input_ids=tok.input_ids.to(device), attention_mask=mask
+        ).last_hidden_state  # (B, T, D)
         return states, mask.bool()
 
 
@@ -61,6 +87,8 @@ def build_tiny_text_encoder(directory: str | Path, seed: int = 0) -> None:
     directory = Path(directory)
     tokenizer = word_tokenizer([], pad="<pad>", eos="</s>", unk="<unk>", append_eos=True)
     torch.manual_seed(seed)
-    model = T5EncoderModel(T5Config(**dict(T5_TINY, vocab_size=len(tokenizer), pad_token_id=0, eos_token_id=1)))
+    model = T5EncoderModel(
+        T5Config(**dict(T5_TINY, vocab_size=len(tokenizer), pad_token_id=0, eos_token_id=1))
+    )
     model.save_pretrained(directory / "text_encoder")
     tokenizer.save_pretrained(directory / "tokenizer")

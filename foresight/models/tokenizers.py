@@ -19,7 +19,9 @@ what happens next predict future video clip show shows describe is are it its th
 small large big little tiny bright dark plain textured gently you helpful assistant system user""".split()
 
 
-def word_tokenizer(special: list[str], pad: str, eos: str, unk: str, append_eos: bool = False) -> PreTrainedTokenizerFast:
+def word_tokenizer(
+    special: list[str], pad: str, eos: str, unk: str, append_eos: bool = False
+) -> PreTrainedTokenizerFast:
     """A lower-casing, whitespace/punctuation-split word-level tokenizer with these special tokens.
 
     append_eos: end every sequence with eos, as T5's tokenizer does.
@@ -29,9 +31,13 @@ def word_tokenizer(special: list[str], pad: str, eos: str, unk: str, append_eos:
         vocab.setdefault(w, len(vocab))
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=unk))
     core.normalizer = normalizers.Lowercase()
-    core.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
+    core.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()]
+    )
     if append_eos:
-        core.post_processor = processors.TemplateProcessing(single=f"$A {eos}", special_tokens=[(eos, vocab[eos])])
+        core.post_processor = processors.TemplateProcessing(
+            single=f"$A {eos}", special_tokens=[(eos, vocab[eos])]
+        )
     tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token=pad, eos_token=eos, unk_token=unk)
     tok.add_special_tokens({"additional_special_tokens": [s for s in special if s not in (pad, eos, unk)]})
     return tok

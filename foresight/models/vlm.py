@@ -18,45 +18,105 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor, nn
-from transformers import (AutoTokenizer, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration,
-                          Qwen2VLImageProcessorPil)
+from transformers import (
+    AutoTokenizer,
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
+    Qwen2VLImageProcessorPil,
+)
 
 from foresight.models.hub import freeze, own_rng, resolve_pretrained, torch_dtype
 from foresight.models.tokenizers import word_tokenizer
 
-SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-           "<|image_pad|>", "<|video_pad|>"]
+SPECIAL = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
 SYSTEM = "You are a helpful assistant."
 
-_VISION = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, patch_size=14,
-               spatial_merge_size=2, temporal_patch_size=2, window_size=112, fullatt_block_indexes=[7, 15, 23, 31])
-_TEXT_7B = dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-                num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=128000,
-                rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]})
+_VISION = dict(
+    depth=32,
+    hidden_size=1280,
+    intermediate_size=3420,
+    num_heads=16,
+    patch_size=14,
+    spatial_merge_size=2,
+    temporal_patch_size=2,
+    window_size=112,
+    fullatt_block_indexes=[7, 15, 23, 31],
+)
+_TEXT_7B = dict(
+    vocab_size=152064,
+    hidden_size=3584,
+    intermediate_size=18944,
+    num_hidden_layers=28,
+    num_attention_heads=28,
+    num_key_value_heads=4,
+    max_position_embeddings=128000,
+    rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
+)
 SIZES = {
     "7b": dict(text=_TEXT_7B, vision=dict(_VISION, out_hidden_size=3584), tie=False),
-    "3b": dict(text=dict(_TEXT_7B, vocab_size=151936, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36,
-                         num_attention_heads=16, num_key_value_heads=2),
-               vision=dict(_VISION, out_hidden_size=2048), tie=True),
+    "3b": dict(
+        text=dict(
+            _TEXT_7B,
+            vocab_size=151936,
+            hidden_size=2048,
+            intermediate_size=11008,
+            num_hidden_layers=36,
+            num_attention_heads=16,
+            num_key_value_heads=2,
+        ),
+        vision=dict(_VISION, out_hidden_size=2048),
+        tie=True,
+    ),
     # head_dim 16: mrope sections (t, h, w) must sum to head_dim / 2
-    "tiny": dict(text=dict(_TEXT_7B, vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                           rope_parameters={"rope_type": "default", "rope_theta": 1e4, "mrope_section": [2, 3, 3]}),
-                 vision=dict(_VISION, depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
-                             fullatt_block_indexes=[1]), tie=False),
+    "tiny": dict(
+        text=dict(
+            _TEXT_7B,
+            vocab_size=512,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=4096,
+            rope_parameters={"rope_type": "default", "rope_theta": 1e4, "mrope_section": [2, 3, 3]},
+        ),
+        vision=dict(
+            _VISION,
+            depth=2,
+            hidden_size=32,
+            intermediate_size=64,
+            num_heads=2,
+            out_hidden_size=64,
+            fullatt_block_indexes=[1],
+        ),
+        tie=False,
+    ),
 }
 
 
-def qwen2_5_vl_config(size: str, vision_ids: dict[str, int] | None = None,
-                      text_ids: dict[str, int] | None = None) -> Qwen2_5_VLConfig:
+def qwen2_5_vl_config(
+    size: str, vision_ids: dict[str, int] | None = None, text_ids: dict[str, int] | None = None
+) -> Qwen2_5_VLConfig:
     """Published sizes, set explicitly: the default Qwen2_5_VLConfig() is 72B-sized.
 
     vision_ids: image/video/vision_start/vision_end token ids; text_ids: bos/eos ids (twins only:
     real checkpoints carry their own).
     """
     spec = SIZES[size]
-    return Qwen2_5_VLConfig(text_config=dict(spec["text"], tie_word_embeddings=spec["tie"], **(text_ids or {})),
-                            vision_config=spec["vision"], tie_word_embeddings=spec["tie"], **(vision_ids or {}))
+    return Qwen2_5_VLConfig(
+        text_config=dict(spec["text"], tie_word_embeddings=spec["tie"], **(text_ids or {})),
+        vision_config=spec["vision"],
+        tie_word_embeddings=spec["tie"],
+        **(vision_ids or {}),
+    )
 
 
 class FrozenVLM(nn.Module):
@@ -65,9 +125,17 @@ class FrozenVLM(nn.Module):
     Sequences are right-padded; `mask` is True on real tokens (vision and text alike).
     """
 
-    def __init__(self, pretrained: str, dtype: str = "float32", layers: list[int] = (-1,),
-                 max_pixels: int | None = None, max_text_tokens: int = 128, twin: str | None = None,
-                 size: str | None = None, device: str | None = None) -> None:
+    def __init__(
+        self,
+        pretrained: str,
+        dtype: str = "float32",
+        layers: list[int] = (-1,),
+        max_pixels: int | None = None,
+        max_text_tokens: int = 128,
+        twin: str | None = None,
+        size: str | None = None,
+        device: str | None = None,
+    ) -> None:
         """twin="tiny": build a tiny twin into `pretrained` if absent, then load it. twin="random":
         random weights of the published `size` ("7b", "3b") in memory on `device`, with the offline
         tokenizer (speed benchmarks: only token counts matter, not ids)."""
@@ -78,7 +146,10 @@ class FrozenVLM(nn.Module):
             eos = self.tokenizer.eos_token_id
             with torch.device(device or "cpu"):
                 model = Qwen2_5_VLForConditionalGeneration(
-                    qwen2_5_vl_config(size, _vision_ids(self.tokenizer), {"bos_token_id": eos, "eos_token_id": eos}))
+                    qwen2_5_vl_config(
+                        size, _vision_ids(self.tokenizer), {"bos_token_id": eos, "eos_token_id": eos}
+                    )
+                )
             model = model.to(torch_dtype(dtype))
         else:
             if twin is not None and not Path(pretrained).exists():
@@ -114,22 +185,27 @@ class FrozenVLM(nn.Module):
         out = self.image_processor(images=list(frames), return_tensors="pt")
         grid = out["image_grid_thw"][0]  # (1, h, w) per frame
         tp = self.image_processor.temporal_patch_size
-        patches = out["pixel_values"].view(len(frames), -1, 3, tp, self.image_processor.patch_size ** 2)
+        patches = out["pixel_values"].view(len(frames), -1, 3, tp, self.image_processor.patch_size**2)
         # take one temporal slot per frame, then pair consecutive frames into the two slots
-        pairs = patches[:, :, :, 0].reshape(len(frames) // tp, tp, *patches.shape[1:3], -1)  # (T, 2, hw, 3, p*p)
+        pairs = patches[:, :, :, 0].reshape(
+            len(frames) // tp, tp, *patches.shape[1:3], -1
+        )  # (T, 2, hw, 3, p*p)
         video = pairs.permute(0, 2, 3, 1, 4).reshape(-1, 3 * tp * patches.shape[-1])  # (T*hw, 3*2*p*p)
         return video, torch.tensor([[len(frames) // tp, int(grid[1]), int(grid[2])]])
 
     def prompt(self, num_video_tokens: int, instruction: str) -> str:
         # Qwen2.5-VL's chat format, the video placeholder expanded to one token per merged patch
-        return (f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n<|vision_start|>"
-                f"{'<|video_pad|>' * num_video_tokens}<|vision_end|>{instruction}<|im_end|>\n<|im_start|>assistant\n")
+        return (
+            f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n<|vision_start|>"
+            f"{'<|video_pad|>' * num_video_tokens}<|vision_end|>{instruction}<|im_end|>\n"
+            "<|im_start|>assistant\n"
+        )
 
     @torch.no_grad()
     def forward(self, context: Tensor, prompts: list[str]) -> tuple[Tensor, Tensor]:
-        merge = self.image_processor.merge_size ** 2
+        merge = self.image_processor.merge_size**2
         pixels, grids, texts = [], [], []
-        for frames, instruction in zip(context.cpu().numpy(), prompts):
+        for frames, instruction in zip(context.cpu().numpy(), prompts, strict=True):
             video, grid = self.video_patches(frames)
             pixels.append(video)
             grids.append(grid)
@@ -173,15 +249,23 @@ def batch_window_attention(visual: nn.Module) -> None:
         layouts[:] = [*layouts[-1:], (cu, index.clamp(max=length - 1), valid)]
         return layouts[-1][1], valid
 
-    def attention(attn: nn.Module, hidden_states: Tensor, cu_seqlens: Tensor,
-                  position_embeddings: tuple[Tensor, Tensor], **kwargs) -> Tensor:
+    def attention(
+        attn: nn.Module,
+        hidden_states: Tensor,
+        cu_seqlens: Tensor,
+        position_embeddings: tuple[Tensor, Tensor],
+        **kwargs,
+    ) -> Tensor:
         s = hidden_states.shape[0]  # patches, window-major (the tower permutes them so)
-        q, k, v = attn.qkv(hidden_states).reshape(s, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)  # (S, H, d)
+        q, k, v = (
+            attn.qkv(hidden_states).reshape(s, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
+        )  # (S, H, d)
         q, k = apply_rotary_pos_emb_vision(q, k, *position_embeddings)
         index, valid = windows(cu_seqlens, s)  # (W, L)
         q, k, v = (x[index].transpose(1, 2) for x in (q, k, v))  # (W, H, L, d)
-        out = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=valid[:, None, None, :],
-                                                         scale=attn.scaling)  # (W, H, L, d)
+        out = nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=valid[:, None, None, :], scale=attn.scaling
+        )  # (W, H, L, d)
         out = out.transpose(1, 2)[valid]  # (S, H, d): windows are contiguous and in order
         return attn.proj(out.reshape(s, -1))
 
@@ -191,9 +275,15 @@ def batch_window_attention(visual: nn.Module) -> None:
 
 def _vision_ids(tokenizer) -> dict[str, int]:
     """The config's vision token ids, as this tokenizer numbers them."""
-    return {name: tokenizer.convert_tokens_to_ids(tok) for name, tok in [
-        ("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
-        ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>")]}
+    return {
+        name: tokenizer.convert_tokens_to_ids(tok)
+        for name, tok in [
+            ("image_token_id", "<|image_pad|>"),
+            ("video_token_id", "<|video_pad|>"),
+            ("vision_start_token_id", "<|vision_start|>"),
+            ("vision_end_token_id", "<|vision_end|>"),
+        ]
+    }
 
 
 @own_rng

@@ -2,7 +2,7 @@
 
 An option is a small stateless object (its hyperparameters only). The LightningModule owns the
 adapter and the frozen LTX; an option says how they make a loss from `Features` and how they
-sample a future from them, so all options share one training loop.
+sample a future from them, so all options share one training loop. The math of each: docs/options.md.
 """
 
 from __future__ import annotations
@@ -61,8 +61,14 @@ class Option:
         z_hat = adapter(feats.vlm_states, feats.vlm_mask, feats.positions()[None])  # (B, N, 128)
         return torch.where(cond[..., None], feats.known_tokens(), z_hat)
 
-    def loss(self, adapter: QueryAdapter, ltx: LTXVideo, feats: Features,
-             training: bool = True, fixed_t: float | None = None) -> dict[str, Tensor]:
+    def loss(
+        self,
+        adapter: QueryAdapter,
+        ltx: LTXVideo,
+        feats: Features,
+        training: bool = True,
+        fixed_t: float | None = None,
+    ) -> dict[str, Tensor]:
         """The loss; returns {"loss": scalar, ...named parts for logging}.
 
         training=False: no dropped conditions. fixed_t: evaluate the DiT's flow loss at this flow
@@ -70,8 +76,9 @@ class Option:
         """
         raise NotImplementedError
 
-    def sample(self, adapter: QueryAdapter, ltx: LTXVideo, feats: Features,
-               generator: torch.Generator | None = None) -> Tensor:
+    def sample(
+        self, adapter: QueryAdapter, ltx: LTXVideo, feats: Features, generator: torch.Generator | None = None
+    ) -> Tensor:
         """Predicted future latents (B, 128, f, h, w), normalised; frame 0 is the known frame."""
         raise NotImplementedError
 

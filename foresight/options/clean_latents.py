@@ -20,15 +20,22 @@ class CleanLatents(Option):
     name = "A"
     uses_dit = False
 
-    def loss(self, adapter: QueryAdapter, ltx: LTXVideo, feats: Features,
-             training: bool = True, fixed_t: float | None = None) -> dict[str, Tensor]:
+    def loss(
+        self,
+        adapter: QueryAdapter,
+        ltx: LTXVideo,
+        feats: Features,
+        training: bool = True,
+        fixed_t: float | None = None,
+    ) -> dict[str, Tensor]:
         cond = self.condition_mask(feats, training)  # (B, N)
         z_hat = self.estimate(adapter, feats, cond)  # (B, N, 128)
         loss = masked_mse(z_hat, feats.target_tokens(), ~cond)
         return {"loss": loss, "regression": loss.detach()}
 
     @torch.no_grad()
-    def sample(self, adapter: QueryAdapter, ltx: LTXVideo, feats: Features,
-               generator: torch.Generator | None = None) -> Tensor:
+    def sample(
+        self, adapter: QueryAdapter, ltx: LTXVideo, feats: Features, generator: torch.Generator | None = None
+    ) -> Tensor:
         z_hat = self.estimate(adapter, feats, self.condition_mask(feats, training=False))
         return unpack(z_hat, feats.grid)

@@ -38,17 +38,22 @@ class DiffusionOption(Option):
 
     learned_null = True  # the null condition guidance pushes away from is taught by cond_dropout
 
-    def __init__(self, sample_steps: int | None = None, guidance: float | None = 1.0, cond_dropout: float = 0.0,
-                 **base) -> None:
+    def __init__(
+        self, sample_steps: int | None = None, guidance: float | None = 1.0, cond_dropout: float = 0.0, **base
+    ) -> None:
         """guidance None: the release's published scale (model.guidance), for i2v, whose null is LTX's own."""
         super().__init__(**base)
         if sample_steps is not None and sample_steps < 1:
-            raise ValueError(f"option.sample_steps={sample_steps} must be >= 1, or null for the release's own count")
+            raise ValueError(
+                f"option.sample_steps={sample_steps} must be >= 1, or null for the release's own count"
+            )
         if not 0.0 <= cond_dropout < 1.0:
             raise ValueError(f"option.cond_dropout={cond_dropout} must be in [0, 1)")
         if self.learned_null and guidance not in (None, 1.0) and cond_dropout == 0.0:
-            raise ValueError(f"option.guidance={guidance} guides against the null condition, which "
-                             f"option.cond_dropout=0 never trains; set option.cond_dropout (e.g. 0.1) or guidance=1")
+            raise ValueError(
+                f"option.guidance={guidance} guides against the null condition, which "
+                f"option.cond_dropout=0 never trains; set option.cond_dropout (e.g. 0.1) or guidance=1"
+            )
         self.sample_steps = sample_steps
         self.guidance = guidance
         self.cond_dropout = cond_dropout
@@ -60,30 +65,45 @@ class DiffusionOption(Option):
         keep = torch.rand(conditioning.shape[0], device=conditioning.device) >= self.cond_dropout  # (B,)
         return conditioning * keep.view(-1, *([1] * (conditioning.ndim - 1))).to(conditioning)
 
-    def dit_input(self, adapter: QueryAdapter, ltx: LTXVideo, feats: Features, target: Tensor, cond: Tensor,
-                  training: bool, null: bool = False) -> DiTInput:
+    def dit_input(
+        self,
+        adapter: QueryAdapter,
+        ltx: LTXVideo,
+        feats: Features,
+        target: Tensor,
+        cond: Tensor,
+        training: bool,
+        null: bool = False,
+    ) -> DiTInput:
         """The DiT sequence for target tokens (B, N, 128) with conditioning mask (B, N), the
         adapter's output placed as the option places it (zeroed when null). The target tokens
         come last in the sequence."""
         raise NotImplementedError
 
-    def loss(self, adapter: QueryAdapter, ltx: LTXVideo, feats: Features, training: bool = True,
-             fixed_t: float | None = None) -> dict[str, Tensor]:
+    def loss(
+        self,
+        adapter: QueryAdapter,
+        ltx: LTXVideo,
+        feats: Features,
+        training: bool = True,
+        fixed_t: float | None = None,
+    ) -> dict[str, Tensor]:
         cond = self.condition_mask(feats, training)  # (B, N)
         inp = self.dit_input(adapter, ltx, feats, feats.target_tokens(), cond, training)
         loss = self.flow_loss(ltx, inp, feats.num_tokens, fixed_t)
         return {"loss": loss, "flow": loss.detach()}
 
     @torch.no_grad()
-    def sample(self, adapter: QueryAdapter, ltx: LTXVideo, feats: Features,
-               generator: torch.Generator | None = None) -> Tensor:
+    def sample(
+        self, adapter: QueryAdapter, ltx: LTXVideo, feats: Features, generator: torch.Generator | None = None
+    ) -> Tensor:
         cond = self.condition_mask(feats, training=False)
         known = feats.known_tokens()  # (B, N, 128): the current frame in place
         inp = self.dit_input(adapter, ltx, feats, known, cond, training=False)
         guided = self.guidance_scale(ltx) != 1.0
         null = self.dit_input(adapter, ltx, feats, known, cond, training=False, null=True) if guided else None
         out = self.generate(ltx, inp, feats.grid, null, generator)  # (B, K+N, 128)
-        return unpack(out[:, -feats.num_tokens:], feats.grid)
+        return unpack(out[:, -feats.num_tokens :], feats.grid)
 
     def sampler_budget(self, ltx: LTXVideo, feats: Features) -> tuple[int, float]:
         return len(ltx.schedule.times(feats.num_tokens, self.sample_steps)) - 1, self.guidance_scale(ltx)
@@ -91,7 +111,9 @@ class DiffusionOption(Option):
     def guidance_scale(self, ltx: LTXVideo) -> float:
         return ltx.guidance if self.guidance is None else self.guidance
 
-    def flow_loss(self, ltx: LTXVideo, inp: DiTInput, num_target_tokens: int, fixed_t: float | None = None) -> Tensor:
+    def flow_loss(
+        self, ltx: LTXVideo, inp: DiTInput, num_target_tokens: int, fixed_t: float | None = None
+    ) -> Tensor:
         """LTX's objective: x_t on the straight path, velocity e - z0, MSE over generated tokens."""
         t = self.flow_times(inp.tokens.shape[0], num_target_tokens, fixed_t, inp.tokens.device)  # (B,)
         noise = torch.randn_like(inp.tokens)
@@ -99,8 +121,14 @@ class DiffusionOption(Option):
         v_pred = ltx.velocity(x_t, t_tok, inp.coords, inp.text, inp.text_mask)
         return flow.masked_mse(v_pred, flow.velocity(inp.tokens, noise), ~inp.cond)
 
-    def generate(self, ltx: LTXVideo, inp: DiTInput, grid: tuple[int, int, int], null: DiTInput | None,
-                 generator: torch.Generator | None) -> Tensor:
+    def generate(
+        self,
+        ltx: LTXVideo,
+        inp: DiTInput,
+        grid: tuple[int, int, int],
+        null: DiTInput | None,
+        generator: torch.Generator | None,
+    ) -> Tensor:
         """Euler from full noise to t=0; given tokens untouched. Returns tokens (B, N, 128).
 
         The target tokens come last in the sequence; their noise is drawn as diffusers' pipelines
@@ -115,8 +143,13 @@ class DiffusionOption(Option):
         def velocity(x_t: Tensor, t_tok: Tensor) -> Tensor:
             v = ltx.velocity(x_t, t_tok, inp.coords, inp.text, inp.text_mask)
             if guided:
-                v_null = ltx.velocity(torch.where(inp.cond[..., None], null.tokens, x_t), t_tok, null.coords,
-                                      null.text, null.text_mask)
+                v_null = ltx.velocity(
+                    torch.where(inp.cond[..., None], null.tokens, x_t),
+                    t_tok,
+                    null.coords,
+                    null.text,
+                    null.text_mask,
+                )
                 v = v_null + scale * (v - v_null)
             return v
 

@@ -25,8 +25,10 @@ class ImagePath(DiffusionOption):
     def __init__(self, placement: str = "prepend", cond_frames: int = 1, **base) -> None:
         super().__init__(**base)
         if placement not in ("prepend", "target"):
-            raise ValueError(f"option.placement={placement!r}: use 'prepend' (extra frames before the target) "
-                             f"or 'target' (at the target's positions, IC-LoRA style)")
+            raise ValueError(
+                f"option.placement={placement!r}: use 'prepend' (extra frames before the target) "
+                f"or 'target' (at the target's positions, IC-LoRA style)"
+            )
         if cond_frames < 1:
             raise ValueError(f"option.cond_frames={cond_frames} must be >= 1")
         self.placement, self.cond_frames = placement, cond_frames
@@ -39,8 +41,16 @@ class ImagePath(DiffusionOption):
             return grid_positions(feats.grid, device=device)
         return grid_positions((self.cond_frames, h, w), frame_offset=-self.cond_frames, device=device)
 
-    def dit_input(self, adapter: QueryAdapter, ltx: LTXVideo, feats: Features, target: Tensor, cond: Tensor,
-                  training: bool, null: bool = False) -> DiTInput:
+    def dit_input(
+        self,
+        adapter: QueryAdapter,
+        ltx: LTXVideo,
+        feats: Features,
+        target: Tensor,
+        cond: Tensor,
+        training: bool,
+        null: bool = False,
+    ) -> DiTInput:
         pos = self.cond_positions(feats)  # (K, 3)
         tokens = adapter(feats.vlm_states, feats.vlm_mask, pos[None])  # (B, K, 128)
         tokens = torch.zeros_like(tokens) if null else self.drop(tokens, training)

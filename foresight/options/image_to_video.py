@@ -22,11 +22,21 @@ class ImageToVideo(DiffusionOption):
     uses_adapter = False
     learned_null = False  # LTX learned its unconditional prediction from empty prompts
 
-    def dit_input(self, adapter, ltx: LTXVideo, feats: Features, target: Tensor, cond: Tensor, training: bool,
-                  null: bool = False) -> DiTInput:
+    def dit_input(
+        self,
+        adapter,
+        ltx: LTXVideo,
+        feats: Features,
+        target: Tensor,
+        cond: Tensor,
+        training: bool,
+        null: bool = False,
+    ) -> DiTInput:
         text, mask = feats.text, feats.text_mask
         if null:  # the empty prompt through T5
             if ltx.text_encoder is None:
-                raise ValueError("option=i2v with guidance needs T5 for the empty prompt; encode live, not from the cache")
+                raise ValueError(
+                    "option=i2v with guidance needs T5 for the empty prompt; encode live, not from the cache"
+                )
             text, mask = ltx.text_encoder([""] * feats.batch_size)
         return DiTInput(target, cond, ltx.coords(feats.positions(), feats.fps), text, mask)

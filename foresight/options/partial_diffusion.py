@@ -26,8 +26,15 @@ from foresight.options.base import Option
 class PartialDiffusion(Option):
     name = "B"
 
-    def __init__(self, t_star: float = 0.6, sample_steps: int | None = None, detach_estimate: bool = True,
-                 regression_weight: float = 1.0, flow_weight: float = 1.0, **base) -> None:
+    def __init__(
+        self,
+        t_star: float = 0.6,
+        sample_steps: int | None = None,
+        detach_estimate: bool = True,
+        regression_weight: float = 1.0,
+        flow_weight: float = 1.0,
+        **base,
+    ) -> None:
         super().__init__(**base)
         if not 0.0 < t_star <= 1.0:
             raise ValueError(f"option.t_star={t_star} must be in (0, 1]; e.g. 0.6")
@@ -37,8 +44,14 @@ class PartialDiffusion(Option):
         self.regression_weight = regression_weight
         self.flow_weight = flow_weight
 
-    def loss(self, adapter: QueryAdapter, ltx: LTXVideo, feats: Features,
-             training: bool = True, fixed_t: float | None = None) -> dict[str, Tensor]:
+    def loss(
+        self,
+        adapter: QueryAdapter,
+        ltx: LTXVideo,
+        feats: Features,
+        training: bool = True,
+        fixed_t: float | None = None,
+    ) -> dict[str, Tensor]:
         z0 = feats.target_tokens()  # (B, N, 128)
         cond = self.condition_mask(feats, training)  # (B, N)
         z_hat = self.estimate(adapter, feats, cond)  # (B, N, 128)
@@ -53,15 +66,18 @@ class PartialDiffusion(Option):
         x_t, v = flow.partial_path(x_start, z0, t, self.t_star)  # (B, N, 128) each
         x_t = torch.where(cond[..., None], z0, x_t)  # conditioning tokens stay clean
         t_tok = flow.token_timesteps(t, cond, feats.num_tokens)  # (B, N), 0 on conditioning
-        v_pred = ltx.velocity(x_t, t_tok, ltx.coords(feats.positions(), feats.fps), feats.text, feats.text_mask)
+        v_pred = ltx.velocity(
+            x_t, t_tok, ltx.coords(feats.positions(), feats.fps), feats.text, feats.text_mask
+        )
         fm = flow.masked_mse(v_pred, v, ~cond)
 
         loss = self.regression_weight * regression + self.flow_weight * fm
         return {"loss": loss, "regression": regression.detach(), "flow": fm.detach()}
 
     @torch.no_grad()
-    def sample(self, adapter: QueryAdapter, ltx: LTXVideo, feats: Features,
-               generator: torch.Generator | None = None) -> Tensor:
+    def sample(
+        self, adapter: QueryAdapter, ltx: LTXVideo, feats: Features, generator: torch.Generator | None = None
+    ) -> Tensor:
         cond = self.condition_mask(feats, training=False)  # (B, N)
         z_hat = self.estimate(adapter, feats, cond)  # (B, N, 128)
         noise = latent_noise(feats.batch_size, z_hat.shape[-1], feats.grid, generator, z_hat.device)

@@ -24,12 +24,24 @@ class Prefix(DiffusionOption):
     uses_adapter = False
     needs_context_latents = True
 
-    def dit_input(self, adapter, ltx: LTXVideo, feats: Features, target: Tensor, cond: Tensor, training: bool,
-                  null: bool = False) -> DiTInput:
-        context = feats.context_latents  # (B, 128, C-1, h, w): the frames before the current one, oldest first
+    def dit_input(
+        self,
+        adapter,
+        ltx: LTXVideo,
+        feats: Features,
+        target: Tensor,
+        cond: Tensor,
+        training: bool,
+        null: bool = False,
+    ) -> DiTInput:
+        context = (
+            feats.context_latents
+        )  # (B, 128, C-1, h, w): the frames before the current one, oldest first
         if context is None:
-            raise ValueError("option=prefix needs the context frames' latents, which these features lack "
-                             "(a feature cache written before they were cached): re-run python preprocess.py")
+            raise ValueError(
+                "option=prefix needs the context frames' latents, which these features lack "
+                "(a feature cache written before they were cached): re-run python preprocess.py"
+            )
         prefix = pack(context)  # (B, (C-1)*h*w, 128)
         prefix = torch.zeros_like(prefix) if null else self.drop(prefix, training)
         pos = self.prefix_positions(feats)  # ((C-1)*h*w, 3)

@@ -25,7 +25,9 @@ class TextPath(DiffusionOption):
     def __init__(self, num_tokens: int = 64, mode: str = "replace", **base) -> None:
         super().__init__(**base)
         if mode not in ("replace", "append"):
-            raise ValueError(f"option.mode={mode!r}: use 'replace' (adapter tokens only) or 'append' (after T5)")
+            raise ValueError(
+                f"option.mode={mode!r}: use 'replace' (adapter tokens only) or 'append' (after T5)"
+            )
         if not 1 <= num_tokens <= MAX_CAPTION_TOKENS:
             raise ValueError(f"option.num_tokens={num_tokens} must be in 1..{MAX_CAPTION_TOKENS}")
         self.num_tokens, self.mode = num_tokens, mode
@@ -44,7 +46,15 @@ class TextPath(DiffusionOption):
             return tokens, mask
         return torch.cat([feats.text.to(tokens), tokens], 1), torch.cat([feats.text_mask, mask], 1)
 
-    def dit_input(self, adapter, ltx: LTXVideo, feats: Features, tokens: Tensor, cond: Tensor, training: bool,
-                  null: bool = False) -> DiTInput:
+    def dit_input(
+        self,
+        adapter,
+        ltx: LTXVideo,
+        feats: Features,
+        tokens: Tensor,
+        cond: Tensor,
+        training: bool,
+        null: bool = False,
+    ) -> DiTInput:
         text, text_mask = self.caption(adapter, feats, training, null)
         return DiTInput(tokens, cond, ltx.coords(feats.positions(), feats.fps), text, text_mask)

@@ -19,7 +19,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 
-def write_atomically(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str]) -> Path:
+def write_atomically(
+    tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str]
+) -> Path:
     """save_file into a temporary sibling named after this host and process, then rename it into place:
     nobody ever reads half a file, and a kill mid-write leaves the previous file intact (the temporary
     file it leaves is removed by `remove_dead_temporaries`)."""
@@ -32,7 +34,9 @@ def write_atomically(tensors: dict[str, torch.Tensor], path: str | os.PathLike, 
 
 
 TEMP_MARK = ".tmp-"  # .<name>.tmp-<host>-<pid>: the writer of a temporary file
-STALE_SECONDS = 3600  # a temporary file untouched this long has no live writer on any host (a write takes seconds)
+STALE_SECONDS = (
+    3600  # a temporary file untouched this long has no live writer on any host (a write takes seconds)
+)
 
 
 def remove_dead_temporaries(root: str | os.PathLike) -> list[Path]:
@@ -45,8 +49,9 @@ def remove_dead_temporaries(root: str | os.PathLike) -> list[Path]:
         writer = tmp.name.rsplit(".tmp", 1)[1]
         writer_host, _, pid = writer[1:].rpartition("-") if writer.startswith("-") else (host, "", writer)
         try:
-            dead = (writer_host == host and pid.isdigit() and not _running(int(pid))) \
-                or time.time() - tmp.stat().st_mtime > STALE_SECONDS
+            dead = (
+                writer_host == host and pid.isdigit() and not _running(int(pid))
+            ) or time.time() - tmp.stat().st_mtime > STALE_SECONDS
             if dead:
                 tmp.unlink()
                 removed.append(tmp)
@@ -82,17 +87,23 @@ def read_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def unreadable(path, error: Exception) -> ValueError:
-    return ValueError(f"{path} is not a readable safetensors file ({error}): truncated, not fully copied, or "
-                      f"not a checkpoint; pass a complete file written by train.py")
+    return ValueError(
+        f"{path} is not a readable safetensors file ({error}): truncated, not fully copied, or "
+        f"not a checkpoint; pass a complete file written by train.py"
+    )
 
 
 def parse_json(raw: str, path: str | os.PathLike, key: str) -> dict[str, Any]:
     try:
         value = json.loads(raw)
     except (ValueError, RecursionError) as e:
-        raise ValueError(f"{path}: its '{key}' metadata is not valid JSON ({str(e)[:80]}); the file was not "
-                         f"written by train.py or was altered") from None
+        raise ValueError(
+            f"{path}: its '{key}' metadata is not valid JSON ({str(e)[:80]}); the file was not "
+            f"written by train.py or was altered"
+        ) from None
     if not isinstance(value, dict):
-        raise ValueError(f"{path}: its '{key}' metadata is not a JSON object; the file was not written by "
-                         f"train.py or was altered")
+        raise ValueError(
+            f"{path}: its '{key}' metadata is not a JSON object; the file was not written by "
+            f"train.py or was altered"
+        )
     return value

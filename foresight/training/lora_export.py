@@ -12,7 +12,6 @@ from pathlib import Path
 
 from diffusers import LTXConditionPipeline
 from safetensors.torch import save_file
-
 from torch import Tensor
 
 from foresight.models.ltx import LTXVideo
@@ -33,10 +32,13 @@ def export_lora(ltx: LTXVideo, directory: str | Path, lora: dict[str, Tensor] | 
         lora = {n: p for n, p in transformer.named_parameters() if "lora_" in n}
     # peft's names carry the adapter name (`to_q.lora_A.default.weight`); the files do not. (Done here
     # rather than by peft's get_peft_model_state_dict, which drops every key under FSDP's wrappers.)
-    state = {k.replace(".default.", "."): v.detach().contiguous().cpu() for k, v in lora.items() if "lora_" in k}
+    state = {
+        k.replace(".default.", "."): v.detach().contiguous().cpu() for k, v in lora.items() if "lora_" in k
+    }
     config = transformer.peft_config["default"].to_dict()
     metadata = {k: (sorted(v) if isinstance(v, set) else v) for k, v in config.items()}
-    LTXConditionPipeline.save_lora_weights(directory, transformer_lora_layers=state,
-                                           transformer_lora_adapter_metadata=metadata)
+    LTXConditionPipeline.save_lora_weights(
+        directory, transformer_lora_layers=state, transformer_lora_adapter_metadata=metadata
+    )
     save_file({f"diffusion_model.{k}": v for k, v in state.items()}, str(directory / DIFFUSION_MODEL_FILE))
     return [directory / DIFFUSERS_FILE, directory / DIFFUSION_MODEL_FILE]

@@ -7,7 +7,6 @@ with keys that mean the same for every option, so that runs and options compare 
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import lightning as L
@@ -20,7 +19,6 @@ from foresight.models.adapter import QueryAdapter
 from foresight.models.ltx import LTXVideo
 from foresight.models.vlm import FrozenVLM
 from foresight.options.base import Option
-
 
 
 def plain_name(name: str) -> str:
@@ -36,7 +34,7 @@ class ForesightModule(L.LightningModule):
         option: Option,
         adapter: Callable[..., QueryAdapter],
         optimizer: Callable[..., torch.optim.Optimizer],
-        warmup_steps: int = 0,
+        scheduler: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler] | None = None,
         val_seed: int = 0,
         vlm_dim: int | None = None,
         baselines: bool = True,
@@ -61,10 +59,13 @@ class ForesightModule(L.LightningModule):
         self.vlm, self.ltx, self.option = vlm, ltx, option
         if option.lora:
             ltx.add_lora(**option.lora)
-        self.adapter = (adapter(in_dim=vlm.out_dim if vlm is not None else vlm_dim, out_dim=option.adapter_out_dim(ltx))
-                        if option.uses_adapter else None)
+        self.adapter = (
+            adapter(in_dim=vlm.out_dim if vlm is not None else vlm_dim, out_dim=option.adapter_out_dim(ltx))
+            if option.uses_adapter
+            else None
+        )
         self.optimizer_factory = optimizer
-        self.warmup_steps = warmup_steps
+        self.scheduler_factory = scheduler
         self.val_seed = val_seed
         self.scorer = Scorer(baselines=baselines, instruction_gap=instruction_gap)
         self.strict_loading = False  # training-state checkpoints hold the trainable tensors only
@@ -87,7 +88,9 @@ class ForesightModule(L.LightningModule):
         """The frozen models that only run forward (VLM, VAE, T5; those loaded): FSDP keeps them whole."""
         return [m for m in (self.vlm, self.ltx.vae, self.ltx.text_encoder) if m is not None]
 
-    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+    def configure_gradient_clipping(
+        self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
+    ) -> None:
         from lightning.pytorch.strategies import FSDPStrategy
 
         if gradient_clip_val and isinstance(self.trainer.strategy, FSDPStrategy):
@@ -106,23 +109,19 @@ class ForesightModule(L.LightningModule):
         saved, trainable = set(checkpoint["state_dict"]), set(self.trainable_state_dict())
         if saved != trainable:
             missing, unexpected = sorted(trainable - saved), sorted(saved - trainable)
-            raise ValueError(f"the checkpoint's trainable tensors do not fit this model (missing {missing[:3]}, "
-                             f"unexpected {unexpected[:3]}); resume with the config it was trained with")
+            raise ValueError(
+                f"the checkpoint's trainable tensors do not fit this model (missing {missing[:3]}, "
+                f"unexpected {unexpected[:3]}); resume with the config it was trained with"
+            )
 
     def configure_optimizers(self) -> dict[str, Any]:
-        params = [p for p in self.parameters() if p.requires_grad]
-        opt = self.optimizer_factory(params)
-        warmup = self.warmup_steps
-        total = max(self.trainer.max_steps, 1) if self.trainer else 1
-
-        def lr_scale(step: int) -> float:  # linear warm-up, then cosine to 10%
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
-            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_scale)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        opt = self.optimizer_factory([p for p in self.parameters() if p.requires_grad])
+        if self.scheduler_factory is None:
+            return {"optimizer": opt}
+        return {
+            "optimizer": opt,
+            "lr_scheduler": {"scheduler": self.scheduler_factory(opt), "interval": "step"},
+        }
 
     # steps --------------------------------------------------------------------------------------
 
@@ -131,8 +130,10 @@ class ForesightModule(L.LightningModule):
         if "features" in batch:
             return batch["features"]
         if (self.vlm is None and self.option.uses_adapter) or self.ltx.text_encoder is None:
-            raise ValueError("this module was built without its frozen encoders (to train from the feature "
-                             "cache) and cannot encode video; build it with the VLM and T5 loaded (predict.py does)")
+            raise ValueError(
+                "this module was built without its frozen encoders (to train from the feature "
+                "cache) and cannot encode video; build it with the VLM and T5 loaded (predict.py does)"
+            )
         return encode_batch(batch, self.vlm, self.ltx, context_latents=self.option.needs_context_latents)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
@@ -148,7 +149,9 @@ class ForesightModule(L.LightningModule):
         if dm is not None and hasattr(dm, "consumed"):
             skips = dm.consumed(batch)  # also records the data position that checkpoints save
             if skips:
-                self.log_dict({f"data/skipped_{k}": torch.tensor(float(v)) for k, v in skips.items()}, batch_size=bs)
+                self.log_dict(
+                    {f"data/skipped_{k}": torch.tensor(float(v)) for k, v in skips.items()}, batch_size=bs
+                )
         return out["loss"]
 
     def on_train_batch_end(self, outputs, batch: dict, batch_idx: int) -> None:

@@ -15,11 +15,18 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks.progress import ProgressBar
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.text import Text
 
-log = logging.getLogger("foresight")
+log = logging.getLogger(__name__)
 
 
 class StepsPerSecond(ProgressColumn):
@@ -52,12 +59,21 @@ class StepProgress(ProgressBar):
         self.started, self.start_step = time.monotonic(), trainer.global_step
         console = Console(stderr=True)
         if console.is_terminal:
-            self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("loss {task.fields[loss]}"), StepsPerSecond(), TimeRemainingColumn(),
-                                     TimeElapsedColumn(), console=console, speed_estimate_period=60)
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]}"),
+                StepsPerSecond(),
+                TimeRemainingColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                speed_estimate_period=60,
+            )
             self.progress.start()
-            self.train_task = self.progress.add_task("train", total=trainer.max_steps,
-                                                     completed=trainer.global_step, loss="-")
+            self.train_task = self.progress.add_task(
+                "train", total=trainer.max_steps, completed=trainer.global_step, loss="-"
+            )
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if not (self.enabled and trainer.is_global_zero):
@@ -65,21 +81,35 @@ class StepProgress(ProgressBar):
         every = self.log_every or trainer.log_every_n_steps
         shown = trainer.global_step % every == 0 or trainer.global_step == trainer.max_steps
         # reading the loss waits for the GPU to finish the step: only when it is shown, not every step
-        loss = f"{float(outputs['loss']):.4f}" if shown and isinstance(outputs, dict) and "loss" in outputs else None
+        loss = (
+            f"{float(outputs['loss']):.4f}"
+            if shown and isinstance(outputs, dict) and "loss" in outputs
+            else None
+        )
         if self.progress is not None:
-            self.progress.update(self.train_task, completed=trainer.global_step, **({"loss": loss} if loss else {}))
+            self.progress.update(
+                self.train_task, completed=trainer.global_step, **({"loss": loss} if loss else {})
+            )
             return
         if shown:
             done = trainer.global_step - self.start_step
             rate = done / max(time.monotonic() - self.started, 1e-9)
             eta = (trainer.max_steps - trainer.global_step) / rate if rate else float("nan")
-            log.info("step %d/%d  loss %s  %.2f steps/s  ETA %s", trainer.global_step, trainer.max_steps, loss,
-                     rate, time.strftime("%H:%M:%S", time.gmtime(eta)) if eta == eta else "-")
+            log.info(
+                "step %d/%d  loss %s  %.2f steps/s  ETA %s",
+                trainer.global_step,
+                trainer.max_steps,
+                loss,
+                rate,
+                time.strftime("%H:%M:%S", time.gmtime(eta)) if eta == eta else "-",
+            )
 
     def on_validation_start(self, trainer, module) -> None:
         if self.progress is not None and not trainer.sanity_checking:
             total = trainer.num_val_batches[0] if trainer.num_val_batches else None
-            self.val_task = self.progress.add_task("validate", total=None if total == float("inf") else total, loss="-")
+            self.val_task = self.progress.add_task(
+                "validate", total=None if total == float("inf") else total, loss="-"
+            )
 
     def on_validation_batch_end(self, trainer, module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         if self.progress is not None and self.val_task is not None:
@@ -129,11 +159,17 @@ class StepTimes(L.Callback):
                 start = self.marks.popleft()
                 self.times.append(start.elapsed_time(self.marks[0]))
             if self.times:  # CPU tensors: logging a float would copy it to the GPU, a sync
-                module.log("perf/peak_gib", torch.tensor(torch.cuda.max_memory_allocated(module.device) / 2**30),
-                           batch_size=1, rank_zero_only=True)
+                module.log(
+                    "perf/peak_gib",
+                    torch.tensor(torch.cuda.max_memory_allocated(module.device) / 2**30),
+                    batch_size=1,
+                    rank_zero_only=True,
+                )
         else:
             self.marks.append(time.perf_counter())
             if len(self.marks) == 2:
                 self.times.append((self.marks[1] - self.marks.popleft()) * 1e3)
         if self.times:
-            module.log("perf/step_ms", torch.tensor(statistics.median(self.times)), batch_size=1, rank_zero_only=True)
+            module.log(
+                "perf/step_ms", torch.tensor(statistics.median(self.times)), batch_size=1, rank_zero_only=True
+            )

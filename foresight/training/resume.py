@@ -30,9 +30,15 @@ from lightning.pytorch.plugins.io import CheckpointIO
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from foresight import trusted
-from foresight.training.files import parse_json, read_metadata, read_tensors, remove_dead_temporaries, write_atomically
+from foresight.training.files import (
+    parse_json,
+    read_metadata,
+    read_tensors,
+    remove_dead_temporaries,
+    write_atomically,
+)
 
-log = logging.getLogger("foresight")
+log = logging.getLogger(__name__)
 
 
 def _encode(obj: Any, tensors: dict[str, torch.Tensor], where: str) -> Any:
@@ -52,13 +58,19 @@ def _encode(obj: Any, tensors: dict[str, torch.Tensor], where: str) -> Any:
     if isinstance(obj, dict):
         if all(isinstance(k, str) and not k.startswith("__") for k in obj):
             return {k: _encode(v, tensors, f"{where}.{k}") for k, v in obj.items()}
-        return {"__items__": [[_encode(k, tensors, where), _encode(v, tensors, f"{where}[{k!r}]")] for k, v in obj.items()]}
+        return {
+            "__items__": [
+                [_encode(k, tensors, where), _encode(v, tensors, f"{where}[{k!r}]")] for k, v in obj.items()
+            ]
+        }
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
-    raise TypeError(f"training state {where} holds a {type(obj).__name__}, which the safetensors checkpoint "
-                    f"cannot store; keep checkpoint state to tensors, numbers, strings, lists and dicts")
+    raise TypeError(
+        f"training state {where} holds a {type(obj).__name__}, which the safetensors checkpoint "
+        f"cannot store; keep checkpoint state to tensors, numbers, strings, lists and dicts"
+    )
 
 
 def _decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
@@ -91,8 +103,10 @@ class SafetensorsIO(CheckpointIO):
         try:
             return _decode(skeleton, tensors)
         except (KeyError, TypeError, AttributeError) as e:  # names a tensor the file lacks, a malformed node
-            raise ValueError(f"{path}: malformed training state ({type(e).__name__}: {e}); the file was not "
-                             f"written by train.py or was altered") from None
+            raise ValueError(
+                f"{path}: malformed training state ({type(e).__name__}: {e}); the file was not "
+                f"written by train.py or was altered"
+            ) from None
 
     def remove_checkpoint(self, path) -> None:
         Path(path).unlink(missing_ok=True)
@@ -100,12 +114,16 @@ class SafetensorsIO(CheckpointIO):
 
 def _state_skeleton(path) -> str:
     if not Path(path).is_file():
-        raise FileNotFoundError(f"ckpt_path={path}: no such file; pass a checkpoints/state/step*.safetensors "
-                                f"of a run, or resume=auto")
+        raise FileNotFoundError(
+            f"ckpt_path={path}: no such file; pass a checkpoints/state/step*.safetensors "
+            f"of a run, or resume=auto"
+        )
     raw = read_metadata(path).get("foresight_state")
     if raw is None:
-        raise ValueError(f"ckpt_path={path} is not a training-state checkpoint; pass a file from a run's "
-                         f"checkpoints/state/ (last.safetensors holds weights only: use it with predict.py)")
+        raise ValueError(
+            f"ckpt_path={path} is not a training-state checkpoint; pass a file from a run's "
+            f"checkpoints/state/ (last.safetensors holds weights only: use it with predict.py)"
+        )
     return raw
 
 
@@ -122,14 +140,18 @@ def read_state(path) -> dict:
     skeleton = parse_json(_state_skeleton(path), path, "foresight_state")
     state = {"global_step": skeleton.get("global_step"), **(skeleton.get("foresight") or {})}
     trusted.check(state.get("config", {}), str(path))
-    trusted.current_names(state.get("config", {}))
+    trusted.current_config(state.get("config", {}))
     run_id = state.get("wandb_run_id")
     if run_id is not None and not (isinstance(run_id, str) and WANDB_RUN_ID.fullmatch(run_id)):
-        raise ValueError(f"{path}: refusing wandb_run_id={str(run_id)[:40]!r} (a run id is letters, digits, _ "
-                         f"and -); the file was not written by train.py or was altered")
+        raise ValueError(
+            f"{path}: refusing wandb_run_id={str(run_id)[:40]!r} (a run id is letters, digits, _ "
+            f"and -); the file was not written by train.py or was altered"
+        )
     if state["global_step"] is not None and not isinstance(state["global_step"], int):
-        raise ValueError(f"{path}: global_step={state['global_step']!r} is not a step count; the file was not "
-                         f"written by train.py or was altered")
+        raise ValueError(
+            f"{path}: global_step={state['global_step']!r} is not a step count; the file was not "
+            f"written by train.py or was altered"
+        )
     return state
 
 
@@ -178,8 +200,11 @@ def shaping_config(config: dict) -> dict[str, Any]:
 
 def fingerprint_mismatch(saved: dict, current: dict) -> list[str]:
     keys = sorted(set(saved) | set(current))
-    return [f"{k}: {saved.get(k, '<unset>')!r} -> {current.get(k, '<unset>')!r}"
-            for k in keys if saved.get(k) != current.get(k)]
+    return [
+        f"{k}: {saved.get(k, '<unset>')!r} -> {current.get(k, '<unset>')!r}"
+        for k in keys
+        if saved.get(k) != current.get(k)
+    ]
 
 
 class TrainingState(ModelCheckpoint):
@@ -196,9 +221,17 @@ class TrainingState(ModelCheckpoint):
     FILE_EXTENSION = ".safetensors"
 
     def __init__(self, dirpath: str, every_n_steps: int = 500, keep_last: int = 3) -> None:
-        super().__init__(dirpath=dirpath, filename="step{step:06d}", auto_insert_metric_name=False,
-                         every_n_train_steps=every_n_steps, save_top_k=keep_last, monitor="step", mode="max",
-                         save_last=False, save_on_train_epoch_end=False)
+        super().__init__(
+            dirpath=dirpath,
+            filename="step{step:06d}",
+            auto_insert_metric_name=False,
+            every_n_train_steps=every_n_steps,
+            save_top_k=keep_last,
+            monitor="step",
+            mode="max",
+            save_last=False,
+            save_on_train_epoch_end=False,
+        )
         self.config: dict[str, Any] = {}
         self.experiment: dict[str, Any] = {}
         self.rng: dict | None = None
@@ -236,10 +269,17 @@ class TrainingState(ModelCheckpoint):
         super().load_state_dict(state_dict)
 
     def on_save_checkpoint(self, trainer, module, checkpoint: dict) -> None:
-        run_ids = [lg.experiment.id for lg in trainer.loggers
-                   if type(lg).__name__ == "WandbLogger" and trainer.is_global_zero]
-        checkpoint["foresight"] = {"config": self.config, "shaping": shaping_config(self.config),
-                                   "experiment": self.experiment, "wandb_run_id": run_ids[0] if run_ids else None}
+        run_ids = [
+            lg.experiment.id
+            for lg in trainer.loggers
+            if type(lg).__name__ == "WandbLogger" and trainer.is_global_zero
+        ]
+        checkpoint["foresight"] = {
+            "config": self.config,
+            "shaping": shaping_config(self.config),
+            "experiment": self.experiment,
+            "wandb_run_id": run_ids[0] if run_ids else None,
+        }
 
 
 def find_resumable(log_dir: str | os.PathLike, experiment: dict) -> Path | None:
@@ -248,15 +288,20 @@ def find_resumable(log_dir: str | os.PathLike, experiment: dict) -> Path | None:
     stop every experiment from resuming; temporary files of writers that died are removed first."""
     removed = remove_dead_temporaries(log_dir)
     if removed:
-        log.info("removed %d temporary checkpoint file(s) left by writers that died, such as %s", len(removed),
-                 removed[0])
+        log.info(
+            "removed %d temporary checkpoint file(s) left by writers that died, such as %s",
+            len(removed),
+            removed[0],
+        )
     found = []
     for path in Path(log_dir).glob("**/checkpoints/state/step*.safetensors"):
         try:
             meta = read_state(path)
         except (ValueError, OSError) as e:
-            log.warning("resume=auto: skipping an unreadable candidate: %s",
-                        e if str(path) in str(e) else f"{path}: {e}")
+            log.warning(
+                "resume=auto: skipping an unreadable candidate: %s",
+                e if str(path) in str(e) else f"{path}: {e}",
+            )
             continue
         if meta.get("experiment") == experiment:
             found.append((path.stat().st_mtime, meta.get("global_step") or 0, path))
@@ -275,8 +320,13 @@ def defining_overrides(cfg: DictConfig) -> list[str]:
         overrides = list(HydraConfig.get().overrides.task)
     else:  # composed outside a Hydra run (tests, scripts)
         overrides = list(OmegaConf.select(cfg, "hydra.overrides.task", default=[]) or [])
-    return [o for o in overrides if o.lstrip("+~").split("=")[0].split(".")[0] in DEFINING
-            and not o.startswith("data.num_workers")]
+    # `experiment=X` counts as `+experiment=X`, the form every command used before train.yaml's defaults
+    # named the group: the identities (and wandb run names) of runs from before and after agree
+    return [
+        "+" + o if o.startswith("experiment=") else o
+        for o in overrides
+        if o.lstrip("+~").split("=")[0].split(".")[0] in DEFINING and not o.startswith("data.num_workers")
+    ]
 
 
 def experiment_identity(cfg: DictConfig) -> dict[str, Any]:
@@ -302,13 +352,19 @@ def resume_from(cfg: DictConfig, resolved: dict, experiment: dict) -> str | None
     saved = read_state(path)
     diff = fingerprint_mismatch(saved.get("shaping", {}), shaping_config(resolved))
     if diff:
-        raise ValueError(f"cannot resume from {path}: the config that shapes the model differs ("
-                         f"{'; '.join(diff)}); resume with the values it was trained with, or start a new run")
+        raise ValueError(
+            f"cannot resume from {path}: the config that shapes the model differs ("
+            f"{'; '.join(diff)}); resume with the values it was trained with, or start a new run"
+        )
     run_id = saved.get("wandb_run_id")
     if run_id and OmegaConf.select(cfg, "logger.wandb") is not None:
         with open_dict(cfg):
             cfg.logger.wandb.id = run_id
             cfg.logger.wandb.resume = "allow"
-    log.info("resuming from %s (step %s%s)", path, saved.get("global_step"),
-             f", wandb run {run_id}" if run_id else "")
+    log.info(
+        "resuming from %s (step %s%s)",
+        path,
+        saved.get("global_step"),
+        f", wandb run {run_id}" if run_id else "",
+    )
     return path

@@ -29,17 +29,23 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
     """The metadata written by save_trainable (config, step, ...), its config checked by
     `trusted.check`: nothing a file names is ever built unless Foresight's own configs build it."""
     if not Path(path).is_file():
-        raise FileNotFoundError(f"{path}: no such file; pass a run directory or its checkpoints/last.safetensors")
+        raise FileNotFoundError(
+            f"{path}: no such file; pass a run directory or its checkpoints/last.safetensors"
+        )
     raw = read_metadata(path)
     if "foresight" not in raw:
         if "foresight_state" in raw:
-            raise ValueError(f"{path} is a training-state file, which continues a run (python train.py "
-                             f"ckpt_path={path}); to predict or evaluate pass the run directory or its "
-                             f"checkpoints/last.safetensors")
-        raise ValueError(f"{path} is not a Foresight checkpoint (no 'foresight' metadata); pass a file written by train.py")
+            raise ValueError(
+                f"{path} is a training-state file, which continues a run (python train.py "
+                f"ckpt_path={path}); to predict or evaluate pass the run directory or its "
+                f"checkpoints/last.safetensors"
+            )
+        raise ValueError(
+            f"{path} is not a Foresight checkpoint (no 'foresight' metadata); pass a file written by train.py"
+        )
     meta = parse_json(raw["foresight"], path, "foresight")
     trusted.check(meta.get("config", {}), str(path))
-    trusted.current_names(meta.get("config", {}))
+    trusted.current_config(meta.get("config", {}))
     return meta
 
 
@@ -52,27 +58,36 @@ def load_trainable(module: "L.LightningModule", path: str | os.PathLike) -> dict
     if missing or unexpected:
         raise ValueError(
             f"{path} does not fit this model: missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
-            f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}; was it trained with another option or size?"
+            f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}; was it trained with another "
+            f"option or size?"
         )
     module.load_state_dict(state, strict=False)
     return meta
 
 
 def find_weights(target: str | os.PathLike) -> Path:
-    """The trainable-weights file of a run directory (its newest checkpoints/last.safetensors), or the file given."""
+    """The trainable-weights file of a run directory (its newest checkpoints/last.safetensors), or the file
+    given."""
     path = Path(target)
     if path.is_dir():
         found = sorted(path.rglob("last.safetensors"), key=lambda p: p.stat().st_mtime)
         if not found:
             states = sorted(path.rglob("checkpoints/state/step*.safetensors"))
-            hint = (f" (it holds training state only, such as {states[-1].name}: the run did not finish; "
-                    f"continue it with python train.py ckpt_path={states[-1]})" if states else "")
-            raise FileNotFoundError(f"{path}: no checkpoints/last.safetensors inside{hint}; pass a run directory "
-                                    f"written by train.py or the .safetensors file itself")
+            hint = (
+                f" (it holds training state only, such as {states[-1].name}: the run did not finish; "
+                f"continue it with python train.py ckpt_path={states[-1]})"
+                if states
+                else ""
+            )
+            raise FileNotFoundError(
+                f"{path}: no checkpoints/last.safetensors inside{hint}; pass a run directory "
+                f"written by train.py or the .safetensors file itself"
+            )
         return found[-1]
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; pass a run directory from logs/train/runs/ or a "
-                                f".safetensors file")
+        raise FileNotFoundError(
+            f"{path} does not exist; pass a run directory from logs/train/runs/ or a .safetensors file"
+        )
     return path
 
 
@@ -96,15 +111,19 @@ class TrainableCheckpoint(L.Callback):
                     from foresight.training.lora_export import export_lora
 
                     prefix = "ltx.transformer."
-                    lora = {k[len(prefix):]: v for k, v in module.trainable_state_dict().items()
-                            if k.startswith(prefix)}
+                    lora = {
+                        k[len(prefix) :]: v
+                        for k, v in module.trainable_state_dict().items()
+                        if k.startswith(prefix)
+                    }
                     export_lora(module.ltx, self.dirpath / "lora", lora)
         self.saved_step = trainer.global_step
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         # the last step too, before the final validation and sample videos can fail
-        if (self.every_n_steps and trainer.global_step % self.every_n_steps == 0) \
-                or trainer.global_step >= trainer.max_steps:
+        if (
+            self.every_n_steps and trainer.global_step % self.every_n_steps == 0
+        ) or trainer.global_step >= trainer.max_steps:
             self._save(trainer, module)
 
     def on_train_end(self, trainer, module) -> None:

@@ -53,15 +53,30 @@ def pretrain(args: argparse.Namespace) -> int:
     for stage, base in (("vae", pt.VAE), ("dit", pt.DIT)):
         steps, minutes = getattr(args, f"{stage}_steps"), getattr(args, f"{stage}_minutes")
         if stage in stages and steps is None and minutes is None:
-            print(f"foresight world pretrain: give the {stage} stage a length: --{stage}-steps N or "
-                  f"--{stage}-minutes M", file=sys.stderr)
+            print(
+                f"foresight world pretrain: give the {stage} stage a length: --{stage}-steps N or "
+                f"--{stage}-minutes M",
+                file=sys.stderr,
+            )
             return 2
-        settings[stage] = pt.settings_from(base, steps, minutes, getattr(args, f"{stage}_batch"),
-                                           getattr(args, f"{stage}_lr"))
-    pt.pretrain(OmegaConf.to_container(model_config(args.model), resolve=True), args.out, args.work, stages,
-                settings["vae"], settings["dit"], seed=args.seed, device=args.device, workers=args.workers,
-                save_every=args.save_every, log_every=args.log_every, stats_clips=args.stats_clips,
-                monitor_clips=args.monitor_clips)
+        settings[stage] = pt.settings_from(
+            base, steps, minutes, getattr(args, f"{stage}_batch"), getattr(args, f"{stage}_lr")
+        )
+    pt.pretrain(
+        OmegaConf.to_container(model_config(args.model), resolve=True),
+        args.out,
+        args.work,
+        stages,
+        settings["vae"],
+        settings["dit"],
+        seed=args.seed,
+        device=args.device,
+        workers=args.workers,
+        save_every=args.save_every,
+        log_every=args.log_every,
+        stats_clips=args.stats_clips,
+        monitor_clips=args.monitor_clips,
+    )
     return 0
 
 
@@ -112,13 +127,20 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("pretrain", help="train the world's VAE, then its DiT (resumable, seeded)")
     p.add_argument("--model", default="world", help="model config whose `architecture` sets the sizes")
     p.add_argument("--out", type=Path, default=WEIGHTS)
-    p.add_argument("--work", type=Path, default=ROOT / ".cache" / "world_pretrain",
-                   help="training state (resumed when present)")
+    p.add_argument(
+        "--work",
+        type=Path,
+        default=ROOT / ".cache" / "world_pretrain",
+        help="training state (resumed when present)",
+    )
     p.add_argument("--stage", choices=["all", "vae", "dit"], default="all")
     for stage in ("vae", "dit"):
         p.add_argument(f"--{stage}-steps", type=int)
-        p.add_argument(f"--{stage}-minutes", type=float,
-                       help="train this long (the step count is fixed after timing the first steps)")
+        p.add_argument(
+            f"--{stage}-minutes",
+            type=float,
+            help="train this long (the step count is fixed after timing the first steps)",
+        )
         p.add_argument(f"--{stage}-batch", type=int)
         p.add_argument(f"--{stage}-lr", type=float)
     p.add_argument("--seed", type=int, default=0)
@@ -126,8 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=4, help="processes laying out scenes")
     p.add_argument("--save-every", type=float, default=120.0, help="seconds between state saves and exports")
     p.add_argument("--log-every", type=int, default=100)
-    p.add_argument("--stats-clips", type=int, default=2048,
-                   help="clips the VAE's latent mean and std are measured on")
+    p.add_argument(
+        "--stats-clips", type=int, default=2048, help="clips the VAE's latent mean and std are measured on"
+    )
     p.add_argument("--monitor-clips", type=int, default=64, help="held-out clips the VAE's PSNR is logged on")
     e = sub.add_parser("evaluate", help="the world's gates on a split it never trained on")
     e.add_argument("--model", default="world")

@@ -30,6 +30,7 @@ the clips (CAPTION_DROPOUT) so classifier-free guidance has a trained null.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import time
 from dataclasses import asdict, dataclass, replace
@@ -41,10 +42,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from foresight import flow
-from foresight.training.resume import SafetensorsIO
 from foresight.eval.metrics import psnr
 from foresight.features import Features, frames_to_video, video_to_frames
 from foresight.models.ltx import LTXVideo
+from foresight.training.resume import SafetensorsIO
 from foresight.world import ship
 from foresight.world.render import layout_arrays, rasterize, render_batch
 from foresight.world.scene import CONTEXT, CURRENT, FPS, FUTURE
@@ -101,11 +102,13 @@ class Layouts(torch.utils.data.IterableDataset):
             step += workers
 
 
-def clip_stream(first: int, batch: int, offset: int, device: torch.device, workers: int
-                ) -> Iterator[tuple[int, Tensor, list[str]]]:
+def clip_stream(
+    first: int, batch: int, offset: int, device: torch.device, workers: int
+) -> Iterator[tuple[int, Tensor, list[str]]]:
     """(step, frames uint8 (B, FRAMES, SIZE, SIZE, 3) on device, captions), from step `first` on."""
-    loader = torch.utils.data.DataLoader(Layouts(first, batch, offset), batch_size=None, num_workers=workers,
-                                         persistent_workers=workers > 0)
+    loader = torch.utils.data.DataLoader(
+        Layouts(first, batch, offset), batch_size=None, num_workers=workers, persistent_workers=workers > 0
+    )
     for step, arrays, captions in loader:
         yield int(step), rasterize(**{k: torch.as_tensor(v).to(device) for k, v in arrays.items()}), captions
 
@@ -124,7 +127,7 @@ def step_generator(seed: int, stage: str, step: int, device: torch.device) -> to
 def vae_loss(vae: nn.Module, frames: Tensor, gen: torch.Generator) -> tuple[Tensor, dict[str, float]]:
     """Reconstruction through the noise blend the denoising decoder sees at inference."""
     start = int(torch.randint(0, CONTEXT, (1,), generator=gen, device=gen.device))  # window start 0..3
-    x = frames_to_video(frames[:, start: start + FUTURE])  # (B, 3, 17, H, W) in [-1, 1]
+    x = frames_to_video(frames[:, start : start + FUTURE])  # (B, 3, 17, H, W) in [-1, 1]
     z = vae.encode(x).latent_dist.mode()  # (B, 128, 3, h, w)
     n = torch.rand(x.shape[0], generator=gen, device=x.device) * NOISE_MAX  # (B,)
     noise = torch.randn(z.shape, generator=gen, device=z.device)
@@ -132,8 +135,11 @@ def vae_loss(vae: nn.Module, frames: Tensor, gen: torch.Generator) -> tuple[Tens
     y = vae.decode((1 - blend) * z + blend * noise, temb=2 * n).sample
     mse = F.mse_loss(y, x)
     scale = z.pow(2).mean()
-    return mse + LATENT_PENALTY * scale, {"mse": mse.item(), "psnr": 10 * math.log10(4 / max(mse.item(), 1e-12)),
-                                          "latent_rms": scale.sqrt().item()}
+    return mse + LATENT_PENALTY * scale, {
+        "mse": mse.item(),
+        "psnr": 10 * math.log10(4 / max(mse.item(), 1e-12)),
+        "latent_rms": scale.sqrt().item(),
+    }
 
 
 def world_features(ltx: LTXVideo, frames: Tensor, captions: list[str]) -> Features:
@@ -142,7 +148,9 @@ def world_features(ltx: LTXVideo, frames: Tensor, captions: list[str]) -> Featur
     text, mask = ltx.text_encoder(captions)
     fps = torch.full((len(captions),), FPS, device=z0.device)
     none = text.new_zeros(len(captions), 0, 1)  # no VLM states: the DiT's task reads none
-    return Features(none, mask.new_zeros(len(captions), 0), text, mask, z0[:, :, :1], tuple(z0.shape[2:]), fps, z0)
+    return Features(
+        none, mask.new_zeros(len(captions), 0), text, mask, z0[:, :, :1], tuple(z0.shape[2:]), fps, z0
+    )
 
 
 def flow_loss(ltx: LTXVideo, feats: Features, gen: torch.Generator) -> Tensor:
@@ -156,10 +164,11 @@ def flow_loss(ltx: LTXVideo, feats: Features, gen: torch.Generator) -> Tensor:
     return flow.masked_mse(v, flow.velocity(z0, noise), ~cond)
 
 
-def dit_loss(ltx: LTXVideo, frames: Tensor, captions: list[str], gen: torch.Generator
-             ) -> tuple[Tensor, dict[str, float]]:
+def dit_loss(
+    ltx: LTXVideo, frames: Tensor, captions: list[str], gen: torch.Generator
+) -> tuple[Tensor, dict[str, float]]:
     keep = (torch.rand(len(captions), generator=gen, device=gen.device) >= CAPTION_DROPOUT).tolist()
-    feats = world_features(ltx, frames, [c if k else "" for c, k in zip(captions, keep)])
+    feats = world_features(ltx, frames, [c if k else "" for c, k in zip(captions, keep, strict=True)])
     loss = flow_loss(ltx, feats, gen)
     return loss, {"flow": loss.item()}
 
@@ -172,11 +181,15 @@ class Stage:
 
     def __init__(self, name: str, module: nn.Module, settings: Settings, path: Path, identity: dict) -> None:
         self.name, self.module, self.settings, self.path = name, module, settings, path
-        self.identity = {"stage": name, **identity, **{k: v for k, v in asdict(settings).items()
-                                                        if k not in ("steps", "minutes", "calibrate")}}
+        self.identity = {
+            "stage": name,
+            **identity,
+            **{k: v for k, v in asdict(settings).items() if k not in ("steps", "minutes", "calibrate")},
+        }
         self.params = [p for p in module.parameters() if p.requires_grad]
-        self.opt = torch.optim.AdamW(self.params, lr=settings.lr, betas=(0.9, 0.99),
-                                     weight_decay=settings.weight_decay)
+        self.opt = torch.optim.AdamW(
+            self.params, lr=settings.lr, betas=(0.9, 0.99), weight_decay=settings.weight_decay
+        )
         self.ema = [p.detach().clone() for p in self.params]
         self.step, self.total = 0, settings.steps
         if path.exists():
@@ -194,8 +207,14 @@ class Stage:
         return self.total is not None and self.step >= self.total
 
     def state(self) -> dict:
-        return {"identity": self.identity, "step": self.step, "total": self.total,
-                "model": self.module.state_dict(), "ema": list(self.ema), "optimizer": self.opt.state_dict()}
+        return {
+            "identity": self.identity,
+            "step": self.step,
+            "total": self.total,
+            "model": self.module.state_dict(),
+            "ema": list(self.ema),
+            "optimizer": self.opt.state_dict(),
+        }
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -204,12 +223,17 @@ class Stage:
     def load(self) -> None:
         state = SafetensorsIO().load_checkpoint(self.path)
         if state["identity"] != self.identity:
-            diff = sorted(k for k in set(state["identity"]) | set(self.identity)
-                          if state["identity"].get(k) != self.identity.get(k))
-            raise ValueError(f"{self.path} was written with other {self.name} settings ({', '.join(diff)}); "
-                             f"pass the same settings to continue it, or another --work directory to start anew")
+            diff = sorted(
+                k
+                for k in set(state["identity"]) | set(self.identity)
+                if state["identity"].get(k) != self.identity.get(k)
+            )
+            raise ValueError(
+                f"{self.path} was written with other {self.name} settings ({', '.join(diff)}); "
+                f"pass the same settings to continue it, or another --work directory to start anew"
+            )
         self.module.load_state_dict(state["model"])
-        for mine, saved in zip(self.ema, state["ema"]):
+        for mine, saved in zip(self.ema, state["ema"], strict=True):
             mine.copy_(saved)
         self.opt.load_state_dict(state["optimizer"])
         self.step, self.total = state["step"], state["total"]
@@ -220,17 +244,25 @@ class Stage:
         """The EMA in place of the trained weights for the duration (exports, evaluation)."""
         saved = [p.detach().clone() for p in self.params]
         with torch.no_grad():
-            for p, e in zip(self.params, self.ema):
+            for p, e in zip(self.params, self.ema, strict=True):
                 p.copy_(e)
         try:
             yield self.module
         finally:
             with torch.no_grad():
-                for p, s in zip(self.params, saved):
+                for p, s in zip(self.params, saved, strict=True):
                     p.copy_(s)
 
-    def run(self, batches: Iterator[tuple[int, Tensor, list[str]]], loss_fn: Callable, export: Callable,
-            seed: int, device: torch.device, save_every: float, log_every: int) -> None:
+    def run(
+        self,
+        batches: Iterator[tuple[int, Tensor, list[str]]],
+        loss_fn: Callable,
+        export: Callable,
+        seed: int,
+        device: torch.device,
+        save_every: float,
+        log_every: int,
+    ) -> None:
         """Train until `total` steps (fixing it from `minutes` after `calibrate` steps), saving and
         exporting every `save_every` seconds and at the end."""
         s = self.settings
@@ -260,8 +292,10 @@ class Stage:
                 log(f"{self.name}: {per_step * 1000:.1f} ms/step -> {self.total} steps in {s.minutes:g} min")
             if self.step % log_every == 0 or self.done:
                 means = "  ".join(f"{k} {sum(v) / len(v):.4g}" for k, v in window.items())
-                log(f"{self.name} {self.step}/{self.total or '?'}  {means}  lr {self.lr(step):.2e}  "
-                    f"{1 / max(sum(times[-log_every:]) / len(times[-log_every:]), 1e-9):.1f} steps/s")
+                log(
+                    f"{self.name} {self.step}/{self.total or '?'}  {means}  lr {self.lr(step):.2e}  "
+                    f"{1 / max(sum(times[-log_every:]) / len(times[-log_every:]), 1e-9):.1f} steps/s"
+                )
                 window.clear()
             if self.done or time.monotonic() - last_save > save_every:
                 self.save()
@@ -292,7 +326,9 @@ def latent_stats(vae: nn.Module, clips: int, device: torch.device, workers: int)
     """Per-channel mean and std (128,) of the posterior mode over future windows of `clips` train clips."""
     batch = min(clips, 128)
     total, total_sq, count = 0.0, 0.0, 0
-    for _, (_, frames, _) in zip(range(max(clips // batch, 1)), clip_stream(0, batch, 10**9, device, workers)):
+    for _, frames, _ in itertools.islice(
+        clip_stream(0, batch, 10**9, device, workers), max(clips // batch, 1)
+    ):
         z = vae.encode(frames_to_video(frames[:, CURRENT:])).latent_dist.mode().double()  # (B, 128, f, h, w)
         z = z.transpose(0, 1).flatten(1)  # (128, samples)
         total, total_sq, count = total + z.sum(1), total_sq + z.pow(2).sum(1), count + z.shape[1]
@@ -314,13 +350,26 @@ def heldout_psnr(vae: nn.Module, clips: int, device: torch.device) -> float:
     return psnr(video_to_frames(y), target).mean().item()
 
 
-def train_vae(architecture: dict, settings: Settings, out: Path, work: Path, seed: int, device: torch.device,
-              workers: int, save_every: float, log_every: int, stats_clips: int, monitor_clips: int) -> None:
+def train_vae(
+    architecture: dict,
+    settings: Settings,
+    out: Path,
+    work: Path,
+    seed: int,
+    device: torch.device,
+    workers: int,
+    save_every: float,
+    log_every: int,
+    stats_clips: int,
+    monitor_clips: int,
+) -> None:
     from diffusers import AutoencoderKLLTXVideo
 
     torch.manual_seed(seed)
     vae = AutoencoderKLLTXVideo(**architecture).to(device)
-    stage = Stage("vae", vae, settings, work / "vae.safetensors", {"architecture": architecture, "seed": seed})
+    stage = Stage(
+        "vae", vae, settings, work / "vae.safetensors", {"architecture": architecture, "seed": seed}
+    )
     if stage.done:
         log(f"vae: complete ({stage.step} steps), nothing to do")
         return
@@ -332,22 +381,41 @@ def train_vae(architecture: dict, settings: Settings, out: Path, work: Path, see
         ship.export_fp16(model, out / "ltx" / "vae")
         ship.write_checksums(out)
         held_out = heldout_psnr(model, monitor_clips, device)
-        log(f"vae: exported step {stage.step} to {out / 'ltx' / 'vae'} (latent std {std.min():.3g}.."
-            f"{std.max():.3g}); held-out PSNR {held_out:.2f} dB on {monitor_clips} clips")
+        log(
+            f"vae: exported step {stage.step} to {out / 'ltx' / 'vae'} (latent std {std.min():.3g}.."
+            f"{std.max():.3g}); held-out PSNR {held_out:.2f} dB on {monitor_clips} clips"
+        )
 
     batches = clip_stream(stage.step, settings.batch, 0, device, workers)
-    stage.run(batches, lambda frames, _, gen: vae_loss(vae, frames, gen), export, seed, device, save_every,
-              log_every)
+    stage.run(
+        batches,
+        lambda frames, _, gen: vae_loss(vae, frames, gen),
+        export,
+        seed,
+        device,
+        save_every,
+        log_every,
+    )
 
 
-def train_dit(model_cfg: dict, settings: Settings, out: Path, work: Path, seed: int, device: torch.device,
-              workers: int, save_every: float, log_every: int) -> None:
+def train_dit(
+    model_cfg: dict,
+    settings: Settings,
+    out: Path,
+    work: Path,
+    seed: int,
+    device: torch.device,
+    workers: int,
+    save_every: float,
+    log_every: int,
+) -> None:
     from diffusers import LTXVideoTransformer3DModel
 
     vae_file = out / "ltx" / "vae" / "diffusion_pytorch_model.safetensors"
     if not vae_file.exists():
-        raise FileNotFoundError(f"{vae_file} not found: the DiT trains on the shipped VAE's latents; "
-                                f"run the vae stage first")
+        raise FileNotFoundError(
+            f"{vae_file} not found: the DiT trains on the shipped VAE's latents; run the vae stage first"
+        )
     torch.manual_seed(seed)
     fresh = LTXVideoTransformer3DModel(**model_cfg["architecture"]["transformer"])
     if not (out / "ltx" / "transformer" / "config.json").exists():  # the loader needs one to read
@@ -355,8 +423,11 @@ def train_dit(model_cfg: dict, settings: Settings, out: Path, work: Path, seed: 
     ltx = LTXVideo(str(out / "ltx"), dtype="float32", text_max_tokens=model_cfg["text_max_tokens"])
     ltx.transformer = fresh.requires_grad_(True)  # LTXVideo froze the one it loaded
     ltx.to(device)
-    identity = {"architecture": model_cfg["architecture"]["transformer"], "seed": seed,
-                "vae": ship.sha256(vae_file)}
+    identity = {
+        "architecture": model_cfg["architecture"]["transformer"],
+        "seed": seed,
+        "vae": ship.sha256(vae_file),
+    }
     stage = Stage("dit", ltx.transformer, settings, work / "dit.safetensors", identity)
     if stage.done:
         log(f"dit: complete ({stage.step} steps), nothing to do")
@@ -368,14 +439,32 @@ def train_dit(model_cfg: dict, settings: Settings, out: Path, work: Path, seed: 
         log(f"dit: exported step {stage.step} to {out / 'ltx' / 'transformer'}")
 
     batches = clip_stream(stage.step, settings.batch, 10**8, device, workers)
-    stage.run(batches, lambda frames, captions, gen: dit_loss(ltx, frames, captions, gen), export, seed, device,
-              save_every, log_every)
+    stage.run(
+        batches,
+        lambda frames, captions, gen: dit_loss(ltx, frames, captions, gen),
+        export,
+        seed,
+        device,
+        save_every,
+        log_every,
+    )
 
 
-def pretrain(model_cfg: dict, out: Path, work: Path, stages: tuple[str, ...] = STAGES, vae: Settings = VAE,
-             dit: Settings = DIT, seed: int = 0, device: str | None = None, workers: int = 4,
-             save_every: float = 120.0, log_every: int = 100, stats_clips: int = STATS_CLIPS,
-             monitor_clips: int = 64) -> None:
+def pretrain(
+    model_cfg: dict,
+    out: Path,
+    work: Path,
+    stages: tuple[str, ...] = STAGES,
+    vae: Settings = VAE,
+    dit: Settings = DIT,
+    seed: int = 0,
+    device: str | None = None,
+    workers: int = 4,
+    save_every: float = 120.0,
+    log_every: int = 100,
+    stats_clips: int = STATS_CLIPS,
+    monitor_clips: int = 64,
+) -> None:
     """Train the stages in order into `out` (see the module docstring)."""
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dev.type == "cuda":
@@ -384,18 +473,30 @@ def pretrain(model_cfg: dict, out: Path, work: Path, stages: tuple[str, ...] = S
         torch.backends.cudnn.benchmark = True
     out.mkdir(parents=True, exist_ok=True)
     ship_twins(out)
-    common = dict(out=out, work=work, seed=seed, device=dev, workers=workers, save_every=save_every,
-                  log_every=log_every)
+    common = dict(
+        out=out, work=work, seed=seed, device=dev, workers=workers, save_every=save_every, log_every=log_every
+    )
     if "vae" in stages:
-        train_vae(model_cfg["architecture"]["vae"], vae, **common, stats_clips=stats_clips,
-                  monitor_clips=monitor_clips)
+        train_vae(
+            model_cfg["architecture"]["vae"],
+            vae,
+            **common,
+            stats_clips=stats_clips,
+            monitor_clips=monitor_clips,
+        )
     if "dit" in stages:
         train_dit(model_cfg, dit, **common)
     ship.write_checksums(out)
 
 
-def settings_from(base: Settings, steps: int | None, minutes: float | None, batch: int | None,
-                  lr: float | None) -> Settings:
+def settings_from(
+    base: Settings, steps: int | None, minutes: float | None, batch: int | None, lr: float | None
+) -> Settings:
     """`base` with a length (steps win over minutes) and optionally another batch size and LR."""
-    return replace(base, steps=steps, minutes=None if steps is not None else minutes,
-                   batch=batch or base.batch, lr=lr or base.lr)
+    return replace(
+        base,
+        steps=steps,
+        minutes=None if steps is not None else minutes,
+        batch=batch or base.batch,
+        lr=lr or base.lr,
+    )

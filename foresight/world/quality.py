@@ -43,9 +43,11 @@ def i2v_sample(ltx: LTXVideo, feats: Features, steps: int, generator: torch.Gene
 
 
 @torch.no_grad()
-def score_batch(ltx: LTXVideo, frames: Tensor, captions: list[str], seed: int, steps: int = SAMPLE_STEPS
-                ) -> dict[str, Tensor]:
+def score_batch(
+    ltx: LTXVideo, frames: Tensor, captions: list[str], seed: int, steps: int = SAMPLE_STEPS
+) -> dict[str, Tensor]:
     """Per-clip scores (each (B,)) of one batch of world clips (B, FRAMES, H, W, 3) uint8."""
+
     def gen() -> torch.Generator:  # every variant sees the same noise draws
         return torch.Generator(frames.device).manual_seed(seed)
 
@@ -74,8 +76,14 @@ def score_batch(ltx: LTXVideo, frames: Tensor, captions: list[str], seed: int, s
     return out
 
 
-def evaluate(ltx: LTXVideo, split: str = "heldout", clips: int = 256, batch: int = 32, seed: int = 0,
-             steps: int = SAMPLE_STEPS) -> dict:
+def evaluate(
+    ltx: LTXVideo,
+    split: str = "heldout",
+    clips: int = 256,
+    batch: int = 32,
+    seed: int = 0,
+    steps: int = SAMPLE_STEPS,
+) -> dict:
     """Means over `clips` clips (seeds 0..clips-1 of `split`), the gates and whether each passes."""
     dev = next(ltx.transformer.parameters()).device
     sums: dict[str, float] = {}
@@ -87,26 +95,38 @@ def evaluate(ltx: LTXVideo, split: str = "heldout", clips: int = 256, batch: int
     result["psnr_over_copy_last"] = result["psnr"] - result["psnr_copy_last"]
     result["instruction_gap_latent_mse"] = result["latent_mse_mismatched"] - result["latent_mse"]
     result["instruction_gap_psnr"] = result["psnr"] - result["psnr_mismatched"]
-    result["gates"] = {"vae_psnr >= 27 dB": result["vae_psnr"] >= GATES["vae_psnr"],
-                       "latent_mse < copy-last": result["latent_mse"] < result["latent_mse_copy_last"],
-                       "psnr >= copy-last + 2 dB": result["psnr_over_copy_last"] >= GATES["psnr_over_copy_last"]}
-    result["setup"] = {"split": split, "clips": clips, "seed": seed, "sample_steps": steps,
-                       "device": str(dev)}
+    result["gates"] = {
+        "vae_psnr >= 27 dB": result["vae_psnr"] >= GATES["vae_psnr"],
+        "latent_mse < copy-last": result["latent_mse"] < result["latent_mse_copy_last"],
+        "psnr >= copy-last + 2 dB": result["psnr_over_copy_last"] >= GATES["psnr_over_copy_last"],
+    }
+    result["setup"] = {
+        "split": split,
+        "clips": clips,
+        "seed": seed,
+        "sample_steps": steps,
+        "device": str(dev),
+    }
     return result
 
 
 def markdown(result: dict) -> str:
     r = result
-    lines = [f"World quality on {r['setup']['clips']} `{r['setup']['split']}` clips "
-             f"(sampler: {r['setup']['sample_steps']} Euler steps, seed {r['setup']['seed']})", "",
-             "| | value | copy-last-frame |", "|---|---|---|",
-             f"| VAE reconstruction PSNR | {r['vae_psnr']:.2f} dB | |",
-             f"| DiT latent MSE (future tokens) | {r['latent_mse']:.4f} | {r['latent_mse_copy_last']:.4f} |",
-             f"| DiT future PSNR | {r['psnr']:.2f} dB | {r['psnr_copy_last']:.2f} dB raw, "
-             f"{r['psnr_copy_last_vae']:.2f} dB through the VAE |",
-             f"| DiT with mismatched captions: latent MSE / PSNR | {r['latent_mse_mismatched']:.4f} / "
-             f"{r['psnr_mismatched']:.2f} dB | |", "",
-             "Gates: " + ", ".join(f"{k} {'PASS' if v else 'MISS'}" for k, v in r["gates"].items())]
+    lines = [
+        f"World quality on {r['setup']['clips']} `{r['setup']['split']}` clips "
+        f"(sampler: {r['setup']['sample_steps']} Euler steps, seed {r['setup']['seed']})",
+        "",
+        "| | value | copy-last-frame |",
+        "|---|---|---|",
+        f"| VAE reconstruction PSNR | {r['vae_psnr']:.2f} dB | |",
+        f"| DiT latent MSE (future tokens) | {r['latent_mse']:.4f} | {r['latent_mse_copy_last']:.4f} |",
+        f"| DiT future PSNR | {r['psnr']:.2f} dB | {r['psnr_copy_last']:.2f} dB raw, "
+        f"{r['psnr_copy_last_vae']:.2f} dB through the VAE |",
+        f"| DiT with mismatched captions: latent MSE / PSNR | {r['latent_mse_mismatched']:.4f} / "
+        f"{r['psnr_mismatched']:.2f} dB | |",
+        "",
+        "Gates: " + ", ".join(f"{k} {'PASS' if v else 'MISS'}" for k, v in r["gates"].items()),
+    ]
     return "\n".join(lines)
 
 

@@ -20,8 +20,19 @@ import torch
 from torch import Tensor
 
 from foresight.data.sample_world import COLOURS, SHAPES
-from foresight.world.scene import (ACTIONS, FPS, FRAMES, SIZE, Instruction, Scene, caption, draw_order,
-                                   sample_instruction, sample_scene, trajectories)
+from foresight.world.scene import (
+    ACTIONS,
+    FPS,
+    FRAMES,
+    SIZE,
+    Instruction,
+    Scene,
+    caption,
+    draw_order,
+    sample_instruction,
+    sample_scene,
+    trajectories,
+)
 
 MAX_SHAPES = 3
 
@@ -46,8 +57,16 @@ def layout(seed: int, split: str, action: str | None = None) -> tuple[Scene, Ins
 
 def describe(seed: int, split: str, scene: Scene, instruction: Instruction) -> dict:
     target = scene.shapes[instruction.target]
-    return {"seed": seed, "split": split, "fps": FPS, "source": "foresight.world", "shapes": len(scene.shapes),
-            "colour": target.colour, "shape": target.kind, "action": instruction.action}
+    return {
+        "seed": seed,
+        "split": split,
+        "fps": FPS,
+        "source": "foresight.world",
+        "shapes": len(scene.shapes),
+        "colour": target.colour,
+        "shape": target.kind,
+        "action": instruction.action,
+    }
 
 
 def _sdf(kind: Tensor, dx: Tensor, dy: Tensor, r: Tensor) -> Tensor:
@@ -59,8 +78,9 @@ def _sdf(kind: Tensor, dx: Tensor, dy: Tensor, r: Tensor) -> Tensor:
     return torch.where(kind == 0, circle, torch.where(kind == 1, square, triangle))
 
 
-def rasterize(background: Tensor, centres: Tensor, radius: Tensor, kind: Tensor, colour: Tensor,
-              present: Tensor) -> Tensor:
+def rasterize(
+    background: Tensor, centres: Tensor, radius: Tensor, kind: Tensor, colour: Tensor, present: Tensor
+) -> Tensor:
     """Clips as uint8 (B, F, SIZE, SIZE, 3); shapes are painted in order k = 0..K-1.
 
     background (B, 3) and colour (B, K, 3) in 0..255; centres (B, K, F, 2) pixels; radius (B, K);

@@ -50,7 +50,9 @@ def verify(root: Path) -> list[str]:
     listing = root / CHECKSUMS
     if not listing.is_file():
         return [f"{listing} is missing; run `foresight world checksums --write` after pretraining"]
-    recorded = dict(reversed(line.split(maxsplit=1)) for line in listing.read_text().splitlines() if line.strip())
+    recorded = dict(
+        reversed(line.split(maxsplit=1)) for line in listing.read_text().splitlines() if line.strip()
+    )
     present = {p.as_posix() for p in shipped_files(root)}
     problems = [f"{name}: listed in {CHECKSUMS} but missing" for name in sorted(set(recorded) - present)]
     problems += [f"{name}: present but not listed in {CHECKSUMS}" for name in sorted(present - set(recorded))]
