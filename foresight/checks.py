@@ -68,10 +68,15 @@ TRAIN: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("callbacks.sample_videos.every_n_steps", _whole(0), f"{STEPS} (or 0: only at the end)"),
     ("callbacks.sample_videos.num_clips", _whole(1), CLIPS),
 )
-PREPROCESS = (("preprocess.batch_size", _whole(1), CLIPS),
-              *((k, t, w) for k, t, w in TRAIN if k.startswith("data.") or k == "seed"))
-PREDICT = (("batch_size", _whole(1), CLIPS), ("seed", _whole(0), "a whole number, 0 or more"),
-           ("rollout", _whole(1, null=True), "a number of chunks, 1 or more (or null)"))
+PREPROCESS = (
+    ("preprocess.batch_size", _whole(1), CLIPS),
+    *((k, t, w) for k, t, w in TRAIN if k.startswith("data.") or k == "seed"),
+)
+PREDICT = (
+    ("batch_size", _whole(1), CLIPS),
+    ("seed", _whole(0), "a whole number, 0 or more"),
+    ("rollout", _whole(1, null=True), "a number of chunks, 1 or more (or null)"),
+)
 EVALUATE = (*PREDICT, ("limit", _whole(1, null=True), f"{CLIPS} (or null: all)"))
 
 

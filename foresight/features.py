@@ -90,8 +90,14 @@ def video_to_frames(video: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def encode_batch(batch: dict, vlm: FrozenVLM | None, ltx: LTXVideo, future_frames: int | None = None,
-                 context_latents: bool = False, first_latent: Tensor | None = None) -> Features:
+def encode_batch(
+    batch: dict,
+    vlm: FrozenVLM | None,
+    ltx: LTXVideo,
+    future_frames: int | None = None,
+    context_latents: bool = False,
+    first_latent: Tensor | None = None,
+) -> Features:
     """Live features for a loader batch (see foresight.data.loader for its keys).
 
     With target frames present they are encoded whole; without (prediction), only the last
@@ -108,7 +114,9 @@ def encode_batch(batch: dict, vlm: FrozenVLM | None, ltx: LTXVideo, future_frame
         first, grid = target[:, :, :1], tuple(target.shape[2:])
     else:
         target = None
-        first = ltx.encode(frames_to_video(context[:, -1:])) if first_latent is None else first_latent  # (B, 128, 1, h, w)
+        first = (
+            ltx.encode(frames_to_video(context[:, -1:])) if first_latent is None else first_latent
+        )  # (B, 128, 1, h, w)
         grid = latent_grid(future_frames, context.shape[2], context.shape[3])
     earlier = encode_frames(ltx, context[:, :-1]) if context_latents else None
     return Features(states, mask, text, text_mask, first, grid, fps, target, earlier)
@@ -158,7 +166,9 @@ def corrupt_latents(feats: Features, scale: float, generator: torch.Generator | 
     if scale == 0.0:
         return feats
     first = feats.first_latent  # (B, 128, 1, h, w)
-    strength = torch.rand(first.shape[0], 1, 1, 1, 1, device=first.device, generator=generator) * scale  # (B,1,1,1,1)
+    strength = (
+        torch.rand(first.shape[0], 1, 1, 1, 1, device=first.device, generator=generator) * scale
+    )  # (B,1,1,1,1)
     noisy = first + strength * torch.randn(first.shape, device=first.device, generator=generator)
     context = feats.context_latents
     if context is not None:

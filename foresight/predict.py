@@ -3,8 +3,8 @@
     predictor = Predictor("logs/train/runs/<run>")          # a run directory or a .safetensors file
     frames, timings = predictor.predict(context, "the red ball rolls left")
     # context: uint8 (C, H, W, 3) (or (B, C, H, W, 3) with a list of texts); frames: (B, F, H, W, 3)
-    run = predictor.rollout(context, ["the red ball rolls left"] * 3)   # 3 chunks, each from the last
-    run.frames, run.joined(), run.timings                               # (B, 3, F, ...), (B, 3F-2, ...), per chunk
+    run = predictor.rollout(context, ["the red ball rolls left"] * 3)  # 3 chunks, each from the last
+    run.frames, run.joined(), run.timings  # (B, 3, F, ...), (B, 3F-2, ...), per chunk
 
 The checkpoint describes itself: its metadata holds the resolved config that built the model, so
 the same option, adapter, frozen models and window are rebuilt and only the trainable weights
@@ -74,20 +74,38 @@ class Predictor:
         self.height, self.width = data.height, data.width
         self.prompt_template = data.get("prompt_template", "{caption}")
 
-    def held_out(self, shards: str | None = None, limit: int | None = None, batch_size: int = 4,
-                 field: str = "shards", future_frames: int | None = None) -> ClipWindows:
+    def held_out(
+        self,
+        shards: str | None = None,
+        limit: int | None = None,
+        batch_size: int = 4,
+        field: str = "shards",
+        future_frames: int | None = None,
+    ) -> ClipWindows:
         """Windows of shards (default: the checkpoint's data.val_shards) cut as the checkpoint was
         trained (context and future frames, buckets, fps, prompt template), in order, bad clips counted.
         future_frames: a longer future than training's (the truth for a rollout's later chunks)."""
         data = self.cfg.data
         spec = shards or data.val_shards
-        buckets = ([tuple(b) for b in data.buckets] if data.get("buckets")
-                   else [(data.height, data.width, data.future_frames)])
+        buckets = (
+            [tuple(b) for b in data.buckets]
+            if data.get("buckets")
+            else [(data.height, data.width, data.future_frames)]
+        )
         buckets = [(h, w, future_frames or f) for h, w, f in buckets]
-        return ClipWindows(expand_shards(spec, field if shards else "data.val_shards"), data.context_frames,
-                           buckets, data.get("fps"), train=False, seed=0, strict=False, batch_size=batch_size,
-                           limit=limit, prompt_template=self.prompt_template,
-                           resize_filter=data.get("resize_filter", "area"))
+        return ClipWindows(
+            expand_shards(spec, field if shards else "data.val_shards"),
+            data.context_frames,
+            buckets,
+            data.get("fps"),
+            train=False,
+            seed=0,
+            strict=False,
+            batch_size=batch_size,
+            limit=limit,
+            prompt_template=self.prompt_template,
+            resize_filter=data.get("resize_filter", "area"),
+        )
 
     def read_context(self, source: str | Path) -> tuple[np.ndarray, float]:
         """The last C frames of a video (or one image repeated), fitted to the trained bucket."""
@@ -123,18 +141,39 @@ class Predictor:
         run = self.rollout(context, [text], fps=fps, seed=seed)
         return run.frames[:, 0], run.timings[0]
 
-    def rollout(self, context: np.ndarray | torch.Tensor, texts: Sequence[str | list[str]],
-                fps: float | list[float] = 24.0, seed: int = 0, latent_continuation: bool = False) -> Rollout:
+    def rollout(
+        self,
+        context: np.ndarray | torch.Tensor,
+        texts: Sequence[str | list[str]],
+        fps: float | list[float] = 24.0,
+        seed: int = 0,
+        latent_continuation: bool = False,
+    ) -> Rollout:
         """K = len(texts) chunks predicted in turn (see `rollout`); texts: one entry per chunk, each a
         text for every clip or one per clip."""
-        return rollout(self.module, context, texts, self.future_frames, fps=fps, seed=seed,
-                       prompt_template=self.prompt_template, latent_continuation=latent_continuation)
+        return rollout(
+            self.module,
+            context,
+            texts,
+            self.future_frames,
+            fps=fps,
+            seed=seed,
+            prompt_template=self.prompt_template,
+            latent_continuation=latent_continuation,
+        )
 
 
 @torch.no_grad()
-def rollout(module, context: np.ndarray | torch.Tensor, texts: Sequence[str | list[str]], future_frames: int,
-            fps: float | list[float] = 24.0, seed: int = 0, prompt_template: str = "{caption}",
-            latent_continuation: bool = False) -> Rollout:
+def rollout(
+    module,
+    context: np.ndarray | torch.Tensor,
+    texts: Sequence[str | list[str]],
+    future_frames: int,
+    fps: float | list[float] = 24.0,
+    seed: int = 0,
+    prompt_template: str = "{caption}",
+    latent_continuation: bool = False,
+) -> Rollout:
     """K = len(texts) chunks predicted in turn by `module` (vlm, ltx, option, adapter), each from the
     clip as it stands after the one before: chunk k+1 reads the last C frames of context + predictions
     (the VLM's frames and the current frame), so from chunk 2 on the model conditions on its own
@@ -152,11 +191,21 @@ def rollout(module, context: np.ndarray | torch.Tensor, texts: Sequence[str | li
     first, frames, latents, contexts, timings = None, [], [], [], []
     for text in texts:
         captions = [text] * b if isinstance(text, str) else list(text)
-        batch = {"context": ctx, "caption": captions, "fps": rates,
-                 "prompt": [prompt_template.format(caption=t) for t in captions]}
+        batch = {
+            "context": ctx,
+            "caption": captions,
+            "fps": rates,
+            "prompt": [prompt_template.format(caption=t) for t in captions],
+        }
         start = time.perf_counter()
-        feats = encode_batch(batch, module.vlm, module.ltx, future_frames=future_frames,
-                             context_latents=module.option.needs_context_latents, first_latent=first)
+        feats = encode_batch(
+            batch,
+            module.vlm,
+            module.ltx,
+            future_frames=future_frames,
+            context_latents=module.option.needs_context_latents,
+            first_latent=first,
+        )
         sync()
         encoded = time.perf_counter()
         z = module.option.sample(module.adapter, module.ltx, feats, generator=gen)  # (B, 128, f, h, w)
@@ -165,8 +214,14 @@ def rollout(module, context: np.ndarray | torch.Tensor, texts: Sequence[str | li
         video = video_to_frames(module.ltx.decode(z, generator=gen))  # (B, F, H, W, 3) uint8
         sync()
         done = time.perf_counter()
-        timings.append({"encode_s": encoded - start, "sample_s": sampled - encoded, "decode_s": done - sampled,
-                        "total_s": done - start})
+        timings.append(
+            {
+                "encode_s": encoded - start,
+                "sample_s": sampled - encoded,
+                "decode_s": done - sampled,
+                "total_s": done - start,
+            }
+        )
         contexts.append(ctx.cpu().numpy())
         frames.append(video.cpu().numpy())
         latents.append(z.float().cpu())
@@ -187,7 +242,9 @@ class Rollout:
     def joined(self) -> np.ndarray:
         """(B, F + (K-1)(F-1), H, W, 3): the chunks in turn; a later chunk's first frame is the frame the
         one before ended on, so it appears once."""
-        return np.concatenate([self.frames[:, 0], *(self.frames[:, k, 1:] for k in range(1, self.frames.shape[1]))], 1)
+        return np.concatenate(
+            [self.frames[:, 0], *(self.frames[:, k, 1:] for k in range(1, self.frames.shape[1]))], 1
+        )
 
     def borders(self) -> tuple[int, ...]:
         """Indices in joined() of the first frame each later chunk predicted."""
@@ -220,12 +277,15 @@ class OutputNames:
         return name
 
 
-def write_prediction(out: Path, name: str, context: np.ndarray, frames: np.ndarray, fps: float,
-                     borders: tuple[int, ...] = ()) -> None:
+def write_prediction(
+    out: Path, name: str, context: np.ndarray, frames: np.ndarray, fps: float, borders: tuple[int, ...] = ()
+) -> None:
     """`<name>.mp4` (the future) and `<name>_side_by_side.mp4` in out; name: from OutputNames; borders:
     where a rollout's chunks begin (outlined in the side-by-side)."""
     (out / f"{name}.mp4").write_bytes(encode_mp4(frames, fps))
-    (out / f"{name}_side_by_side.mp4").write_bytes(encode_mp4(side_by_side(context, frames, borders=borders), fps))
+    (out / f"{name}_side_by_side.mp4").write_bytes(
+        encode_mp4(side_by_side(context, frames, borders=borders), fps)
+    )
 
 
 def chunk_prompts(prompt: str | Sequence[str] | None, rollout: int | None) -> tuple[int, list[str] | None]:
@@ -234,8 +294,10 @@ def chunk_prompts(prompt: str | Sequence[str] | None, rollout: int | None) -> tu
     listed = prompt is not None and not isinstance(prompt, str)
     chunks = rollout if rollout is not None else (len(prompt) if listed else 1)
     if listed and len(prompt) != chunks:
-        raise ValueError(f"prompt= lists {len(prompt)} prompts for rollout={chunks} chunks: give one per chunk, "
-                         f"or one text for all")
+        raise ValueError(
+            f"prompt= lists {len(prompt)} prompts for rollout={chunks} chunks: give one per chunk, "
+            f"or one text for all"
+        )
     if prompt is None:
         return chunks, None
     return chunks, list(prompt) if listed else [prompt] * chunks
@@ -247,13 +309,17 @@ def caption_beside(path: Path) -> str | None:
     return sidecar.read_text().strip() or None if sidecar.exists() else None
 
 
-def directory_batches(predictor: Predictor, path: Path, prompts: list[str] | None, batch_size: int,
-                      skipped: dict[str, str]):
+def directory_batches(
+    predictor: Predictor, path: Path, prompts: list[str] | None, batch_size: int, skipped: dict[str, str]
+):
     """Batches of the videos and images in a directory, read as they are needed (every clip is fitted
     to the checkpoint's window, so a batch stacks); unreadable ones land in `skipped` with the reason.
     Without prompts each clip needs its own caption (`<name>.txt`)."""
-    files = sorted(p for p in path.iterdir() if p.suffix.lower().lstrip(".") in VIDEO_EXTS
-                   or p.suffix.lower() in IMAGE_EXTS)
+    files = sorted(
+        p
+        for p in path.iterdir()
+        if p.suffix.lower().lstrip(".") in VIDEO_EXTS or p.suffix.lower() in IMAGE_EXTS
+    )
     if not files:
         raise FileNotFoundError(
             f"input={path}: no video ({', '.join(VIDEO_EXTS)}) or image in this directory"
@@ -276,9 +342,16 @@ def directory_batches(predictor: Predictor, path: Path, prompts: list[str] | Non
         yield batch
 
 
-def predict_inputs(predictor: Predictor, source: str, prompt: str | Sequence[str] | None, out: Path,
-                   batch_size: int = 4, seed: int = 0, rollout: int | None = None,
-                   latent_continuation: bool = False) -> dict:
+def predict_inputs(
+    predictor: Predictor,
+    source: str,
+    prompt: str | Sequence[str] | None,
+    out: Path,
+    batch_size: int = 4,
+    seed: int = 0,
+    rollout: int | None = None,
+    latent_continuation: bool = False,
+) -> dict:
     """Predict for a video or image, every video and image in a directory, or every clip of shards
     (`*.tar`, brace patterns), in batches; each clip gives `<name>.mp4` (the future, starting at the
     current frame) and `<name>_side_by_side.mp4` (context then prediction). A clip's instruction:
@@ -294,7 +367,9 @@ def predict_inputs(predictor: Predictor, source: str, prompt: str | Sequence[str
     if path.is_file() and path.suffix != ".tar":
         text = caption_beside(path) if prompts is None else None
         if prompts is None and text is None:
-            raise ValueError(f"input={path}: give prompt=\"...\" (or a {path.with_suffix('.txt').name} beside it)")
+            raise ValueError(
+                f'input={path}: give prompt="..." (or a {path.with_suffix(".txt").name} beside it)'
+            )
         context, fps = predictor.read_context(path)
         batches = iter([[{"key": path.stem, "context": context, "fps": fps, "text": text}]])
     elif path.is_dir():
@@ -306,23 +381,41 @@ def predict_inputs(predictor: Predictor, source: str, prompt: str | Sequence[str
         )
     else:  # shards: batches of one bucket each, cut with the checkpoint's window
         windows = predictor.held_out(source, batch_size=batch_size, field="input")
-        batches = ([{"key": k, "context": c, "fps": float(f), "text": t}
-                    for k, c, f, t in zip(b["key"], b["context"].numpy(), b["fps"], b["caption"], strict=True)]
-                   for b in torch.utils.data.DataLoader(windows, batch_size=None))
+        batches = (
+            [
+                {"key": k, "context": c, "fps": float(f), "text": t}
+                for k, c, f, t in zip(b["key"], b["context"].numpy(), b["fps"], b["caption"], strict=True)
+            ]
+            for b in torch.utils.data.DataLoader(windows, batch_size=None)
+        )
     for index, batch in enumerate(batches):
         texts = prompts or [[c["text"] for c in batch]] * chunks
-        run = predictor.rollout(np.stack([c["context"] for c in batch]), texts, fps=[c["fps"] for c in batch],
-                                seed=seed + index, latent_continuation=latent_continuation)
+        run = predictor.rollout(
+            np.stack([c["context"] for c in batch]),
+            texts,
+            fps=[c["fps"] for c in batch],
+            seed=seed + index,
+            latent_continuation=latent_continuation,
+        )
         timings.append(run.timings)
         for clip, future in zip(batch, run.joined(), strict=True):
             write_prediction(out, names(clip["key"]), clip["context"], future, clip["fps"], run.borders())
             written.append(clip["key"])
     if windows is not None:
         skipped |= dict(windows.skips)  # by reason
-    per_chunk = [{k: float(np.mean([t[i][k] for t in timings])) for k in timings[0][i]} for i in range(chunks)] \
-        if timings else []
-    return {"written": written, "skipped": skipped, "renamed": names.renamed, "chunks": chunks,
-            "seconds": sum(c["total_s"] for t in timings for c in t), "per_chunk": per_chunk}
+    per_chunk = (
+        [{k: float(np.mean([t[i][k] for t in timings])) for k in timings[0][i]} for i in range(chunks)]
+        if timings
+        else []
+    )
+    return {
+        "written": written,
+        "skipped": skipped,
+        "renamed": names.renamed,
+        "chunks": chunks,
+        "seconds": sum(c["total_s"] for t in timings for c in t),
+        "per_chunk": per_chunk,
+    }
 
 
 def main(cfg) -> dict:
@@ -331,17 +424,38 @@ def main(cfg) -> dict:
     out = Path(cfg.out_dir)
     existing = sorted(str(p) for p in out.glob("*.mp4")) if out.is_dir() else []
     if existing and not cfg.overwrite:
-        raise FileExistsError(f"{out} already holds predictions ({existing[0]}, ...); pass overwrite=true or "
-                              f"another out_dir")
+        raise FileExistsError(
+            f"{out} already holds predictions ({existing[0]}, ...); pass overwrite=true or another out_dir"
+        )
     prompt = OmegaConf.to_container(cfg.prompt) if OmegaConf.is_config(cfg.prompt) else cfg.prompt
-    report = predict_inputs(Predictor(cfg.ckpt), str(cfg.input), prompt, out, batch_size=cfg.batch_size,
-                            seed=cfg.seed, rollout=cfg.get("rollout"),
-                            latent_continuation=cfg.get("latent_continuation", False))
+    report = predict_inputs(
+        Predictor(cfg.ckpt),
+        str(cfg.input),
+        prompt,
+        out,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        rollout=cfg.get("rollout"),
+        latent_continuation=cfg.get("latent_continuation", False),
+    )
     renamed = report["renamed"]
-    chunks = (f" ({report['chunks']} chunks each; seconds per chunk: "
-              + ", ".join(f"{c['total_s']:.2f}" for c in report["per_chunk"]) + ")") if report["chunks"] > 1 else ""
-    print(f"wrote {len(report['written'])} prediction(s) and side-by-side videos to {out} in "
-          f"{report['seconds']:.2f} s{chunks}" + (f"; skipped {report['skipped']}" if report["skipped"] else "")
-          + (f"; {len(renamed)} named after their keys made safe, such as {next(iter(renamed.items()))}"
-             if renamed else ""))
+    chunks = (
+        (
+            f" ({report['chunks']} chunks each; seconds per chunk: "
+            + ", ".join(f"{c['total_s']:.2f}" for c in report["per_chunk"])
+            + ")"
+        )
+        if report["chunks"] > 1
+        else ""
+    )
+    print(
+        f"wrote {len(report['written'])} prediction(s) and side-by-side videos to {out} in "
+        f"{report['seconds']:.2f} s{chunks}"
+        + (f"; skipped {report['skipped']}" if report["skipped"] else "")
+        + (
+            f"; {len(renamed)} named after their keys made safe, such as {next(iter(renamed.items()))}"
+            if renamed
+            else ""
+        )
+    )
     return report

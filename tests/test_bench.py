@@ -12,9 +12,23 @@ def test_bench_tiny_mode_reports_every_stage(tmp_path):
     report = json.loads((tmp_path / "bench.json").read_text())
     assert report["rows"] == [row] and report["meta"]["model"] == "tiny"
     assert row["tokens"] == 12 and row["vlm_tokens"] > 0
-    for key in ("vlm_ms", "vlm_per_window_attention_ms", "vlm_preprocess_ms", "adapter_ms", "dit_step_ms", "decode_ms", "predict_A_ms", "predict_B_ms",
-                "predict_C_ms", "predict_D_ms", "train_bare_lora_ms", "train_option_c_ckpt_ms", "rollout3_A_ms",
-                "rollout3_C_ms", "rollout3_C_latent_ms"):
+    for key in (
+        "vlm_ms",
+        "vlm_per_window_attention_ms",
+        "vlm_preprocess_ms",
+        "adapter_ms",
+        "dit_step_ms",
+        "decode_ms",
+        "predict_A_ms",
+        "predict_B_ms",
+        "predict_C_ms",
+        "predict_D_ms",
+        "train_bare_lora_ms",
+        "train_option_c_ckpt_ms",
+        "rollout3_A_ms",
+        "rollout3_C_ms",
+        "rollout3_C_latent_ms",
+    ):
         assert row[key] > 0, key
     assert len(row["rollout3_B_chunk_ms"]) == 3
 
@@ -108,10 +122,12 @@ def test_training_from_the_feature_cache_needs_no_video_decoder():
     import subprocess
     import sys
 
-    code = ("import sys; sys.modules['av'] = None\n"
-            "import foresight.bench.training, foresight.bench.prediction, foresight.training.train\n"
-            "from foresight.data.video import encode_mp4\n"
-            "try:\n    encode_mp4(None, 24)\nexcept ImportError:\n    print('decoder needed only here')\n")
+    code = (
+        "import sys; sys.modules['av'] = None\n"
+        "import foresight.bench.training, foresight.bench.prediction, foresight.training.train\n"
+        "from foresight.data.video import encode_mp4\n"
+        "try:\n    encode_mp4(None, 24)\nexcept ImportError:\n    print('decoder needed only here')\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "decoder needed only here" in done.stdout

@@ -1,4 +1,4 @@
-"""Rollouts: K chunks predicted in turn, each conditioned on the chunk before (Predictor.rollout, predict.py)."""
+"""Rollouts: K chunks predicted in turn, each conditioned on the chunk before (Predictor.rollout)."""
 
 import subprocess
 import sys
@@ -18,8 +18,17 @@ from foresight.training.train import train
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, twin_dir):
     out = tmp_path_factory.mktemp("run")
-    cfg = compose([f"paths.cache_dir={twin_dir}", f"paths.output_dir={out}", "logger=none", "+experiment=optionC",
-                   "trainer.max_steps=1", "trainer.val_check_interval=1", "callbacks.sample_videos.every_n_steps=0"])
+    cfg = compose(
+        [
+            f"paths.cache_dir={twin_dir}",
+            f"paths.output_dir={out}",
+            "logger=none",
+            "+experiment=optionC",
+            "trainer.max_steps=1",
+            "trainer.val_check_interval=1",
+            "callbacks.sample_videos.every_n_steps=0",
+        ]
+    )
     train(cfg)
     return out
 
@@ -42,10 +51,16 @@ def record_first_latents(predictor, monkeypatch) -> list[torch.Tensor]:
 
 
 def test_rollout_of_k_chunks_conditions_each_on_the_one_before(predictor, monkeypatch):
-    context = np.stack([render_clip(seed=s, width=64, height=64).frames[:4] for s in (3, 4)])  # (2, 4, 64, 64, 3)
+    context = np.stack(
+        [render_clip(seed=s, width=64, height=64).frames[:4] for s in (3, 4)]
+    )  # (2, 4, 64, 64, 3)
     seen = record_first_latents(predictor, monkeypatch)
-    run = predictor.rollout(context, ["a red circle moves right", ["a blue square moves up", "it stops"],
-                                      "a red circle moves right"], fps=[24.0, 12.0], seed=0)
+    run = predictor.rollout(
+        context,
+        ["a red circle moves right", ["a blue square moves up", "it stops"], "a red circle moves right"],
+        fps=[24.0, 12.0],
+        seed=0,
+    )
     assert run.frames.shape == (2, 3, 17, 64, 64, 3) and run.frames.dtype == np.uint8  # K x the future frames
     assert run.latents.shape == (2, 3, 128, 3, 2, 2) and run.contexts.shape == (2, 3, 4, 64, 64, 3)
     assert np.array_equal(run.contexts[:, 0], context)
@@ -56,7 +71,9 @@ def test_rollout_of_k_chunks_conditions_each_on_the_one_before(predictor, monkey
     assert len(run.timings) == 3 and all(t["total_s"] >= t["sample_s"] > 0 for t in run.timings)
     joined = run.joined()
     assert joined.shape == (2, 17 + 2 * 16, 64, 64, 3) and run.borders() == (17, 33)
-    assert np.array_equal(joined[:, 17:33], run.frames[:, 1, 1:]) and np.array_equal(joined[:, 16], run.frames[:, 0, 16])
+    assert np.array_equal(joined[:, 17:33], run.frames[:, 1, 1:]) and np.array_equal(
+        joined[:, 16], run.frames[:, 0, 16]
+    )
     one, _ = predictor.predict(context, "a red circle moves right", fps=[24.0, 12.0], seed=0)
     assert np.array_equal(one, run.frames[:, 0])  # chunk 1 of a rollout is the prediction
 
@@ -69,8 +86,9 @@ def test_latent_continuation_hands_the_latent_over_bit_for_bit(predictor, monkey
         assert torch.equal(seen[k + 1].cpu().float(), run.latents[:, k, :, -1:])
     assert np.array_equal(run.contexts[:, 1], run.frames[:, 0, -4:])  # the VLM still reads decoded frames
     pixel = predictor.rollout(context, ["a green triangle moves left"] * 3, seed=1)
-    assert np.array_equal(pixel.frames[:, 0], run.frames[:, 0]) and not np.array_equal(pixel.frames[:, 2],
-                                                                                          run.frames[:, 2])
+    assert np.array_equal(pixel.frames[:, 0], run.frames[:, 0]) and not np.array_equal(
+        pixel.frames[:, 2], run.frames[:, 2]
+    )
 
 
 def test_chunk_prompts_and_chunk_borders():
@@ -97,19 +115,44 @@ def test_predict_py_rollout_writes_the_joined_chunks(run_dir, tmp_path):
             c.mux(s.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         c.mux(s.encode())
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "predict.py", f"ckpt={run_dir}", f"input={clip}", "rollout=2",
-                           "prompt=[a blue square moves up,it stops]", f"out_dir={out}",
-                           f"paths.log_dir={tmp_path / 'logs'}"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "predict.py",
+            f"ckpt={run_dir}",
+            f"input={clip}",
+            "rollout=2",
+            "prompt=[a blue square moves up,it stops]",
+            f"out_dir={out}",
+            f"paths.log_dir={tmp_path / 'logs'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "2 chunks each; seconds per chunk:" in done.stdout
     with av.open(str(out / "clip.mp4")) as c:
         assert c.streams.video[0].frames == 17 + 16
     with av.open(str(out / "clip_side_by_side.mp4")) as c:
         assert c.streams.video[0].frames == 4 + 33 - 1
-    bad = subprocess.run([sys.executable, "predict.py", f"ckpt={run_dir}", f"input={clip}", "rollout=3",
-                          "prompt=[a,b]", f"out_dir={tmp_path / 'bad'}", f"paths.log_dir={tmp_path / 'logs'}"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "predict.py",
+            f"ckpt={run_dir}",
+            f"input={clip}",
+            "rollout=3",
+            "prompt=[a,b]",
+            f"out_dir={tmp_path / 'bad'}",
+            f"paths.log_dir={tmp_path / 'logs'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode != 0 and "prompt= lists 2 prompts for rollout=3 chunks" in bad.stderr
 
 
@@ -124,8 +167,14 @@ def long_and_short_shard(path):
     with wds.TarWriter(str(path)) as sink:
         for seed, frames in ((11, 40), (12, 20), (13, 40)):
             clip = render_clip(seed, num_frames=frames, width=64, height=64)
-            sink.write({"__key__": f"clip{seed}", "mp4": encode_mp4(clip.frames, clip.fps), "txt": clip.caption,
-                        "json": json.dumps({"fps": clip.fps})})
+            sink.write(
+                {
+                    "__key__": f"clip{seed}",
+                    "mp4": encode_mp4(clip.frames, clip.fps),
+                    "txt": clip.caption,
+                    "json": json.dumps({"fps": clip.fps}),
+                }
+            )
     return str(path)
 
 
@@ -157,13 +206,29 @@ def test_evaluate_py_rollout_writes_its_report(run_dir, tmp_path):
     import json
 
     shard = long_and_short_shard(tmp_path / "long.tar")
-    done = subprocess.run([sys.executable, "evaluate.py", f"ckpt={run_dir}", f"shards={shard}", "rollout=2",
-                           "latent_continuation=true", f"out_dir={tmp_path / 'eval'}",
-                           f"paths.log_dir={tmp_path / 'logs'}"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "evaluate.py",
+            f"ckpt={run_dir}",
+            f"shards={shard}",
+            "rollout=2",
+            "latent_continuation=true",
+            f"out_dir={tmp_path / 'eval'}",
+            f"paths.log_dir={tmp_path / 'logs'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
-    assert result["rollout"] == 2 and result["latent_continuation"] and "psnr_chunk2_copy_last" in result["metrics"]
+    assert (
+        result["rollout"] == 2
+        and result["latent_continuation"]
+        and "psnr_chunk2_copy_last" in result["metrics"]
+    )
     assert "| 2 |" in (tmp_path / "eval" / "evaluation.md").read_text() and "Drift" in done.stdout
 
 
@@ -173,14 +238,24 @@ def test_context_corruption_noises_only_what_is_given():
     g = torch.Generator().manual_seed(0)
     first = torch.randn(3, 128, 1, 2, 2, generator=g)
     target = torch.cat([first, torch.randn(3, 128, 2, 2, 2, generator=g)], 2)
-    feats = Features(torch.zeros(3, 1, 4), torch.ones(3, 1, dtype=torch.bool), torch.zeros(3, 1, 8),
-                     torch.ones(3, 1, dtype=torch.bool), first, (3, 2, 2), torch.full((3,), 24.0), target,
-                     context_latents=torch.randn(3, 128, 3, 2, 2, generator=g))
+    feats = Features(
+        torch.zeros(3, 1, 4),
+        torch.ones(3, 1, dtype=torch.bool),
+        torch.zeros(3, 1, 8),
+        torch.ones(3, 1, dtype=torch.bool),
+        first,
+        (3, 2, 2),
+        torch.full((3,), 24.0),
+        target,
+        context_latents=torch.randn(3, 128, 3, 2, 2, generator=g),
+    )
     assert corrupt_latents(feats, 0.0) is feats
     noisy = corrupt_latents(feats, 0.5, torch.Generator().manual_seed(1))
     assert torch.equal(noisy.target[:, :, :1], noisy.first_latent)  # the given frame, one value in both
     assert torch.equal(noisy.target[:, :, 1:], target[:, :, 1:])  # the future to learn stays clean
-    assert not torch.equal(noisy.first_latent, first) and not torch.equal(noisy.context_latents, feats.context_latents)
+    assert not torch.equal(noisy.first_latent, first) and not torch.equal(
+        noisy.context_latents, feats.context_latents
+    )
     assert (noisy.first_latent - first).std() < 0.5  # strength at most the scale
     frames = torch.full((2, 4, 8, 8, 3), 128, dtype=torch.uint8)
     out = corrupt_frames(frames, 20.0, torch.Generator().manual_seed(0))
@@ -191,13 +266,34 @@ def test_context_corruption_noises_only_what_is_given():
 def test_context_corruption_is_configured_and_refused_where_it_cannot_work(twin_dir, tmp_path):
     from hydra.utils import instantiate
 
-    cfg = compose([f"paths.cache_dir={twin_dir}", "logger=none", "+experiment=optionC", "module.context_noise=0.3",
-                   "option.first_frame=0.5"])
+    cfg = compose(
+        [
+            f"paths.cache_dir={twin_dir}",
+            "logger=none",
+            "+experiment=optionC",
+            "module.context_noise=0.3",
+            "option.first_frame=0.5",
+        ]
+    )
     with pytest.raises(ValueError, match="module.context_noise=0.3 noises the given current frame"):
-        instantiate(cfg.module)(vlm=instantiate(cfg.vlm), ltx=instantiate(cfg.model), option=instantiate(cfg.option),
-                                adapter=instantiate(cfg.adapter))
+        instantiate(cfg.module)(
+            vlm=instantiate(cfg.vlm),
+            ltx=instantiate(cfg.model),
+            option=instantiate(cfg.option),
+            adapter=instantiate(cfg.adapter),
+        )
     out = tmp_path / "run"
-    cfg = compose([f"paths.cache_dir={twin_dir}", f"paths.output_dir={out}", "logger=none", "+experiment=optionC",
-                   "module.context_noise=0.3", "module.context_frame_noise=10", "trainer.max_steps=2",
-                   "trainer.val_check_interval=2", "callbacks.sample_videos.every_n_steps=0"])
+    cfg = compose(
+        [
+            f"paths.cache_dir={twin_dir}",
+            f"paths.output_dir={out}",
+            "logger=none",
+            "+experiment=optionC",
+            "module.context_noise=0.3",
+            "module.context_frame_noise=10",
+            "trainer.max_steps=2",
+            "trainer.val_check_interval=2",
+            "callbacks.sample_videos.every_n_steps=0",
+        ]
+    )
     assert np.isfinite(train(cfg)["metrics"]["train/loss"])

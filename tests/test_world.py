@@ -42,8 +42,10 @@ def test_the_instruction_decides_the_future(seed):
 
 def rollout_windows(chunks: int = scene.ROLLOUT_CHUNKS) -> list[slice]:
     """The frames each prediction window of a rollout covers: 3..19, 19..35, 35..51 for three."""
-    return [slice(scene.CURRENT + k * (scene.FUTURE - 1), scene.CURRENT + (k + 1) * (scene.FUTURE - 1) + 1)
-            for k in range(chunks)]
+    return [
+        slice(scene.CURRENT + k * (scene.FUTURE - 1), scene.CURRENT + (k + 1) * (scene.FUTURE - 1) + 1)
+        for k in range(chunks)
+    ]
 
 
 def test_every_pair_of_instructions_separates_the_instructed_shape():
@@ -53,8 +55,10 @@ def test_every_pair_of_instructions_separates_the_instructed_shape():
     for split in scene.SPLITS:
         for seed in range(100):
             s, instruction = layout(seed, split)
-            paths = {a: scene.trajectories(s, scene.Instruction(instruction.target, a), frames)
-                     for a in scene.ACTIONS}
+            paths = {
+                a: scene.trajectories(s, scene.Instruction(instruction.target, a), frames)
+                for a in scene.ACTIONS
+            }
             paths = {a: p[instruction.target] for a, p in paths.items()}  # each (52, 2)
             for a, b in itertools.combinations(scene.ACTIONS, 2):
                 apart = np.linalg.norm(paths[a] - paths[b], axis=-1)  # (52,)
@@ -70,7 +74,7 @@ def test_no_sampled_future_is_the_still_current_frame():
         future = frames[:, window][:, 1:].int()
         still = frames[:, window][:, :1].int()
         moved = (future - still).abs().amax(dim=(1, 2, 3, 4))  # (B,)
-        assert (moved > 0).all(), (window, [m for m, d in zip(metas, moved) if d == 0])
+        assert (moved > 0).all(), (window, [m for m, d in zip(metas, moved, strict=True) if d == 0])
 
 
 @pytest.mark.parametrize("split", scene.SPLITS)
@@ -83,7 +87,7 @@ def test_a_long_clip_continues_the_short_one(split):
     assert short.shape == (4, scene.FRAMES, scene.SIZE, scene.SIZE, 3) and long.shape[1] == 52
     torch.testing.assert_close(long[:, : scene.FRAMES], short, rtol=0, atol=0)
     assert (long_captions, long_metas) == (captions, metas)
-    assert (long[:, scene.FRAMES:] != long[:, scene.FRAMES - 1: scene.FRAMES]).any()  # it goes on moving
+    assert (long[:, scene.FRAMES :] != long[:, scene.FRAMES - 1 : scene.FRAMES]).any()  # it goes on moving
     with pytest.raises(ValueError, match="frames=19: a world clip holds at least 20 frames"):
         render_batch([0], split, frames=19)
     assert [scene.rollout_frames(k) for k in (1, 2, 3)] == [scene.FRAMES, 36, 52]
@@ -94,8 +98,17 @@ def test_the_committed_shards_are_the_default_render(split):
     """Each committed split's first clips, decoded, are what the default clip length renders today."""
     from foresight.data.loader import ClipWindows
 
-    windows = ClipWindows([str(ROOT / "data" / "world" / f"{split}-000000.tar")], 4, [(64, 64, 17)], None,
-                          train=False, seed=0, strict=True, batch_size=4, limit=4)
+    windows = ClipWindows(
+        [str(ROOT / "data" / "world" / f"{split}-000000.tar")],
+        4,
+        [(64, 64, 17)],
+        None,
+        train=False,
+        seed=0,
+        strict=True,
+        batch_size=4,
+        limit=4,
+    )
     batch = next(iter(windows))
     frames, captions, _ = render_batch([0, 1, 2, 3], split)
     assert batch["key"] == [f"{split}_{i:06d}" for i in range(4)] and batch["caption"] == captions
@@ -112,9 +125,17 @@ def test_the_long_held_out_split_loads_as_rollout_windows(future):
     from foresight.data.loader import ClipWindows, expand_shards
 
     def read(shards: str, future: int) -> dict:
-        windows = ClipWindows(expand_shards(shards, "data.val_shards"), data.context_frames,
-                              [(data.height, data.width, future)], data.get("fps"), train=False, seed=0,
-                              strict=True, batch_size=32, limit=data.val_samples)
+        windows = ClipWindows(
+            expand_shards(shards, "data.val_shards"),
+            data.context_frames,
+            [(data.height, data.width, future)],
+            data.get("fps"),
+            train=False,
+            seed=0,
+            strict=True,
+            batch_size=32,
+            limit=data.val_samples,
+        )
         batches = list(windows)
         assert len(batches) == 1 and not windows.skips
         return batches[0]
@@ -126,24 +147,43 @@ def test_the_long_held_out_split_loads_as_rollout_windows(future):
     assert batch["caption"] == captions and all(m["split"] == "heldout" for m in metas)
     assert batch["context"].shape == (32, 4, 64, 64, 3) and batch["target"].shape == (32, future, 64, 64, 3)
     torch.testing.assert_close(batch["context"], frames[:, :4], rtol=0, atol=0)
-    torch.testing.assert_close(batch["target"], frames[:, 3: 3 + future], rtol=0, atol=0)
+    torch.testing.assert_close(batch["target"], frames[:, 3 : 3 + future], rtol=0, atol=0)
     short = read(str(ROOT / "data" / "world" / "heldout-000000.tar"), 17)
     assert short["caption"] == captions
     torch.testing.assert_close(short["context"], frames[:, :4], rtol=0, atol=0)
-    torch.testing.assert_close(short["target"], frames[:, 3: scene.FRAMES], rtol=0, atol=0)
+    torch.testing.assert_close(short["target"], frames[:, 3 : scene.FRAMES], rtol=0, atol=0)
 
 
 def test_render_command_writes_a_long_split_of_any_chunks(tmp_path, capsys):
     from foresight.data.loader import ClipWindows
     from foresight.world.cli import main
 
-    args = ["render", "--out", str(tmp_path), "--train", "0", "--val", "0", "--heldout", "0",
-            "--heldout-long", "2"]
+    args = [
+        "render",
+        "--out",
+        str(tmp_path),
+        "--train",
+        "0",
+        "--val",
+        "0",
+        "--heldout",
+        "0",
+        "--heldout-long",
+        "2",
+    ]
     assert main([*args, "--chunks", "0"]) == 2 and "--chunks 1 or more" in capsys.readouterr().err
     assert main([*args, "--chunks", "2"]) == 0
     assert [p.name for p in tmp_path.iterdir()] == ["heldout_long-000000.tar"]
-    windows = ClipWindows([str(tmp_path / "heldout_long-000000.tar")], 4, [(64, 64, 33)], None, train=False,
-                          seed=0, strict=True, batch_size=2)
+    windows = ClipWindows(
+        [str(tmp_path / "heldout_long-000000.tar")],
+        4,
+        [(64, 64, 33)],
+        None,
+        train=False,
+        seed=0,
+        strict=True,
+        batch_size=2,
+    )
     batch = next(iter(windows))
     frames, _, _ = render_batch([0, 1], "heldout", frames=scene.rollout_frames(2))  # (2, 36, 64, 64, 3)
     torch.testing.assert_close(batch["target"], frames[:, 3:], rtol=0, atol=0)

@@ -168,10 +168,18 @@ def bench_size(
             # a 3-chunk rollout through predict's own loop (T5's states precomputed, as above), re-encoding
             # each chunk's decoded current frame, then handing its latent over (latent continuation)
             parts = SimpleNamespace(vlm=vlm, ltx=ltx, option=option, adapter=adapter)
-            ltx.text_encoder = lambda captions: (text.expand(len(captions), -1, -1), text_mask.expand(len(captions), -1))
+            ltx.text_encoder = lambda captions: (
+                text.expand(len(captions), -1, -1),
+                text_mask.expand(len(captions), -1),
+            )
             for mode, latent in (("", False), ("_latent", True)):
-                ms, run = timed(lambda: rollout(parts, context, [PROMPT] * 3, frames, fps=24.0,
-                                                latent_continuation=latent), device, iters)
+                ms, run = timed(
+                    lambda parts=parts, latent=latent: rollout(
+                        parts, context, [PROMPT] * 3, frames, fps=24.0, latent_continuation=latent
+                    ),
+                    device,
+                    iters,
+                )
                 row[f"rollout3_{name}{mode}_ms"] = ms
                 row[f"rollout3_{name}{mode}_chunk_ms"] = [round(t["total_s"] * 1e3, 2) for t in run.timings]
             ltx.text_encoder = None
@@ -317,6 +325,18 @@ def summarise(runs: list[list[dict]]) -> list[dict]:
     return rows
 
 
+def add_run_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
+    """What both benches take besides their own sizes: the DiT's attention backend, repeats in separate
+    processes (repeat_in_processes) and the report's path."""
+    parser.add_argument(
+        "--attention", default=None, help="model.attention_backend of the DiT (e.g. _native_cudnn)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="separate processes; the report gives median and range"
+    )
+    parser.add_argument("--out", type=Path, default=Path(default_out))
+
+
 def repeat_in_processes(module: str, argv: list[str], repeats: int, out: Path) -> list[dict]:
     """`python -m module argv` `repeats` times, each in a fresh process, since a training step moves
     from process to process (compilation, allocator, host threads). Each run's report is kept beside
@@ -357,13 +377,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         action="store_true",
         help="prediction stages only (training steps through the trainer: foresight.bench.training)",
     )
-    parser.add_argument(
-        "--attention", default=None, help="model.attention_backend of the DiT (e.g. _native_cudnn)"
-    )
-    parser.add_argument(
-        "--repeats", type=int, default=1, help="separate processes; the report gives median and range"
-    )
-    parser.add_argument("--out", type=Path, default=Path("bench.json"))
+    add_run_arguments(parser, default_out="bench.json")
     args = parser.parse_args(argv)
     if args.repeats > 1:
         return repeat_in_processes(

@@ -32,6 +32,7 @@ import torch
 
 from foresight.bench.data import write_feature_shard
 from foresight.bench.prediction import (
+    add_run_arguments,
     architecture,
     bare_lora_loss,
     lora_step_flops,
@@ -221,13 +222,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         metavar="KEY=VALUE",
         help="more train.py overrides for every run ('{option}' is replaced by the option)",
     )
-    parser.add_argument(
-        "--attention", default=None, help="model.attention_backend of the DiT (e.g. _native_cudnn)"
-    )
-    parser.add_argument(
-        "--repeats", type=int, default=1, help="separate processes; the report gives median and range"
-    )
-    parser.add_argument("--out", type=Path, default=Path("bench_train.json"))
+    add_run_arguments(parser, default_out="bench_train.json")
     args = parser.parse_args(argv)
     if args.repeats > 1:
         return repeat_in_processes(

@@ -344,8 +344,12 @@ def encode_mp4(frames: np.ndarray, fps: float, reproducible: bool = False, lossl
 CHUNK_BORDER = np.array([255, 200, 0], np.uint8)  # the outline on a rollout's frames where a new chunk begins
 
 
-def side_by_side(context: np.ndarray, prediction: np.ndarray, truth: np.ndarray | None = None,
-                 borders: tuple[int, ...] = ()) -> np.ndarray:
+def side_by_side(
+    context: np.ndarray,
+    prediction: np.ndarray,
+    truth: np.ndarray | None = None,
+    borders: tuple[int, ...] = (),
+) -> np.ndarray:
     """(C, H, W, 3) context, (F, H, W, 3) prediction [and truth], both starting at the current frame ->
     (C + F - 1, H, 2W or 3W, 3): on the left the context, then the current frame held; beside it the
     prediction [and the truth], each holding its first frame while the context plays. borders: indices
@@ -354,7 +358,12 @@ def side_by_side(context: np.ndarray, prediction: np.ndarray, truth: np.ndarray 
     prediction = prediction.copy() if borders else prediction
     for index in borders:
         frame = prediction[index]  # (H, W, 3), a view: a 2-pixel outline drawn in place
-        frame[:2], frame[-2:], frame[:, :2], frame[:, -2:] = CHUNK_BORDER, CHUNK_BORDER, CHUNK_BORDER, CHUNK_BORDER
+        frame[:2], frame[-2:], frame[:, :2], frame[:, -2:] = (
+            CHUNK_BORDER,
+            CHUNK_BORDER,
+            CHUNK_BORDER,
+            CHUNK_BORDER,
+        )
     left = np.concatenate([context, np.repeat(context[-1:], len(prediction) - 1, axis=0)])
     right = [
         np.concatenate([np.repeat(v[:1], hold, axis=0), v]) for v in (prediction, truth) if v is not None

@@ -213,13 +213,28 @@ def main(cfg) -> dict:
     if cfg.get("rollout") is not None:
         from foresight.eval import rollout
 
-        result = rollout.evaluate_rollout(Predictor(cfg.ckpt, config=baseline), cfg.rollout, shards=cfg.shards,
-                                          limit=cfg.limit, batch_size=cfg.batch_size, seed=cfg.seed,
-                                          latent_continuation=cfg.latent_continuation)
+        result = rollout.evaluate_rollout(
+            Predictor(cfg.ckpt, config=baseline),
+            cfg.rollout,
+            shards=cfg.shards,
+            limit=cfg.limit,
+            batch_size=cfg.batch_size,
+            seed=cfg.seed,
+            latent_continuation=cfg.latent_continuation,
+        )
         report = rollout.markdown(result)
     else:
-        result = evaluate(cfg.ckpt, shards=cfg.shards, limit=cfg.limit, batch_size=cfg.batch_size, seed=cfg.seed,
-                          lpips_vgg=cfg.lpips.vgg, lpips_lin=cfg.lpips.lin, fvd_i3d=cfg.fvd.i3d, config=baseline)
+        result = evaluate(
+            cfg.ckpt,
+            shards=cfg.shards,
+            limit=cfg.limit,
+            batch_size=cfg.batch_size,
+            seed=cfg.seed,
+            lpips_vgg=cfg.lpips.vgg,
+            lpips_lin=cfg.lpips.lin,
+            fvd_i3d=cfg.fvd.i3d,
+            config=baseline,
+        )
         report = markdown(result)
     paths = write(result, cfg.out_dir, report)
     print(report)

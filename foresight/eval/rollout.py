@@ -33,26 +33,37 @@ def slope(values: list[float]) -> float:
     """Least-squares slope of values over their index (0, 1, ...)."""
     n = len(values)
     mean_k, mean_v = (n - 1) / 2, sum(values) / n
-    return sum((k - mean_k) * (v - mean_v) for k, v in enumerate(values)) / sum((k - mean_k) ** 2 for k in range(n))
+    return sum((k - mean_k) * (v - mean_v) for k, v in enumerate(values)) / sum(
+        (k - mean_k) ** 2 for k in range(n)
+    )
 
 
 @torch.no_grad()
-def score_batch(predictor: Predictor, batch: dict, chunks: int, seed: int, latent_continuation: bool
-                ) -> tuple[dict[str, torch.Tensor], list[dict[str, float]]]:
+def score_batch(
+    predictor: Predictor, batch: dict, chunks: int, seed: int, latent_continuation: bool
+) -> tuple[dict[str, torch.Tensor], list[dict[str, float]]]:
     """Per-clip scores of one batch: `{metric}` and `{metric}_copy_last`, each (B, K, F-1) for frame
     metrics and (B, K) for latent MSE; and the rollout's per-chunk timings."""
     ltx, f = predictor.module.ltx, predictor.future_frames
     context, truth = batch["context"], batch["target"]  # (B, C, H, W, 3), (B, K(F-1)+1, H, W, 3) uint8
-    run = predictor.rollout(context.numpy(), [list(batch["caption"])] * chunks, fps=batch["fps"].tolist(),
-                            seed=seed, latent_continuation=latent_continuation)
+    run = predictor.rollout(
+        context.numpy(),
+        [list(batch["caption"])] * chunks,
+        fps=batch["fps"].tolist(),
+        seed=seed,
+        latent_continuation=latent_continuation,
+    )
     pred = torch.from_numpy(run.frames)  # (B, K, F, H, W, 3)
     still = context[:, -1:].expand(-1, f, -1, -1, -1)  # (B, F, H, W, 3): the current frame held
     still_latents = ltx.encode(frames_to_video(still.to(predictor.device))).float().cpu()  # (B, 128, f, h, w)
     out: dict[str, list[torch.Tensor]] = {}
     for k in range(chunks):
-        window = truth[:, k * (f - 1): k * (f - 1) + f]  # (B, F, H, W, 3): the true frames of chunk k
+        window = truth[:, k * (f - 1) : k * (f - 1) + f]  # (B, F, H, W, 3): the true frames of chunk k
         true_latents = ltx.encode(frames_to_video(window.to(predictor.device))).float().cpu()
-        for suffix, latents, frames in (("", run.latents[:, k], pred[:, k]), ("_copy_last", still_latents, still)):
+        for suffix, latents, frames in (
+            ("", run.latents[:, k], pred[:, k]),
+            ("_copy_last", still_latents, still),
+        ):
             mse = (latents[:, :, 1:] - true_latents[:, :, 1:]).pow(2).mean(dim=(1, 2, 3, 4))  # (B,)
             out.setdefault(f"latent_mse{suffix}", []).append(mse)
             for name, metric in FRAME_METRICS.items():
@@ -60,8 +71,15 @@ def score_batch(predictor: Predictor, batch: dict, chunks: int, seed: int, laten
     return {key: torch.stack(values, 1) for key, values in out.items()}, run.timings
 
 
-def evaluate_rollout(predictor: Predictor, chunks: int, shards: str | None = None, limit: int | None = None,
-                     batch_size: int = 4, seed: int = 0, latent_continuation: bool = False) -> dict:
+def evaluate_rollout(
+    predictor: Predictor,
+    chunks: int,
+    shards: str | None = None,
+    limit: int | None = None,
+    batch_size: int = 4,
+    seed: int = 0,
+    latent_continuation: bool = False,
+) -> dict:
     """Means over clips per chunk and per horizon frame, the drift, and the seconds per chunk."""
     f = predictor.future_frames
     windows = predictor.held_out(shards, limit, batch_size, future_frames=chunks * (f - 1) + 1)
@@ -76,12 +94,16 @@ def evaluate_rollout(predictor: Predictor, chunks: int, shards: str | None = Non
         clips += len(batch["caption"])
     spec = shards or predictor.cfg.data.val_shards
     if clips == 0:
-        raise ValueError(f"no clip in {spec} is long enough for rollout={chunks} (skipped: "
-                         f"{dict(windows.skips) or 'none'}); {windows.needs()}")
+        raise ValueError(
+            f"no clip in {spec} is long enough for rollout={chunks} (skipped: "
+            f"{dict(windows.skips) or 'none'}); {windows.needs()}"
+        )
     means = {key: value / clips for key, value in sums.items()}  # (K,) or (K, F-1)
     metrics: dict[str, float] = {}
     for key, value in means.items():
-        name, suffix = (key.removesuffix("_copy_last"), "_copy_last") if key.endswith("_copy_last") else (key, "")
+        name, suffix = (
+            (key.removesuffix("_copy_last"), "_copy_last") if key.endswith("_copy_last") else (key, "")
+        )
         per_chunk = (value if value.ndim == 1 else value.mean(1)).tolist()
         for k, v in enumerate(per_chunk):
             metrics[f"{name}_chunk{k + 1}{suffix}"] = v
@@ -91,17 +113,26 @@ def evaluate_rollout(predictor: Predictor, chunks: int, shards: str | None = Non
     meta = predictor.meta
     trained = meta.get("config", {})
     return {
-        "checkpoint": str(predictor.path or "none (nothing trained)"), "option": meta.get("option"),
-        "step": meta.get("step"), "rollout": chunks, "latent_continuation": latent_continuation,
-        "config": {**{k: trained.get(k) for k in ("seed", "option")},
-                   "run_group": trained.get("run_group") if predictor.path else meta["option"]},
-        "shards": spec, "clips": clips, "skipped": dict(windows.skips), "seed": seed,
+        "checkpoint": str(predictor.path or "none (nothing trained)"),
+        "option": meta.get("option"),
+        "step": meta.get("step"),
+        "rollout": chunks,
+        "latent_continuation": latent_continuation,
+        "config": {
+            **{k: trained.get(k) for k in ("seed", "option")},
+            "run_group": trained.get("run_group") if predictor.path else meta["option"],
+        },
+        "shards": spec,
+        "clips": clips,
+        "skipped": dict(windows.skips),
+        "seed": seed,
         "seconds": round(time.perf_counter() - started, 2),
         "metrics": metrics,
         # per horizon frame 1..K(F-1): chunk k's new frames at k(F-1)+1 .. (k+1)(F-1)
         "per_frame": {key: value.flatten().tolist() for key, value in means.items() if value.ndim == 2},
-        "seconds_per_chunk": [{k: sum(t[i][k] for t in timings) / len(timings) for k in timings[0][i]}
-                              for i in range(chunks)],
+        "seconds_per_chunk": [
+            {k: sum(t[i][k] for t in timings) / len(timings) for k in timings[0][i]} for i in range(chunks)
+        ],
         "not_computed": {},
     }
 
@@ -110,17 +141,28 @@ def markdown(result: dict) -> str:
     """The rollout result as a short report: a row per chunk, each metric beside copy-last, the drift."""
     m, k = result["metrics"], result["rollout"]
     mode = "latent continuation" if result["latent_continuation"] else "decoded frames re-encoded"
-    lines = [f"# Rollout of option {result['option']} at step {result['step']}: {k} chunks ({mode})", "",
-             f"`{result['checkpoint']}` on {result['clips']} clips of `{result['shards']}` "
-             f"(seed {result['seed']}; skipped: {result['skipped'] or 'none'}). Copy last: the original current "
-             f"frame held over the whole horizon.", "",
-             "| chunk | " + " | ".join(f"{n} | {n} (copy last)" for n in METRICS) + " | seconds |",
-             "|---" * (2 * len(METRICS) + 2) + "|"]
+    lines = [
+        f"# Rollout of option {result['option']} at step {result['step']}: {k} chunks ({mode})",
+        "",
+        f"`{result['checkpoint']}` on {result['clips']} clips of `{result['shards']}` "
+        f"(seed {result['seed']}; skipped: {result['skipped'] or 'none'}). Copy last: the original current "
+        f"frame held over the whole horizon.",
+        "",
+        "| chunk | " + " | ".join(f"{n} | {n} (copy last)" for n in METRICS) + " | seconds |",
+        "|---" * (2 * len(METRICS) + 2) + "|",
+    ]
     for i, seconds in enumerate(result["seconds_per_chunk"], 1):
         cells = " | ".join(f"{m[f'{n}_chunk{i}']:.4g} | {m[f'{n}_chunk{i}_copy_last']:.4g}" for n in METRICS)
         lines.append(f"| {i} | {cells} | {seconds['total_s']:.3f} |")
     if k > 1:
-        lines += ["", "Drift (slope per chunk; " + ", ".join(f"{n}: {better(n)} is better" for n in METRICS) + "): "
-                  + ", ".join(f"{n} {m[f'{n}_drift']:+.4g} (copy last {m[f'{n}_drift_copy_last']:+.4g})"
-                              for n in METRICS) + "."]
+        lines += [
+            "",
+            "Drift (slope per chunk; "
+            + ", ".join(f"{n}: {better(n)} is better" for n in METRICS)
+            + "): "
+            + ", ".join(
+                f"{n} {m[f'{n}_drift']:+.4g} (copy last {m[f'{n}_drift_copy_last']:+.4g})" for n in METRICS
+            )
+            + ".",
+        ]
     return "\n".join(lines) + "\n"

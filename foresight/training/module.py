@@ -49,12 +49,16 @@ class ForesightModule(L.LightningModule):
         VLM's context frames, 0-255 (features.corrupt_frames; needs live encoding, not the cache)."""
         super().__init__()
         if context_frame_noise and vlm is None:
-            raise ValueError(f"module.context_frame_noise={context_frame_noise} corrupts the frames the VLM reads, "
-                             f"but this run reads cached VLM states (data=features); train from video or set it to 0")
+            raise ValueError(
+                f"module.context_frame_noise={context_frame_noise} corrupts the frames the VLM reads, "
+                f"but this run reads cached VLM states (data=features); train from video or set it to 0"
+            )
         if context_noise and option.first_frame < 1.0:
-            raise ValueError(f"module.context_noise={context_noise} noises the given current frame, which "
-                             f"option.first_frame={option.first_frame} sometimes generates instead (it would learn "
-                             f"to generate the noise); set option.first_frame=1 or context_noise=0")
+            raise ValueError(
+                f"module.context_noise={context_noise} noises the given current frame, which "
+                f"option.first_frame={option.first_frame} sometimes generates instead (it would learn "
+                f"to generate the noise); set option.first_frame=1 or context_noise=0"
+            )
         self.context_noise, self.context_frame_noise = context_noise, context_frame_noise
         self.vlm, self.ltx, self.option = vlm, ltx, option
         if option.lora:

@@ -1,11 +1,11 @@
 """`foresight world ...`: render the world's shards, pretrain its frozen parts, measure them, check the files.
 
-    foresight world render    [--out data/world] [--train 256] [--val 32] [--heldout 32] [--heldout-long 32]
-                              [--chunks 3]
-    foresight world pretrain  [--out weights/world] [--work .cache/world_pretrain] [--stage all|vae|dit]
-                              (--vae-steps N | --vae-minutes M) (--dit-steps N | --dit-minutes M) ...
-    foresight world evaluate  [--weights weights/world] [--split heldout] [--clips 256] [--out DIR]
-    foresight world checksums [--weights weights/world] [--write]
+foresight world render    [--out data/world] [--train 256] [--val 32] [--heldout 32] [--heldout-long 32]
+                          [--chunks 3]
+foresight world pretrain  [--out weights/world] [--work .cache/world_pretrain] [--stage all|vae|dit]
+                          (--vae-steps N | --vae-minutes M) (--dit-steps N | --dit-minutes M) ...
+foresight world evaluate  [--weights weights/world] [--split heldout] [--clips 256] [--out DIR]
+foresight world checksums [--weights weights/world] [--write]
 """
 
 from __future__ import annotations
@@ -25,21 +25,29 @@ def model_config(name: str, overrides: list[str] = ()):
 
 
 def render(args: argparse.Namespace) -> int:
+    from foresight.world.scene import rollout_frames
     from foresight.world.shards import write_world
 
-    from foresight.world.scene import rollout_frames
-
     if args.chunks < 1:
-        print(f"foresight world render: --chunks {args.chunks}: a long clip holds at least one prediction "
-              f"window (--chunks 1 or more)", file=sys.stderr)
+        print(
+            f"foresight world render: --chunks {args.chunks}: a long clip holds at least one prediction "
+            f"window (--chunks 1 or more)",
+            file=sys.stderr,
+        )
         return 2
-    counts = {"train": args.train, "val": args.val, "heldout": args.heldout,
-              "heldout_long": args.heldout_long}
+    counts = {
+        "train": args.train,
+        "val": args.val,
+        "heldout": args.heldout,
+        "heldout_long": args.heldout_long,
+    }
     paths = write_world(args.out, counts, args.chunks)
     size = sum(p.stat().st_size for p in paths)
-    print(f"wrote {args.train} train, {args.val} val, {args.heldout} held-out and {args.heldout_long} long "
-          f"held-out clips ({rollout_frames(args.chunks)} frames) in {len(paths)} shards "
-          f"({size / 1e6:.1f} MB) to {args.out}")
+    print(
+        f"wrote {args.train} train, {args.val} val, {args.heldout} held-out and {args.heldout_long} long "
+        f"held-out clips ({rollout_frames(args.chunks)} frames) in {len(paths)} shards "
+        f"({size / 1e6:.1f} MB) to {args.out}"
+    )
     return 0
 
 
@@ -120,10 +128,18 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--train", type=int, default=256)
     r.add_argument("--val", type=int, default=32)
     r.add_argument("--heldout", type=int, default=32)
-    r.add_argument("--heldout-long", type=int, default=32,
-                   help="the first held-out clips again, continued for --chunks windows (rollouts)")
-    r.add_argument("--chunks", type=int, default=ROLLOUT_CHUNKS,
-                   help="windows of 17 frames a long clip scores in turn: 4 + 16 * chunks frames")
+    r.add_argument(
+        "--heldout-long",
+        type=int,
+        default=32,
+        help="the first held-out clips again, continued for --chunks windows (rollouts)",
+    )
+    r.add_argument(
+        "--chunks",
+        type=int,
+        default=ROLLOUT_CHUNKS,
+        help="windows of 17 frames a long clip scores in turn: 4 + 16 * chunks frames",
+    )
     p = sub.add_parser("pretrain", help="train the world's VAE, then its DiT (resumable, seeded)")
     p.add_argument("--model", default="world", help="model config whose `architecture` sets the sizes")
     p.add_argument("--out", type=Path, default=WEIGHTS)

@@ -100,21 +100,26 @@ def rasterize(
     return img.round().clamp(0, 255).to(torch.uint8)
 
 
-def layout_arrays(seeds: list[int], split: str, actions: list[str | None] | None = None, frames: int = FRAMES
-                  ) -> tuple[dict[str, np.ndarray], list[str], list[dict]]:
+def layout_arrays(
+    seeds: list[int], split: str, actions: list[str | None] | None = None, frames: int = FRAMES
+) -> tuple[dict[str, np.ndarray], list[str], list[dict]]:
     """What `rasterize` needs for these seeds, as numpy arrays (cheap, CPU: data-loader workers run
     it while the GPU rasterises), with the captions and per-clip metadata. frames: the clip's length,
     at least FRAMES; a longer clip continues the same motion (see scene.py)."""
     if frames < FRAMES:
-        raise ValueError(f"frames={frames}: a world clip holds at least {FRAMES} frames (4 context + 17 "
-                         f"future); longer clips continue the motion")
+        raise ValueError(
+            f"frames={frames}: a world clip holds at least {FRAMES} frames (4 context + 17 "
+            f"future); longer clips continue the motion"
+        )
     b = len(seeds)
-    arrays = {"background": np.zeros((b, 3), np.float32),
-              "centres": np.zeros((b, MAX_SHAPES, frames, 2), np.float32),
-              "radius": np.zeros((b, MAX_SHAPES), np.float32),
-              "kind": np.zeros((b, MAX_SHAPES), np.int64),
-              "colour": np.zeros((b, MAX_SHAPES, 3), np.float32),
-              "present": np.zeros((b, MAX_SHAPES), np.float32)}
+    arrays = {
+        "background": np.zeros((b, 3), np.float32),
+        "centres": np.zeros((b, MAX_SHAPES, frames, 2), np.float32),
+        "radius": np.zeros((b, MAX_SHAPES), np.float32),
+        "kind": np.zeros((b, MAX_SHAPES), np.int64),
+        "colour": np.zeros((b, MAX_SHAPES, 3), np.float32),
+        "present": np.zeros((b, MAX_SHAPES), np.float32),
+    }
     captions, metas = [], []
     for i, seed in enumerate(seeds):
         scene, instruction = layout(seed, split, actions[i] if actions else None)
@@ -130,9 +135,13 @@ def layout_arrays(seeds: list[int], split: str, actions: list[str | None] | None
     return arrays, captions, metas
 
 
-def render_batch(seeds: list[int], split: str, device: torch.device | str = "cpu",
-                 actions: list[str | None] | None = None, frames: int = FRAMES
-                 ) -> tuple[Tensor, list[str], list[dict]]:
+def render_batch(
+    seeds: list[int],
+    split: str,
+    device: torch.device | str = "cpu",
+    actions: list[str | None] | None = None,
+    frames: int = FRAMES,
+) -> tuple[Tensor, list[str], list[dict]]:
     """Clips of these seeds: frames uint8 (B, frames, SIZE, SIZE, 3) on `device`, captions, metadata.
     actions: per seed, an action replacing the sampled one (None keeps it)."""
     arrays, captions, metas = layout_arrays(seeds, split, actions, frames)

@@ -28,8 +28,14 @@ PER_SHARD = 32
 LONG = "_long"  # a shard set of the same split's clips, `rollout_frames(chunks)` long
 
 
-def write_split(out: Path, split: str, count: int, per_shard: int = PER_SHARD, frames: int = FRAMES,
-                name: str | None = None) -> list[Path]:
+def write_split(
+    out: Path,
+    split: str,
+    count: int,
+    per_shard: int = PER_SHARD,
+    frames: int = FRAMES,
+    name: str | None = None,
+) -> list[Path]:
     """`<name>-000000.tar`, ... (name: the split's by default) holding seeds 0..count-1 of the split,
     `frames` frames each, per_shard clips a shard. Keys are `<name>_<seed>`."""
     name = name or split
@@ -40,9 +46,15 @@ def write_split(out: Path, split: str, count: int, per_shard: int = PER_SHARD, f
         clips, captions, metas = render_batch(seeds, split, frames=frames)
         path = out / f"{name}-{shard:06d}.tar"
         with wds.TarWriter(str(path)) as sink:
-            for clip, text, meta in zip(clips.numpy(), captions, metas):
-                sink.write({"__key__": f"{name}_{meta['seed']:06d}",
-                            "mp4": encode_mp4(clip, FPS, lossless=True), "txt": text, "json": json.dumps(meta)})
+            for clip, text, meta in zip(clips.numpy(), captions, metas, strict=True):
+                sink.write(
+                    {
+                        "__key__": f"{name}_{meta['seed']:06d}",
+                        "mp4": encode_mp4(clip, FPS, lossless=True),
+                        "txt": text,
+                        "json": json.dumps(meta),
+                    }
+                )
         paths.append(path)
     return paths
 
