@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 from omegaconf import OmegaConf
@@ -113,6 +112,8 @@ class Predictor:
         if not source.exists():
             raise FileNotFoundError(f"input={source} does not exist")
         if source.suffix.lower() in IMAGE_EXTS:
+            import av  # here: the rollout loop (benches on machines without PyAV) needs no video I/O
+
             frame = av.VideoFrame.from_ndarray(np.asarray(Image.open(source).convert("RGB")), format="rgb24")
             image = to_bucket(frame, 0, self.height, self.width)
             return np.repeat(image[None], self.context_frames, axis=0), 24.0
