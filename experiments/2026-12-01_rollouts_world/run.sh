@@ -20,15 +20,15 @@ $PY train.py -m +experiment=optionC "seed=0,1,2" $WORLD logger=csv module.contex
 NOISY=$(ls -d $LOGS/train/multiruns/*/ | tail -1)
 for run in "$NOISY"*/; do
     [ -f "$run/checkpoints/last.safetensors" ] || continue
-    $PY evaluate.py ckpt="$run" "$LONG" rollout=3 batch_size=8 out_dir="$LOGS/eval/noise0.3/$(basename "$run")"
+    $PY evaluate.py ckpt="$run" "$LONG" rollout=3 batch_size=16 out_dir="$LOGS/eval/noise0.3/$(basename "$run")"
 done
 for run in "$BASE"*/; do
     grep -q "experiment=optionC" "$run/.hydra/overrides.yaml" || continue
-    $PY evaluate.py ckpt="$run" "$LONG" rollout=3 batch_size=8 out_dir="$LOGS/eval/clean/$(basename "$run")"
-    $PY evaluate.py ckpt="$run" "$LONG" rollout=3 batch_size=8 latent_continuation=true \
+    $PY evaluate.py ckpt="$run" "$LONG" rollout=3 batch_size=16 out_dir="$LOGS/eval/clean/$(basename "$run")"
+    $PY evaluate.py ckpt="$run" "$LONG" rollout=3 batch_size=16 latent_continuation=true \
         out_dir="$LOGS/eval/clean_latent/$(basename "$run")"
 done
-$PY evaluate.py option=i2v $WORLD "$LONG" rollout=3 batch_size=8 out_dir="$LOGS/eval/i2v/0"
+$PY evaluate.py option=i2v $WORLD "$LONG" rollout=3 batch_size=16 out_dir="$LOGS/eval/i2v/0"
 # mean and spread over seeds per arm, per chunk, with copy-last and the seconds per chunk
 $PY - "$LOGS/eval" > $OUT/summary.md <<'PY'
 import json, sys, statistics as st
