@@ -253,6 +253,18 @@ class Rollout:
         return tuple(k * step + 1 for k in range(1, self.frames.shape[1]))
 
 
+def mean_chunk_timings(runs: list[list[dict[str, float]]]) -> list[dict[str, float]]:
+    """Per chunk, each timing (encode_s, sample_s, ...) averaged over several rollouts' timings."""
+    return (
+        [
+            {key: float(np.mean([run[i][key] for run in runs])) for key in runs[0][i]}
+            for i in range(len(runs[0]))
+        ]
+        if runs
+        else []
+    )
+
+
 UNSAFE = re.compile(r"[^\w.-]+")  # what may not appear in a file name we write (path separators first)
 
 
@@ -404,18 +416,13 @@ def predict_inputs(
             written.append(clip["key"])
     if windows is not None:
         skipped |= dict(windows.skips)  # by reason
-    per_chunk = (
-        [{k: float(np.mean([t[i][k] for t in timings])) for k in timings[0][i]} for i in range(chunks)]
-        if timings
-        else []
-    )
     return {
         "written": written,
         "skipped": skipped,
         "renamed": names.renamed,
         "chunks": chunks,
         "seconds": sum(c["total_s"] for t in timings for c in t),
-        "per_chunk": per_chunk,
+        "per_chunk": mean_chunk_timings(timings),
     }
 
 

@@ -23,7 +23,7 @@ import torch
 from foresight.eval.metrics import psnr, ssim
 from foresight.eval.scoring import better
 from foresight.features import frames_to_video
-from foresight.predict import Predictor
+from foresight.predict import Predictor, mean_chunk_timings
 
 FRAME_METRICS = {"psnr": psnr, "ssim": ssim}
 METRICS = ("latent_mse", *FRAME_METRICS)
@@ -130,9 +130,7 @@ def evaluate_rollout(
         "metrics": metrics,
         # per horizon frame 1..K(F-1): chunk k's new frames at k(F-1)+1 .. (k+1)(F-1)
         "per_frame": {key: value.flatten().tolist() for key, value in means.items() if value.ndim == 2},
-        "seconds_per_chunk": [
-            {k: sum(t[i][k] for t in timings) / len(timings) for k in timings[0][i]} for i in range(chunks)
-        ],
+        "seconds_per_chunk": mean_chunk_timings(timings),
         "not_computed": {},
     }
 
