@@ -297,3 +297,77 @@ def test_context_corruption_is_configured_and_refused_where_it_cannot_work(twin_
         ]
     )
     assert np.isfinite(train(cfg)["metrics"]["train/loss"])
+
+
+def test_own_chunk_training_reads_what_a_rollouts_second_chunk_reads(predictor, tmp_path):
+    from foresight.data.loader import ClipWindows
+
+    shard = long_and_short_shard(tmp_path / "long.tar")
+    windows = ClipWindows(
+        [shard],
+        4,
+        [(64, 64, 17)],
+        None,
+        train=False,
+        seed=0,
+        strict=False,
+        batch_size=2,
+        prompt_template=predictor.prompt_template,
+        chunks=2,
+    )
+    batch = next(iter(torch.utils.data.DataLoader(windows, batch_size=None)))
+    assert windows.skips == {"too_short": 1}  # 20 frames < 4 + 2 x 16
+    assert batch["target"].shape == (2, 17, 64, 64, 3) and batch["continuation"].shape == (2, 16, 64, 64, 3)
+    whole = next(
+        iter(torch.utils.data.DataLoader(predictor.held_out(shard, future_frames=33), batch_size=None))
+    )
+    assert torch.equal(torch.cat([batch["target"], batch["continuation"]], 1), whole["target"])
+
+    device = predictor.device
+    own = predictor.module.own_chunk_batch(
+        {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()},
+        generator=torch.Generator(device).manual_seed(5),
+    )
+    run = predictor.rollout(
+        batch["context"].numpy(), [batch["caption"]] * 2, fps=batch["fps"].tolist(), seed=5
+    )
+    assert np.array_equal(own["context"].cpu().numpy(), run.contexts[:, 1])  # chunk 2's context, bit for bit
+    assert np.array_equal(
+        own["target"][:, 0].cpu().numpy(), run.frames[:, 0, -1]
+    )  # its current frame: predicted
+    assert torch.equal(own["target"][:, 1:].cpu(), batch["continuation"])  # its future: the truth
+    assert not predictor.module.training and not predictor.module.adapter.training  # modes put back
+
+    del batch["continuation"]
+    with pytest.raises(ValueError, match="module.own_chunk=.* set data.train_chunks=2"):
+        predictor.module.own_chunk_batch(batch)
+
+
+def test_own_chunk_training_runs_and_is_refused_without_the_next_window(twin_dir, tmp_path):
+    import csv
+
+    shard = long_and_short_shard(tmp_path / "long.tar")
+    common = [f"paths.cache_dir={twin_dir}", "+experiment=optionC", "module.own_chunk=1.0"]
+    with pytest.raises(ValueError, match=r"module.own_chunk=1.0 .* set data.train_chunks=2"):
+        train(compose([*common, f"paths.output_dir={tmp_path / 'refused'}", "logger=none"]))
+    out = tmp_path / "run"
+    cfg = compose(
+        [
+            *common,
+            f"paths.output_dir={out}",
+            "logger=csv",
+            f"data.train_shards={shard}",
+            "data.train_chunks=2",
+            "data.batch_size=2",
+            "trainer.max_steps=2",
+            "trainer.val_check_interval=2",
+            "trainer.log_every_n_steps=1",
+            "callbacks.sample_videos.every_n_steps=0",
+        ]
+    )
+    assert np.isfinite(train(cfg)["metrics"]["train/loss"])
+    rows = list(csv.DictReader(next(out.glob("csv/*/metrics.csv")).open()))
+    own = [float(r["train/own_chunk"]) for r in rows if r.get("train/own_chunk")]
+    assert own == [1.0, 1.0]  # every step trained on the model's own chunk
+    skipped = [float(r["data/skipped_too_short"]) for r in rows if r.get("data/skipped_too_short")]
+    assert skipped and max(skipped) >= 1  # the 20-frame clip, counted, not trained on

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from foresight.config import ROOT
+from foresight.config import ROOT, compose
 from foresight.world import scene
 from foresight.world.render import layout, render_batch, render_clip
 from foresight.world.ship import WEIGHTS
@@ -121,7 +121,6 @@ def test_the_long_held_out_split_loads_as_rollout_windows(future):
     """data=world_long's shard, as Predictor.held_out reads it: every clip gives a window of 4 context
     + 49 future frames (3 windows of 17 in turn) from its start, or of 4 + 17 (the first window only);
     both are the held-out clips continued, the first 20 frames those of heldout-000000.tar."""
-    from foresight.config import compose
     from foresight.data.loader import ClipWindows, expand_shards
 
     def read(shards: str, future: int) -> dict:
@@ -170,10 +169,12 @@ def test_render_command_writes_a_long_split_of_any_chunks(tmp_path, capsys):
         "0",
         "--heldout-long",
         "2",
+        "--train-long",
+        "2",
     ]
     assert main([*args, "--chunks", "0"]) == 2 and "--chunks 1 or more" in capsys.readouterr().err
     assert main([*args, "--chunks", "2"]) == 0
-    assert [p.name for p in tmp_path.iterdir()] == ["heldout_long-000000.tar"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["heldout_long-000000.tar", "train_long-000000.tar"]
     windows = ClipWindows(
         [str(tmp_path / "heldout_long-000000.tar")],
         4,
@@ -187,6 +188,24 @@ def test_render_command_writes_a_long_split_of_any_chunks(tmp_path, capsys):
     batch = next(iter(windows))
     frames, _, _ = render_batch([0, 1], "heldout", frames=scene.rollout_frames(2))  # (2, 36, 64, 64, 3)
     torch.testing.assert_close(batch["target"], frames[:, 3:], rtol=0, atol=0)
+    # the long train clips, cut as data=world_rollout cuts them: a window and the next window's truth
+    data = compose(["data=world_rollout", "logger=none"]).data
+    assert data.train_chunks == 2 and "train_long-" in data.train_shards
+    windows = ClipWindows(
+        [str(tmp_path / "train_long-000000.tar")],
+        4,
+        [(64, 64, 17)],
+        None,
+        train=False,
+        seed=0,
+        strict=True,
+        batch_size=2,
+        chunks=data.train_chunks,
+    )
+    batch = next(iter(windows))
+    frames, _, _ = render_batch([0, 1], "train", frames=scene.rollout_frames(2))
+    torch.testing.assert_close(batch["target"], frames[:, 3:20], rtol=0, atol=0)
+    torch.testing.assert_close(batch["continuation"], frames[:, 20:], rtol=0, atol=0)
 
 
 def test_held_out_compositions_never_appear_in_training():

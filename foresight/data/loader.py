@@ -3,6 +3,8 @@
 A batch is a dict:
     context  uint8 (B, C, H, W, 3)   frames [s, s+C) for the VLM
     target   uint8 (B, F, H, W, 3)   frames [s+C-1, s+C-1+F): target[:, 0] == context[:, -1]
+    continuation uint8 (B, (K-1)(F-1), H, W, 3)  training with data.train_chunks=K > 1 only: the true
+                                     frames after the target (the truth of K-1 more windows in a row)
     caption  list[str]               the caption (what T5 reads)
     prompt   list[str]               the caption in `prompt_template` (what the VLM reads)
     fps      float32 (B,)            rate of the returned frames
@@ -123,7 +125,10 @@ class ClipWindows(ResumableBatches):
         prompt_template: str = "{caption}",
         resize_filter: str = "area",
         max_upscale: float | None = MAX_UPSCALE,
+        chunks: int = 1,
     ) -> None:
+        """chunks: prediction windows each clip's window holds in a row; beyond the first, the frames
+        come as `continuation` (training on the model's own previous chunk, module.own_chunk)."""
         super().__init__(
             urls,
             train=train,
@@ -133,7 +138,7 @@ class ClipWindows(ResumableBatches):
             open_shards=open_shards,
             limit=limit,
         )
-        self.c, self.buckets, self.fps = context_frames, [tuple(b) for b in buckets], fps
+        self.c, self.buckets, self.fps, self.chunks = context_frames, [tuple(b) for b in buckets], fps, chunks
         self.prompt_template, self.resize_filter, self.max_upscale = (
             prompt_template,
             resize_filter,
@@ -148,7 +153,7 @@ class ClipWindows(ResumableBatches):
         enough and large enough for."""
         frames = info.frames_at(rate)
         self.longest = max(self.longest, frames)
-        fits = [b for b in self.buckets if frames >= window_length(self.c, b[2])]
+        fits = [b for b in self.buckets if frames >= window_length(self.c, b[2], self.chunks)]
         if not fits:
             raise TooShortError(f"{frames} frames at {rate:g} fps; {self.needs()}")
         large = [
@@ -171,10 +176,9 @@ class ClipWindows(ResumableBatches):
         """What the shortest bucket's window asks of a clip, in words."""
         future = min(b[2] for b in self.buckets)
         rate = f"{self.fps:g} fps" if self.fps else "the clip's own rate"
-        return (
-            f"the window needs {window_length(self.c, future)} frames ({self.c} context + {future} future "
-            f"- 1) at {rate}"
-        )
+        windows = f"{future} future - 1" if self.chunks == 1 else f"{self.chunks} x ({future} future - 1)"
+        need = window_length(self.c, future, self.chunks)
+        return f"the window needs {need} frames ({self.c} context + {windows}) at {rate}"
 
     def unusable(self, where: str, skips) -> str:
         message = super().unusable(where, skips)
@@ -200,7 +204,7 @@ class ClipWindows(ResumableBatches):
             info = probe(data)
             rate = self.fps or meta.get("fps") or info.fps
             height, width, future = self.bucket(info, rate)
-            need = window_length(self.c, future)
+            need = window_length(self.c, future, self.chunks)
             last_start = info.frames_at(rate) - need
             start = rng.randint(0, last_start) if self.train and last_start > 0 else 0
             frames = decode_window(
@@ -210,7 +214,7 @@ class ClipWindows(ResumableBatches):
                 height,
                 width,
                 fps=rate,
-                info=info,  # (C+F-1, H, W, 3)
+                info=info,  # (C + K(F-1), H, W, 3)
                 resize_filter=self.resize_filter,
                 name=f"{sample['__url__']} key {key}",
             )
@@ -222,9 +226,11 @@ class ClipWindows(ResumableBatches):
             raise BadSample(
                 "no_prompt_field", f"data.prompt_template needs {e} from the clip's .json"
             ) from None
+        end = window_length(self.c, future)
         return {
             "context": frames[: self.c],
-            "target": frames[self.c - 1 :],
+            "target": frames[self.c - 1 : end],
+            **({"continuation": frames[end:]} if self.chunks > 1 else {}),
             "caption": caption,
             "prompt": prompt,
             "fps": rate,
@@ -241,9 +247,15 @@ class ClipWindows(ResumableBatches):
 
 def collate(samples: list[dict]) -> dict:
     """Windows of one bucket -> a batch (see the module docstring for its keys)."""
+    more = (
+        {"continuation": torch.from_numpy(np.stack([s["continuation"] for s in samples]))}
+        if "continuation" in samples[0]
+        else {}
+    )
     return {
         "context": torch.from_numpy(np.stack([s["context"] for s in samples])),
         "target": torch.from_numpy(np.stack([s["target"] for s in samples])),
+        **more,
         "caption": [s["caption"] for s in samples],
         "prompt": [s["prompt"] for s in samples],
         "fps": torch.tensor([s["fps"] for s in samples], dtype=torch.float32),
@@ -275,14 +287,21 @@ class VideoDataModule(ResumableData):
         epoch_samples: int | None = None,
         resize_filter: str = "area",
         max_upscale: float | None = MAX_UPSCALE,
+        train_chunks: int = 1,
     ) -> None:
         """buckets: [[height, width, future_frames], ...] to train several shapes (one a batch);
         None: the single bucket (height, width, future_frames). epoch_samples: training samples per
         epoch (split over workers); None streams without end (Lightning's max_steps stops it).
         open_shards: shards read at once by each worker (a batch mixes samples across them).
         max_upscale: clips that would be enlarged more than this to cover a bucket are skipped
-        (too_small); None takes any size."""
+        (too_small); None takes any size. train_chunks: prediction windows each training clip holds in
+        a row (K > 1: the batches carry the K-1 later windows' truth as `continuation`, what
+        module.own_chunk trains on; clips shorter than C + K(F-1) frames are skipped as too_short)."""
         super().__init__()
+        if isinstance(train_chunks, bool) or not isinstance(train_chunks, int) or train_chunks < 1:
+            raise ValueError(
+                f"data.train_chunks={train_chunks!r} must be a whole number of windows, 1 or more"
+            )
         if resize_filter not in RESIZE_FILTERS:
             raise ValueError(f"data.resize_filter={resize_filter!r}: use one of {', '.join(RESIZE_FILTERS)}")
         if max_upscale is not None and not max_upscale >= 1:
@@ -318,7 +337,12 @@ class VideoDataModule(ResumableData):
         )
         per_worker = None if epoch_samples is None else max(1, epoch_samples // max(1, num_workers))
         self.train_set = ClipWindows(
-            self.train_urls, train=True, batch_size=batch_size, limit=per_worker, **common
+            self.train_urls,
+            train=True,
+            batch_size=batch_size,
+            limit=per_worker,
+            chunks=train_chunks,
+            **common,
         )
         self.val_set = ClipWindows(
             self.val_urls, train=False, batch_size=val_batch_size, limit=val_samples, **common

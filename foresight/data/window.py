@@ -36,9 +36,10 @@ def check_window(context_frames: int, future_frames: int, height: int, width: in
             )
 
 
-def window_length(context_frames: int, future_frames: int) -> int:
-    """Frames a clip must hold: the windows overlap by one frame."""
-    return context_frames + future_frames - 1
+def window_length(context_frames: int, future_frames: int, chunks: int = 1) -> int:
+    """Frames a clip must hold: the windows overlap by one frame. chunks: prediction windows in a row,
+    each starting on the frame the one before ended on (a rollout's truth)."""
+    return context_frames + chunks * (future_frames - 1)
 
 
 MIN_FRAMES = window_length(1, 9)  # the shortest window any configuration reads; make-shards' default

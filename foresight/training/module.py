@@ -7,6 +7,7 @@ with keys that mean the same for every option, so that runs and options compare 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Any, Callable
 
 import lightning as L
@@ -14,7 +15,7 @@ import torch
 from torch import Tensor
 
 from foresight.eval.scoring import Scorer
-from foresight.features import Features, corrupt_frames, corrupt_latents, encode_batch
+from foresight.features import Features, corrupt_frames, corrupt_latents, encode_batch, video_to_frames
 from foresight.models.adapter import QueryAdapter
 from foresight.models.ltx import LTXVideo
 from foresight.models.vlm import FrozenVLM
@@ -41,13 +42,26 @@ class ForesightModule(L.LightningModule):
         instruction_gap: bool = True,
         context_noise: float = 0.0,
         context_frame_noise: float = 0.0,
+        own_chunk: float = 0.0,
     ) -> None:
         """vlm=None with vlm_dim: trained from the feature cache, whose batches carry the VLM states.
         baselines, instruction_gap: what validation scores beside the prediction (Scorer).
         context_noise, context_frame_noise: training against exposure bias (rollouts), off at 0: noise
         of a per-clip strength up to this on the given latents (features.corrupt_latents) and on the
-        VLM's context frames, 0-255 (features.corrupt_frames; needs live encoding, not the cache)."""
+        VLM's context frames, 0-255 (features.corrupt_frames; needs live encoding, not the cache).
+        own_chunk: the share of training steps that train on the window after the batch's one, read
+        from the model's own prediction of the batch's window (`own_chunk_batch`; needs live encoding
+        and data.train_chunks >= 2)."""
         super().__init__()
+        if not 0.0 <= own_chunk <= 1.0:
+            raise ValueError(
+                f"module.own_chunk={own_chunk} is a share of training steps; use a value in [0, 1]"
+            )
+        if own_chunk and vlm is None and option.uses_adapter:
+            raise ValueError(
+                f"module.own_chunk={own_chunk} has the VLM read the model's own predicted frames, but "
+                f"this run reads cached VLM states (data=features); train from video or set it to 0"
+            )
         if context_frame_noise and vlm is None:
             raise ValueError(
                 f"module.context_frame_noise={context_frame_noise} corrupts the frames the VLM reads, "
@@ -60,6 +74,7 @@ class ForesightModule(L.LightningModule):
                 f"to generate the noise); set option.first_frame=1 or context_noise=0"
             )
         self.context_noise, self.context_frame_noise = context_noise, context_frame_noise
+        self.own_chunk = own_chunk
         self.vlm, self.ltx, self.option = vlm, ltx, option
         if option.lora:
             ltx.add_lora(**option.lora)
@@ -140,7 +155,44 @@ class ForesightModule(L.LightningModule):
             )
         return encode_batch(batch, self.vlm, self.ltx, context_latents=self.option.needs_context_latents)
 
+    @torch.no_grad()
+    def own_chunk_batch(self, batch: dict, generator: torch.Generator | None = None) -> dict:
+        """The window after the batch's, as the second chunk of a rollout sees it: the model predicts the
+        batch's future (its own sampler, eval mode, no gradient), and the next window's context is the
+        last C frames of context + that prediction, its current frame the predicted last frame, its
+        future the true continuation. Training on it teaches the model to predict from its own output
+        (exposure bias), the gradient flowing through this second chunk only. generator: the sampler's
+        and decoder's noise (None: the global one), drawn as a rollout draws it."""
+        if "features" in batch:
+            raise ValueError(
+                f"module.own_chunk={self.own_chunk} needs the batch's frames, but this run reads the "
+                f"feature cache (data=features); train from video or set it to 0"
+            )
+        context, target = batch["context"], batch["target"]  # (B, C, H, W, 3), (B, F, H, W, 3) uint8
+        f = target.shape[1]
+        truth = batch.get("continuation")  # (B, (K-1)(F-1), H, W, 3) uint8
+        if truth is None or truth.shape[1] < f - 1:
+            raise ValueError(needs_next_window(self.own_chunk))
+        with eval_mode(self):
+            feats = encode_batch(  # the current frame's latent only: the future is predicted
+                {**batch, "target": None},
+                self.vlm,
+                self.ltx,
+                future_frames=f,
+                context_latents=self.option.needs_context_latents,
+            )
+            z = self.option.sample(self.adapter, self.ltx, feats, generator=generator)  # (B, 128, f, h, w)
+            video = video_to_frames(self.ltx.decode(z, generator=generator))  # (B, F, H, W, 3) uint8
+        return {
+            **batch,
+            "context": torch.cat([context, video[:, 1:]], 1)[:, -context.shape[1] :],
+            "target": torch.cat([video[:, -1:], truth[:, : f - 1]], 1),  # (B, F, H, W, 3)
+        }
+
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        own = bool(self.own_chunk) and torch.rand(()).item() < self.own_chunk
+        if own:
+            batch = self.own_chunk_batch(batch)
         if self.context_frame_noise:
             batch = {**batch, "context": corrupt_frames(batch["context"], self.context_frame_noise)}
         feats = corrupt_latents(self.features(batch), self.context_noise)
@@ -149,6 +201,8 @@ class ForesightModule(L.LightningModule):
         self.log_dict({f"train/{k}": v for k, v in out.items()}, prog_bar=False, batch_size=bs)
         # host numbers go in as CPU tensors: a logged float is copied to the GPU, which waits for the step
         self.log("train/lr", torch.tensor(self.optimizers().param_groups[0]["lr"]), batch_size=bs)
+        if self.own_chunk:  # its mean over steps: the share that trained on the model's own chunk
+            self.log("train/own_chunk", torch.tensor(float(own)), batch_size=bs)
         dm = getattr(self.trainer, "datamodule", None)
         if dm is not None and hasattr(dm, "consumed"):
             skips = dm.consumed(batch)  # also records the data position that checkpoints save
@@ -180,3 +234,23 @@ class ForesightModule(L.LightningModule):
         if dm is not None and hasattr(dm, "val_skip_counts"):
             for reason, n in dm.val_skip_counts().items():
                 self.log(f"data/val_skipped_{reason}", float(n))
+
+
+def needs_next_window(own_chunk: float) -> str:
+    """What a run with module.own_chunk and no next window's truth in its batches is told."""
+    return (
+        f"module.own_chunk={own_chunk} trains on the window after each one and needs its true frames: "
+        f"set data.train_chunks=2 (clips of C + 2(F-1) frames, e.g. data=world_rollout)"
+    )
+
+
+@contextmanager
+def eval_mode(module: torch.nn.Module):
+    """The module and all its children in eval mode (no dropout), each put back as it was after."""
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from foresight import checks
 from foresight.console import Reported, one_line
 from foresight.eval.scoring import RANKING, better
+from foresight.training.module import needs_next_window
 from foresight.training.resume import (
     SafetensorsIO,
     TrainingState,
@@ -99,6 +100,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     error after that point is reported in the summary, and then fails the run (one line) with all
     its files in place."""
     checks.check(cfg, checks.TRAIN)  # before anything is read or loaded
+    check_own_chunk(cfg)
     L.seed_everything(cfg.seed, workers=True)
     # The data module validates frame counts and sizes first: a bad window fails before any model loads.
     datamodule = instantiate(cfg.data)
@@ -192,6 +194,13 @@ def fit(
             f"{counts(datamodule.val_skip_counts()) or 'none'})"
         )
     return None
+
+
+def check_own_chunk(cfg: DictConfig) -> None:
+    """Training on the model's own previous chunk needs the next window's truth in every batch."""
+    own = cfg.module.get("own_chunk") or 0
+    if own and (cfg.data.get("train_chunks") or 1) < 2:
+        raise ValueError(needs_next_window(own))
 
 
 def check_held_out(datamodule, spec: str | None) -> None:

@@ -1,7 +1,7 @@
 """`foresight world ...`: render the world's shards, pretrain its frozen parts, measure them, check the files.
 
 foresight world render    [--out data/world] [--train 256] [--val 32] [--heldout 32] [--heldout-long 32]
-                          [--chunks 3]
+                          [--train-long 0] [--chunks 3]
 foresight world pretrain  [--out weights/world] [--work .cache/world_pretrain] [--stage all|vae|dit]
                           (--vae-steps N | --vae-minutes M) (--dit-steps N | --dit-minutes M) ...
 foresight world evaluate  [--weights weights/world] [--split heldout] [--clips 256] [--out DIR]
@@ -40,13 +40,14 @@ def render(args: argparse.Namespace) -> int:
         "val": args.val,
         "heldout": args.heldout,
         "heldout_long": args.heldout_long,
+        "train_long": args.train_long,
     }
     paths = write_world(args.out, counts, args.chunks)
     size = sum(p.stat().st_size for p in paths)
     print(
-        f"wrote {args.train} train, {args.val} val, {args.heldout} held-out and {args.heldout_long} long "
-        f"held-out clips ({rollout_frames(args.chunks)} frames) in {len(paths)} shards "
-        f"({size / 1e6:.1f} MB) to {args.out}"
+        f"wrote {args.train} train, {args.val} val, {args.heldout} held-out, {args.heldout_long} long "
+        f"held-out and {args.train_long} long train clips ({rollout_frames(args.chunks)} frames) in "
+        f"{len(paths)} shards ({size / 1e6:.1f} MB) to {args.out}"
     )
     return 0
 
@@ -133,6 +134,13 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=32,
         help="the first held-out clips again, continued for --chunks windows (rollouts)",
+    )
+    r.add_argument(
+        "--train-long",
+        type=int,
+        default=0,
+        help="the first train clips again, continued for --chunks windows (data=world_rollout trains on "
+        "the model's own previous chunk from them)",
     )
     r.add_argument(
         "--chunks",

@@ -1,4 +1,4 @@
-"""The world's clips as webdataset shards the loader reads (`data=world`, `data=world_long`).
+"""The world's clips as webdataset shards the loader reads (`data=world`, `world_long`, `world_rollout`).
 
     foresight world render --out data/world --train 256 --val 32 --heldout 32 --heldout-long 32
 
@@ -9,8 +9,9 @@ clips pretraining renders on demand are the same data), its caption (`.txt`) and
 so no resizing or cropping runs. `heldout_long` holds the same held-out clips (the `heldout` stream,
 the same seeds, so its first 20 frames are `heldout`'s) continued to 4 + 16 K frames, K =
 ROLLOUT_CHUNKS = 3 windows in turn by default: what a rollout is scored on (`evaluate.py ...
-rollout=3`). Seeds 0..N-1 of each split's own random stream; held-out shards hold only held-out
-compositions.
+rollout=3`); `train_long` does the same for the train split (what `data=world_rollout` trains on
+the model's own previous chunk from; rendered on request, not shipped). Seeds 0..N-1 of each split's
+own random stream; held-out shards hold only held-out compositions.
 """
 
 from __future__ import annotations
