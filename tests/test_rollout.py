@@ -201,6 +201,21 @@ def test_rollout_evaluation_scores_each_horizon_beside_copy_last(predictor, tmp_
     with pytest.raises(ValueError, match="no clip in .* is long enough for rollout=3"):
         evaluate_rollout(predictor, 3, shards=shard)
 
+    # a study's arms compared: each arm's runs averaged per chunk, with their spread over runs
+    import json
+
+    from foresight.eval.rollout import arms_table
+
+    for arm, shift in (("a", 0.0), ("a", 2.0), ("b", 1.0)):
+        run = tmp_path / "arms" / arm / f"run{shift:g}"
+        run.mkdir(parents=True)
+        moved = {**result, "metrics": {**m, "psnr_chunk1": m["psnr_chunk1"] + shift}}
+        (run / "evaluation.json").write_text(json.dumps(moved))
+    table = arms_table(tmp_path / "arms").splitlines()
+    assert table[2].startswith("| a | 2 | ") and f"{m['psnr_chunk1'] + 1:.4g} ± 1.4 |" in table[2]
+    assert table[3].startswith("| b | 1 | ") and f"| {m['psnr_chunk1'] + 1:.4g} |" in table[3]
+    assert table[4].startswith("| copy last") and f"| {m['psnr_chunk2_copy_last']:.4g} |" in table[4]
+
 
 def test_evaluate_py_rollout_writes_its_report(run_dir, tmp_path):
     import json

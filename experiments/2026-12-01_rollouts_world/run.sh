@@ -30,24 +30,5 @@ for run in "$BASE"*/; do
 done
 $PY evaluate.py option=i2v $WORLD "$LONG" rollout=3 batch_size=16 out_dir="$LOGS/eval/i2v/0"
 # mean and spread over seeds per arm, per chunk, with copy-last and the seconds per chunk
-$PY - "$LOGS/eval" > $OUT/summary.md <<'PY'
-import json, sys, statistics as st
-from pathlib import Path
-root = Path(sys.argv[1])
-print("| arm | runs | " + " | ".join(f"{m} chunk {k}" for m in ("psnr", "latent_mse") for k in (1, 2, 3))
-      + " | psnr drift | latent_mse drift | s/chunk |")
-print("|---" * 11 + "|")
-copy = None
-for arm in sorted(p for p in root.iterdir() if p.is_dir()):
-    results = [json.loads(f.read_text()) for f in sorted(arm.glob("*/evaluation.json"))]
-    cell = lambda key: (lambda v: f"{st.mean(v):.4g} ± {st.stdev(v):.2g}" if len(v) > 1 else f"{v[0]:.4g}")(
-        [r["metrics"][key] for r in results])
-    secs = st.mean(c["total_s"] for r in results for c in r["seconds_per_chunk"])
-    print(f"| {arm.name} | {len(results)} | " + " | ".join(cell(f"{m}_chunk{k}") for m in ("psnr", "latent_mse")
-          for k in (1, 2, 3)) + f" | {cell('psnr_drift')} | {cell('latent_mse_drift')} | {secs:.3f} |")
-    copy = copy or results[0]
-print(f"| copy last (original current frame) | - | " + " | ".join(f"{copy['metrics'][f'{m}_chunk{k}_copy_last']:.4g}"
-      for m in ("psnr", "latent_mse") for k in (1, 2, 3)) + f" | {copy['metrics']['psnr_drift_copy_last']:.4g} | "
-      f"{copy['metrics']['latent_mse_drift_copy_last']:.4g} | - |")
-PY
+$PY -m foresight.eval.rollout "$LOGS/eval" > $OUT/summary.md
 cat $OUT/summary.md

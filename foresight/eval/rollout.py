@@ -3,6 +3,8 @@
     result = evaluate_rollout(Predictor("logs/train/runs/<run>"), chunks=3,
                               shards="data/world/heldout_long-000000.tar")
 
+    python -m foresight.eval.rollout logs/<study>/eval    # arms (sub-folders of evaluation.json) compared
+
 A rollout predicts F future frames, then predicts again from the last C frames of context and
 predictions, K times (Predictor.rollout): from chunk 2 on the model conditions on its own output.
 Each clip is cut with C context frames and K·(F−1)+1 future frames (clips too short for that are
@@ -16,7 +18,11 @@ lost per chunk is a negative slope).
 
 from __future__ import annotations
 
+import json
+import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -164,3 +170,57 @@ def markdown(result: dict) -> str:
             + ".",
         ]
     return "\n".join(lines) + "\n"
+
+
+def mean_spread(values: list[float]) -> str:
+    """'mean ± sample std' over runs (the value alone for one run)."""
+    if len(values) == 1:
+        return f"{values[0]:.4g}"
+    return f"{statistics.mean(values):.4g} ± {statistics.stdev(values):.2g}"
+
+
+def arms_table(root: Path, metrics: tuple[str, ...] = ("psnr", "latent_mse")) -> str:
+    """A markdown table comparing study arms: each sub-folder of `root` is an arm, its runs' rollout
+    evaluations (`<run>/evaluation.json`, the same chunks each) averaged per chunk with their spread
+    over runs (seeds), the drift and seconds per chunk; copy-last from the first arm's first run."""
+    arms = {
+        arm.name: [json.loads(f.read_text()) for f in sorted(arm.glob("*/evaluation.json"))]
+        for arm in sorted(p for p in Path(root).iterdir() if p.is_dir())
+    }
+    arms = {name: runs for name, runs in arms.items() if runs}
+    if not arms:
+        raise ValueError(f"{root} holds no <arm>/<run>/evaluation.json; run evaluate.py ... rollout=K first")
+    chunks = next(iter(arms.values()))[0]["rollout"]
+    columns = [f"{m}_chunk{k}" for m in metrics for k in range(1, chunks + 1)] + [
+        f"{m}_drift" for m in metrics
+    ]
+    header = [f"{m} chunk {k}" for m in metrics for k in range(1, chunks + 1)] + [
+        f"{m} drift" for m in metrics
+    ]
+    lines = [
+        "| arm | runs | " + " | ".join(header) + " | s/chunk |",
+        "|---" * (len(header) + 3) + "|",
+    ]
+    for name, runs in arms.items():
+        if any(r["rollout"] != chunks for r in runs):
+            raise ValueError(
+                f"{root / name}: its evaluations are not all rollout={chunks}; compare like with like"
+            )
+        seconds = statistics.mean(c["total_s"] for r in runs for c in r["seconds_per_chunk"])
+        cells = [mean_spread([r["metrics"][key] for r in runs]) for key in columns]
+        lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + f" | {seconds:.3f} |")
+    copy = next(iter(arms.values()))[0]["metrics"]
+    cells = [f"{copy[f'{key}_copy_last']:.4g}" for key in columns]
+    lines.append("| copy last (original current frame) | - | " + " | ".join(cells) + " | - |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(
+            "usage: python -m foresight.eval.rollout EVAL_DIR  (its sub-folders: arms of rollout evaluations)"
+        )
+    try:
+        print(arms_table(Path(sys.argv[1])), end="")
+    except (ValueError, FileNotFoundError) as e:
+        sys.exit(f"foresight.eval.rollout: {e}")
