@@ -16,6 +16,8 @@ def test_bench_tiny_mode_reports_every_stage(tmp_path):
         "vlm_ms",
         "vlm_per_window_attention_ms",
         "vlm_preprocess_ms",
+        "vlm_tensor_ms",
+        "vlm_tensor_preprocess_ms",
         "adapter_ms",
         "dit_step_ms",
         "decode_ms",

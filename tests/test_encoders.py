@@ -137,3 +137,46 @@ def test_max_pixels_bounds_the_frame_tokens(tiny_cfg):
     vlm = FrozenVLM(tiny_cfg.vlm.pretrained, max_pixels=112 * 112)
     video, grid = vlm.video_patches(np.zeros((2, 256, 256, 3), dtype=np.uint8))
     assert grid.tolist() == [[1, 8, 8]]  # 112 px / 14 px patches
+
+
+@pytest.mark.parametrize("source", ["world", "real"])
+def test_tensor_preprocessing_matches_the_image_processor(tiny_cfg, source):
+    """vlm.preprocess=tensor (resize, rescale, normalise, patch layout as tensor ops) gives the image
+    processor's patches: the same grid and token count, pixels within one 8-bit level (torch's
+    antialiased bicubic is Pillow's kernel; values round apart, rarely by more than a level), and states
+    nearer the processor's than a one-level jitter of the frames puts them."""
+    from tests.conftest import REAL
+
+    if source == "world":
+        from foresight.world.render import render_batch
+
+        frames, _, _ = render_batch([0, 1], "train")  # (2, 20, 64, 64, 3): hard edges, flat colour
+        frames, max_pixels = frames[:, :3], 56 * 56  # an odd count: the last frame repeated
+    else:
+        if not REAL.exists():
+            pytest.skip(f"real sample clips not found at {REAL}")
+        from foresight.data.video import decode_window
+
+        clip = decode_window(REAL / "flipping_a_pancake.mkv", 0, 4, height=512, width=768)
+        frames, max_pixels = torch.from_numpy(np.stack([clip, clip[::-1].copy()])), 448 * 448
+    vlm = FrozenVLM(tiny_cfg.vlm.pretrained, twin="tiny", max_pixels=max_pixels)
+    pil = [vlm.video_patches(clip) for clip in frames.numpy()]
+    pixels, grid = vlm.video_patches_tensor(frames)
+    assert torch.equal(grid, torch.cat([g for _, g in pil]))
+    expected = torch.cat([p for p, _ in pil])
+    assert pixels.shape == expected.shape
+    std = torch.tensor(vlm.image_processor.image_std).repeat_interleave(2 * 14 * 14)  # per patch column
+    levels = ((pixels - expected) * std * 255).abs()  # the difference in 8-bit levels
+    assert (levels < 1.01).float().mean() > 0.999 and levels.mean() < 0.2, (levels.max(), levels.mean())
+    prompts = ["the red circle moves left", "a hand flips the pancake"]
+    theirs, their_mask = vlm(frames, prompts)
+    # the yardstick: how far the states move when every pixel moves by one level at random
+    step = torch.randint(-1, 2, frames.shape, generator=torch.Generator().manual_seed(0))
+    jittered, _ = vlm((frames.int() + step).clamp(0, 255).to(torch.uint8), prompts)
+    vlm.preprocess = "tensor"
+    ours, mask = vlm(frames, prompts)
+    assert torch.equal(mask, their_mask)
+    moved, jitter = (ours - theirs).abs().mean(), (jittered - theirs).abs().mean()
+    assert moved < jitter, (moved, jitter)
+    with pytest.raises(ValueError, match="vlm.preprocess='gpu': use one of pil, tensor"):
+        FrozenVLM(tiny_cfg.vlm.pretrained, twin="tiny", preprocess="gpu")

@@ -121,9 +121,16 @@ def bench_size(
     vlm.batch_windows(False)  # transformers' own vision attention (a call per window), for comparison
     row["vlm_per_window_attention_ms"], _ = timed(lambda: vlm(context, [PROMPT]), device, iters)
     vlm.batch_windows(True)
+    chosen, vlm.preprocess = vlm.preprocess, "pil"
     row["vlm_ms"], (states, mask) = timed(lambda: vlm(context, [PROMPT]), device, iters)
     # the part of it spent on the CPU resizing and patching the frames (the image processor's PIL path)
     row["vlm_preprocess_ms"], _ = timed(lambda: vlm.video_patches(context[0].numpy()), device, iters)
+    vlm.preprocess = "tensor"  # the same steps as tensor ops on the device (vlm.preprocess=tensor)
+    row["vlm_tensor_ms"], _ = timed(lambda: vlm(context, [PROMPT]), device, iters)
+    row["vlm_tensor_preprocess_ms"], _ = timed(
+        lambda: vlm.video_patches_tensor(context.to(device)), device, iters
+    )
+    vlm.preprocess = chosen  # what the predictions below use (--vlm-preprocess)
     row["vlm_tokens"] = int(mask.sum())
     text = torch.randn(1, 256, ltx.caption_dim, device=device, dtype=dtype, generator=g)
     text_mask = torch.ones(1, 256, dtype=torch.bool, device=device)
@@ -373,6 +380,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--context-frames", type=int, default=4)
     parser.add_argument("--compile", action="store_true", help="torch.compile the DiT blocks (model.compile)")
     parser.add_argument(
+        "--vlm-preprocess",
+        choices=["pil", "tensor"],
+        default="pil",
+        help="how the predictions' VLM prepares frames (vlm.preprocess; both are timed as stages)",
+    )
+    parser.add_argument(
         "--no-train",
         action="store_true",
         help="prediction stages only (training steps through the trainer: foresight.bench.training)",
@@ -405,6 +418,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         dtype=dt_name,
         device=str(device),
         max_pixels=448 * 448 if not args.tiny else 56 * 56,
+        preprocess=args.vlm_preprocess,
     )
     sizes = [tuple(int(v) for v in s.split("x")) for s in (["64x64x17"] if args.tiny else args.sizes)]
     rows = []
@@ -425,6 +439,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(json.dumps(row), flush=True)
     meta = run_meta(device, model, vlm_size, dt_name, args.lora_rank, args.adapter_width, args.compile)
     meta["attention_backend"] = args.attention
+    meta["vlm_preprocess"] = args.vlm_preprocess
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     return rows
 
