@@ -133,3 +133,17 @@ def test_training_from_the_feature_cache_needs_no_video_decoder():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "decoder needed only here" in done.stdout
+
+
+def test_memory_bench_tiny_mode_trains_live_and_measures_each_levers_error(tmp_path, twin_dir):
+    from foresight.bench.memory import main as memory
+
+    out = tmp_path / "mem.json"
+    args = ["--tiny", "--cache-dir", str(twin_dir), "--out", str(out), "--steps", "1"]
+    (row,) = memory([*args, "--quantize", "int8", "--checkpointing", "--vae-tiling"])
+    assert json.loads(out.read_text())["meta"]["live"] is True
+    assert row["step_ms"] > 0 and row["quantize"] == "int8" and row["checkpointing"]
+    assert 0 < row["vlm_relative_error"] < 0.05 and 0 < row["t5_relative_error"] < 0.05
+    assert row["vae_tiling_latent_error"] == 0.0  # a 64x64 clip fits one tile: tiling changes nothing
+    (plain,) = memory(args)
+    assert "vlm_relative_error" not in plain and "vae_tiling_latent_error" not in plain

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from foresight.flow import Schedule
 from foresight.models.hub import freeze, own_rng, resolve_pretrained, torch_dtype
+from foresight.models.quantize import check as check_quantize
 from foresight.models.text import FrozenTextEncoder, build_tiny_text_encoder
 
 SPATIAL = 32  # pixels per latent row/column
@@ -113,6 +114,8 @@ class LTXVideo(nn.Module):
         decode_noise_scale: float | None = 0.025,
         causal_rope: bool = True,
         attention_backend: str | None = None,
+        text_encoder_quantize: str | None = None,
+        vae_tiling: bool = False,
     ) -> None:
         """twin="tiny": build a twin of `architecture` into `pretrained` if absent, then load it.
         twin="random": random weights of `architecture` in memory on `device`, no text encoder
@@ -129,8 +132,13 @@ class LTXVideo(nn.Module):
         the latents first (LTX's configs: 0.05 / 0.025); null for a VAE without that decoder.
         causal_rope: RoPE time with the causal first-frame offset (see rope_coords).
         attention_backend: a diffusers attention backend for the DiT (e.g. `_native_cudnn`: PyTorch's
-        cuDNN attention, fastest on Hopper; null = diffusers' default, PyTorch's SDPA dispatch)."""
+        cuDNN attention, fastest on Hopper; null = diffusers' default, PyTorch's SDPA dispatch).
+        text_encoder_quantize: "int8" stores T5's linear weights as int8 (foresight.models.quantize).
+        vae_tiling: the VAE encodes and decodes in overlapping tiles (diffusers' enable_tiling: 512 px,
+        16 frames), so a full clip's activations need not fit at once; tile seams blend, so latents
+        differ slightly from untiled ones (python -m foresight.bench.memory measures by how much)."""
         super().__init__()
+        check_quantize(text_encoder_quantize, "model.text_encoder_quantize")  # before anything loads
         dt = torch_dtype(dtype)
         if twin == "random":
             with torch.device(device or "cpu"):
@@ -151,7 +159,11 @@ class LTXVideo(nn.Module):
                 )
             )
             self.text_encoder = (
-                FrozenTextEncoder(source, dtype=dtype, max_tokens=text_max_tokens) if text_encoder else None
+                FrozenTextEncoder(
+                    source, dtype=dtype, max_tokens=text_max_tokens, quantize=text_encoder_quantize
+                )
+                if text_encoder
+                else None
             )
         self.vae, self.transformer = freeze(vae), freeze(transformer)
         check_decoder(self.vae, pretrained, decode_timestep, decode_noise_scale)
@@ -163,6 +175,8 @@ class LTXVideo(nn.Module):
             set_attention_backend(self.transformer, attention_backend)
         if gradient_checkpointing:
             self.transformer.enable_gradient_checkpointing()
+        if vae_tiling:
+            self.vae.enable_tiling()
         if compile:
             # one graph per (shape, grad mode, autocast, checkpointing): training with validation,
             # or a benchmark over sizes, needs more than dynamo's default 8 variants

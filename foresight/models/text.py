@@ -9,6 +9,8 @@ from torch import Tensor, nn
 from transformers import AutoTokenizer, T5Config, T5EncoderModel, T5Tokenizer
 
 from foresight.models.hub import freeze, own_rng, resolve_pretrained, torch_dtype
+from foresight.models.quantize import check as check_quantize
+from foresight.models.quantize import quantize as quantize_linears
 from foresight.models.tokenizers import word_tokenizer
 
 # T5-v1.1-XXL's encoder: d_model 4096, 24 layers, 64 heads of 64, gated-GELU FFN of 10240.
@@ -37,17 +39,29 @@ class FrozenTextEncoder(nn.Module):
         twin: str | None = None,
         text_encoder_subfolder: str = "text_encoder",
         tokenizer_subfolder: str = "tokenizer",
+        quantize: str | None = None,
+        device: str | None = None,
     ) -> None:
+        """twin="tiny": build a tiny twin into `pretrained` if absent, then load it. twin="random":
+        T5-XXL's encoder with random weights on `device` and the offline tokenizer (memory and speed
+        benchmarks). quantize: "int8" stores the linear weights as int8 (foresight.models.quantize)."""
         super().__init__()
-        if twin is not None and not Path(pretrained).exists():
-            build_tiny_text_encoder(pretrained)
-        source = resolve_pretrained(
-            pretrained, [f"{text_encoder_subfolder}/config.json", tokenizer_subfolder]
-        )
-        self.tokenizer = load_tokenizer(source, tokenizer_subfolder)
-        self.model = freeze(
-            T5EncoderModel.from_pretrained(source, subfolder=text_encoder_subfolder, dtype=torch_dtype(dtype))
-        )
+        check_quantize(quantize, "model.text_encoder_quantize")
+        if twin == "random":
+            self.tokenizer = word_tokenizer([], pad="<pad>", eos="</s>", unk="<unk>", append_eos=True)
+            with torch.device(device or "cpu"):
+                model = T5EncoderModel(T5Config(**T5_XXL)).to(torch_dtype(dtype))
+        else:
+            if twin is not None and not Path(pretrained).exists():
+                build_tiny_text_encoder(pretrained)
+            source = resolve_pretrained(
+                pretrained, [f"{text_encoder_subfolder}/config.json", tokenizer_subfolder]
+            )
+            self.tokenizer = load_tokenizer(source, tokenizer_subfolder)
+            model = T5EncoderModel.from_pretrained(
+                source, subfolder=text_encoder_subfolder, dtype=torch_dtype(dtype)
+            )
+        self.model = freeze(quantize_linears(model, quantize, "model.text_encoder_quantize"))
         self.max_tokens = max_tokens
         self.out_dim = self.model.config.d_model
 

@@ -34,6 +34,8 @@ from transformers import (
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
 
 from foresight.models.hub import freeze, own_rng, resolve_pretrained, torch_dtype
+from foresight.models.quantize import check as check_quantize
+from foresight.models.quantize import quantize as quantize_linears
 from foresight.models.tokenizers import word_tokenizer
 
 SPECIAL = [
@@ -145,12 +147,15 @@ class FrozenVLM(nn.Module):
         size: str | None = None,
         device: str | None = None,
         preprocess: str = "pil",
+        quantize: str | None = None,
     ) -> None:
         """twin="tiny": build a tiny twin into `pretrained` if absent, then load it. twin="random":
         random weights of the published `size` ("7b", "3b") in memory on `device`, with the offline
         tokenizer (speed benchmarks: only token counts matter, not ids). preprocess: "pil" (the image
-        processor itself, on the host) or "tensor" (the same steps as tensor ops on the model's device)."""
+        processor itself, on the host) or "tensor" (the same steps as tensor ops on the model's device).
+        quantize: "int8" stores the linear weights as int8 (foresight.models.quantize), null keeps dtype."""
         super().__init__()
+        check_quantize(quantize, "vlm.quantize")
         if preprocess not in PREPROCESS:
             raise ValueError(f"vlm.preprocess={preprocess!r}: use one of {', '.join(PREPROCESS)}")
         self.preprocess = preprocess
@@ -174,7 +179,9 @@ class FrozenVLM(nn.Module):
             model = Qwen2_5_VLForConditionalGeneration.from_pretrained(source, dtype=torch_dtype(dtype))
         if max_pixels is not None:  # the processor's pixel budget per frame (longest_edge counts pixels)
             self.image_processor.size.longest_edge = max_pixels
-        self.model = freeze(model.model)  # the LM head is never used
+        self.model = freeze(
+            quantize_linears(model.model, quantize, "vlm.quantize")
+        )  # the LM head: never used
         self.batch_windows(True)
         self.layers = list(layers)
         self.max_text_tokens = max_text_tokens
