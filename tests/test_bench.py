@@ -140,10 +140,14 @@ def test_memory_bench_tiny_mode_trains_live_and_measures_each_levers_error(tmp_p
 
     out = tmp_path / "mem.json"
     args = ["--tiny", "--cache-dir", str(twin_dir), "--out", str(out), "--steps", "1"]
-    (row,) = memory([*args, "--quantize", "int8", "--checkpointing", "--vae-tiling"])
+    (row,) = memory([*args, "--quantize", "int8", "--checkpointing", "--vae-tiling", "128"])
     assert json.loads(out.read_text())["meta"]["live"] is True
     assert row["step_ms"] > 0 and row["quantize"] == "int8" and row["checkpointing"]
     assert 0 < row["vlm_relative_error"] < 0.05 and 0 < row["t5_relative_error"] < 0.05
     assert row["vae_tiling_latent_error"] == 0.0  # a 64x64 clip fits one tile: tiling changes nothing
+    from foresight.models.ltx import LTXVideo
+
+    with pytest.raises(ValueError, match="model.vae_tiling=100: a tile side in pixels, a multiple of 32"):
+        LTXVideo("/does/not/exist", vae_tiling=100)  # refused before anything loads
     (plain,) = memory(args)
     assert "vlm_relative_error" not in plain and "vae_tiling_latent_error" not in plain

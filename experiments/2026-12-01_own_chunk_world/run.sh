@@ -4,9 +4,9 @@
 # reduce drift over a 3-chunk rollout? Option C on the world, 300 steps, seeds 0-2, each arm scored as
 # 3-chunk rollouts on the long held-out split (32 clips), as experiments/2026-12-01_rollouts_world.
 #   bash experiments/2026-12-01_own_chunk_world/run.sh
-# Arms: own0 and own0.5 train on the long train clips (data=world_rollout: windows at random starts,
-# each batch with the next window's truth) without and with own-chunk steps, so they differ only in
-# module.own_chunk; frame20 trains on data=world with module.context_frame_noise=20 (0-255; about the
+# Arms: own0, own0.2 and own0.5 train on the long train clips (data=world_rollout: windows at random
+# starts, each batch with the next window's truth) with no, 20% and 50% own-chunk steps, so they
+# differ only in module.own_chunk; frame20 trains on data=world with module.context_frame_noise=20 (0-255; about the
 # pixel error of a chunk-1 prediction, PSNR 22 dB) and compares with the earlier study's clean arm.
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
@@ -29,6 +29,7 @@ train_arm() {  # name, overrides...
 }
 train_arm own0 data=world_rollout module.own_chunk=0
 train_arm own0.5 data=world_rollout module.own_chunk=0.5
+train_arm own0.2 data=world_rollout module.own_chunk=0.2
 train_arm frame20 data=world module.context_frame_noise=20
 $PY -m foresight.eval.rollout "$LOGS/eval" > $OUT/summary.md
 cat $OUT/summary.md

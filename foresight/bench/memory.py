@@ -1,6 +1,6 @@
 """Peak GPU memory of live training: the VLM and T5 resident, every step encoding its clip.
 
-    python -m foresight.bench.memory --option B --vlm 7b --quantize int8 --checkpointing --vae-tiling
+    python -m foresight.bench.memory --option B --vlm 7b --quantize int8 --checkpointing --vae-tiling 256
     python -m foresight.bench.memory --tiny --out bench_memory.json     # CPU, tiny twins: what CI runs
 
 One training step as `train.py` runs it without the feature cache (module.features encodes the
@@ -144,7 +144,7 @@ def bench(args) -> dict:
                 row["vae_untiled_encode_peak_gib"] = peak_gib(device)
             except torch.OutOfMemoryError:
                 row["vae_tiling_latent_error"] = row["vae_untiled_encode_peak_gib"] = "out of memory"
-            ltx.vae.enable_tiling()
+            ltx.vae.use_tiling = True
         del video, tiled
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -171,7 +171,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "--quantize", choices=["int8"], default=None, help="vlm.quantize and model.text_encoder_quantize"
     )
     parser.add_argument("--checkpointing", action="store_true", help="model.gradient_checkpointing")
-    parser.add_argument("--vae-tiling", action="store_true", help="model.vae_tiling")
+    parser.add_argument(
+        "--vae-tiling", type=int, default=None, metavar="PX", help="model.vae_tiling (tile side)"
+    )
     parser.add_argument(
         "--steps", type=int, default=5, help="timed steps (after 2 warm-up steps; the median)"
     )

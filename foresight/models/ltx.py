@@ -115,7 +115,7 @@ class LTXVideo(nn.Module):
         causal_rope: bool = True,
         attention_backend: str | None = None,
         text_encoder_quantize: str | None = None,
-        vae_tiling: bool = False,
+        vae_tiling: int | None = None,
     ) -> None:
         """twin="tiny": build a twin of `architecture` into `pretrained` if absent, then load it.
         twin="random": random weights of `architecture` in memory on `device`, no text encoder
@@ -134,11 +134,22 @@ class LTXVideo(nn.Module):
         attention_backend: a diffusers attention backend for the DiT (e.g. `_native_cudnn`: PyTorch's
         cuDNN attention, fastest on Hopper; null = diffusers' default, PyTorch's SDPA dispatch).
         text_encoder_quantize: "int8" stores T5's linear weights as int8 (foresight.models.quantize).
-        vae_tiling: the VAE encodes and decodes in overlapping tiles (diffusers' enable_tiling: 512 px,
-        16 frames), so a full clip's activations need not fit at once; tile seams blend, so latents
-        differ slightly from untiled ones (python -m foresight.bench.memory measures by how much)."""
+        vae_tiling: the VAE encodes and decodes in overlapping tiles of this side in pixels (diffusers'
+        enable_tiling; 512 is its default; overlap 64 px, and 16-frame tiles overlapping by 8), so a
+        full clip's activations need not fit at once; seams blend, so latents differ from untiled ones
+        (python -m foresight.bench.memory measures by how much). null: the whole clip at once."""
         super().__init__()
         check_quantize(text_encoder_quantize, "model.text_encoder_quantize")  # before anything loads
+        if vae_tiling is not None and (
+            isinstance(vae_tiling, bool)
+            or not isinstance(vae_tiling, int)
+            or vae_tiling < 128
+            or vae_tiling % 32
+        ):
+            raise ValueError(
+                f"model.vae_tiling={vae_tiling!r}: a tile side in pixels, a multiple of 32 from 128 (512 is "
+                f"diffusers' default), or null for no tiling"
+            )
         dt = torch_dtype(dtype)
         if twin == "random":
             with torch.device(device or "cpu"):
@@ -176,7 +187,12 @@ class LTXVideo(nn.Module):
         if gradient_checkpointing:
             self.transformer.enable_gradient_checkpointing()
         if vae_tiling:
-            self.vae.enable_tiling()
+            self.vae.enable_tiling(
+                tile_sample_min_height=vae_tiling,
+                tile_sample_min_width=vae_tiling,
+                tile_sample_stride_height=vae_tiling - 64,
+                tile_sample_stride_width=vae_tiling - 64,
+            )
         if compile:
             # one graph per (shape, grad mode, autocast, checkpointing): training with validation,
             # or a benchmark over sizes, needs more than dynamo's default 8 variants
