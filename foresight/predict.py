@@ -29,6 +29,8 @@ from foresight import checks
 from foresight.data.loader import VIDEO_EXTS, ClipWindows, expand_shards
 from foresight.data.video import VideoError, decode_window, encode_mp4, probe, side_by_side, to_bucket
 from foresight.features import encode_batch, video_to_frames
+from foresight.models.quantize import check as check_quantize
+from foresight.models.quantize import quantize_encoders
 from foresight.training.weights import find_weights, load_trainable, read_meta
 from foresight.trusted import build
 
@@ -37,9 +39,13 @@ SHARD_PATTERN = re.compile(r"[{*?\[]|\.tar$")  # input= that names shards (brace
 
 
 class Predictor:
-    def __init__(self, ckpt: str | Path | None, device: str | None = None, config=None) -> None:
+    def __init__(
+        self, ckpt: str | Path | None, device: str | None = None, config=None, quantize: str | None = None
+    ) -> None:
         """ckpt: a run directory or a weights file written by train.py. ckpt=None with `config` (composed
-        from conf/, never read from a file): a baseline with nothing to train (option=i2v)."""
+        from conf/, never read from a file): a baseline with nothing to train (option=i2v).
+        quantize: "int8" runs the frozen VLM and T5 with int8 weights (foresight.models.quantize)."""
+        check_quantize(quantize, "quantize")
         if ckpt is None:
             option = build(config.option, "the composed config", "option")
             if option.trains:
@@ -67,6 +73,8 @@ class Predictor:
         )
         if self.path is not None:
             load_trainable(module, self.path)
+        quantize_encoders(module.vlm, module.ltx.text_encoder, quantize, "quantize")
+        self.quantize = quantize
         self.module = module.eval().to(self.device)
         data = cfg.data
         self.context_frames, self.future_frames = data.context_frames, data.future_frames
@@ -437,7 +445,7 @@ def main(cfg) -> dict:
         )
     prompt = OmegaConf.to_container(cfg.prompt) if OmegaConf.is_config(cfg.prompt) else cfg.prompt
     report = predict_inputs(
-        Predictor(cfg.ckpt),
+        Predictor(cfg.ckpt, quantize=cfg.get("quantize")),
         str(cfg.input),
         prompt,
         out,

@@ -60,3 +60,34 @@ def test_a_bad_quantize_value_fails_before_loading():
         LTXVideo("/does/not/exist", text_encoder_quantize="fp8")
     with pytest.raises(ValueError, match="key='x'"):
         quantize(nn.Linear(2, 2), "x", "key")
+
+
+def test_evaluate_runs_a_checkpoint_with_int8_encoders(twin_dir, tmp_path):
+    from foresight.config import compose
+    from foresight.eval.evaluate import evaluate
+    from foresight.models.quantize import Int8Linear
+    from foresight.predict import Predictor
+    from foresight.training.train import train
+
+    out = tmp_path / "run"
+    train(
+        compose(
+            [
+                f"paths.cache_dir={twin_dir}",
+                f"paths.output_dir={out}",
+                "logger=none",
+                "experiment=optionC",
+                "trainer.max_steps=1",
+                "trainer.val_check_interval=1",
+                "callbacks.sample_videos.every_n_steps=0",
+            ]
+        )
+    )
+    exact, int8 = (evaluate(out, limit=4, quantize=how) for how in (None, "int8"))
+    assert exact["quantize"] is None and int8["quantize"] == "int8" and int8["clips"] == exact["clips"] == 4
+    assert np.isfinite(int8["metrics"]["latent_mse"]) and int8["metrics"] != exact["metrics"]
+    predictor = Predictor(out, quantize="int8")
+    assert any(isinstance(m, Int8Linear) for m in predictor.module.vlm.modules())
+    assert any(isinstance(m, Int8Linear) for m in predictor.module.ltx.text_encoder.modules())
+    with pytest.raises(ValueError, match="quantize='int4': use null"):
+        Predictor(out, quantize="int4")

@@ -75,11 +75,13 @@ def evaluate(
     lpips_lin: str | None = None,
     fvd_i3d: str | None = None,
     config=None,
+    quantize: str | None = None,
 ) -> dict:
     """Mean metrics over the clips (each batch weighted by its size), per-frame curves, and FVD over all
     clips.
-    ckpt=None with `config`: a baseline with nothing to train (option=i2v), built from the composed config."""
-    predictor = Predictor(ckpt, device=device, config=config)
+    ckpt=None with `config`: a baseline with nothing to train (option=i2v), built from the composed config.
+    quantize: "int8" runs the frozen encoders with int8 weights (what that costs this checkpoint)."""
+    predictor = Predictor(ckpt, device=device, config=config, quantize=quantize)
     module = predictor.module
     extra, not_computed = lpips_metric(lpips_vgg, lpips_lin, module.device)
     i3d, skipped = fvd_network(fvd_i3d, module.device)
@@ -126,6 +128,7 @@ def evaluate(
         "clips": clips,
         "skipped": dict(windows.skips),
         "seed": seed,
+        "quantize": quantize,
         "seconds": round(time.perf_counter() - started, 2),
         "metrics": {**{k: float(v) for k, v in means.items() if v.ndim == 0}, **fvd},
         "per_frame": {k.removesuffix("_frames"): v.tolist() for k, v in means.items() if v.ndim == 1},
@@ -214,7 +217,7 @@ def main(cfg) -> dict:
         from foresight.eval import rollout
 
         result = rollout.evaluate_rollout(
-            Predictor(cfg.ckpt, config=baseline),
+            Predictor(cfg.ckpt, config=baseline, quantize=cfg.get("quantize")),
             cfg.rollout,
             shards=cfg.shards,
             limit=cfg.limit,
@@ -234,6 +237,7 @@ def main(cfg) -> dict:
             lpips_lin=cfg.lpips.lin,
             fvd_i3d=cfg.fvd.i3d,
             config=baseline,
+            quantize=cfg.get("quantize"),
         )
         report = markdown(result)
     paths = write(result, cfg.out_dir, report)

@@ -124,6 +124,7 @@ def evaluate_rollout(
         "step": meta.get("step"),
         "rollout": chunks,
         "latent_continuation": latent_continuation,
+        "quantize": predictor.quantize,
         "config": {
             **{k: trained.get(k) for k in ("seed", "option")},
             "run_group": trained.get("run_group") if predictor.path else meta["option"],

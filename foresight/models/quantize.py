@@ -55,3 +55,15 @@ def quantize(model: nn.Module, how: str | None, key: str) -> nn.Module:
             if type(sub) is nn.Linear:
                 setattr(child, attr, Int8Linear(sub))
     return model
+
+
+def quantize_encoders(
+    vlm: nn.Module | None, text_encoder: nn.Module | None, how: str | None, key: str
+) -> None:
+    """The frozen VLM's and T5's linear weights quantised in place (those present): what a checkpoint
+    trained against full-precision encoders is then evaluated or run with (`quantize=int8` in
+    evaluate.py and predict.py measures the cost on the same clips)."""
+    check(how, key)
+    for encoder in (vlm, text_encoder):
+        if encoder is not None:
+            quantize(encoder.model, how, key)
