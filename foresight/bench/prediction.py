@@ -380,6 +380,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--context-frames", type=int, default=4)
     parser.add_argument("--compile", action="store_true", help="torch.compile the DiT blocks (model.compile)")
     parser.add_argument(
+        "--cudnn-benchmark",
+        action="store_true",
+        help="torch.backends.cudnn.benchmark: cuDNN times its conv algorithms per shape (the VAE's conv3d)",
+    )
+    parser.add_argument(
         "--vlm-preprocess",
         choices=["pil", "tensor"],
         default="pil",
@@ -400,6 +405,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     device = torch.device("cuda" if torch.cuda.is_available() and not args.tiny else "cpu")
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     dt_name = "bfloat16" if dtype == torch.bfloat16 else "float32"
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     model, vlm_size = ("tiny", "tiny") if args.tiny else (args.model, args.vlm)
     torch.manual_seed(0)
     ltx = LTXVideo(
@@ -440,6 +446,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     meta = run_meta(device, model, vlm_size, dt_name, args.lora_rank, args.adapter_width, args.compile)
     meta["attention_backend"] = args.attention
     meta["vlm_preprocess"] = args.vlm_preprocess
+    meta["cudnn_benchmark"] = args.cudnn_benchmark
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     return rows
 
