@@ -8,7 +8,7 @@ from foresight.bench.prediction import architecture, main
 
 
 def test_bench_tiny_mode_reports_every_stage(tmp_path):
-    (row,) = main(["--tiny", "--out", str(tmp_path / "bench.json")])
+    (row,) = main(["--tiny", "--batch", "2", "--out", str(tmp_path / "bench.json")])
     report = json.loads((tmp_path / "bench.json").read_text())
     assert report["rows"] == [row] and report["meta"]["model"] == "tiny"
     assert row["tokens"] == 12 and row["vlm_tokens"] > 0
@@ -33,6 +33,9 @@ def test_bench_tiny_mode_reports_every_stage(tmp_path):
     ):
         assert row[key] > 0, key
     assert len(row["rollout3_B_chunk_ms"]) == 3
+    for option in "ABCD":  # throughput: two clips in one forward
+        ms = row[f"predict_{option}_batch2_ms"]
+        assert ms > 0 and row[f"predict_{option}_batch2_clips_per_s"] == pytest.approx(2e3 / ms)
 
 
 def test_architecture_merges_the_parent_config():

@@ -48,6 +48,7 @@ def test_scores_match_the_windows_and_the_baseline_is_computed_honestly(run_dir)
     assert (
         result["clips"] == 4 and result["option"] == "B" and result["step"] == 2 and result["skipped"] == {}
     )
+    assert result["clips_per_second"] == pytest.approx(4 / result["seconds"], rel=0.05)  # throughput
     assert set(result["metrics"]) >= {
         "latent_mse",
         "latent_mse_copy_last",

@@ -185,6 +185,7 @@ def test_rollout_evaluation_scores_each_horizon_beside_copy_last(predictor, tmp_
     shard = long_and_short_shard(tmp_path / "long.tar")
     result = evaluate_rollout(predictor, 2, shards=shard, batch_size=2)
     assert result["clips"] == 2 and result["skipped"] == {"too_short": 1}  # the 20-frame clip, counted
+    assert result["clips_per_second"] == pytest.approx(2 / result["seconds"], rel=0.05)
     m = result["metrics"]
     for name in ("latent_mse", "psnr", "ssim"):
         for key in (f"{name}_chunk1", f"{name}_chunk2", f"{name}_drift", f"{name}_rollout"):

@@ -110,7 +110,10 @@ def bench_size(
     lora_rank: int,
     context_frames: int,
     train: bool = True,
+    batch: int = 1,
 ) -> dict:
+    """One row of stage and prediction times at `size`; batch > 1 also times each option's prediction
+    of `batch` clips at once and its throughput (clips per second)."""
     width, height, frames = size
     grid = latent_grid(frames, height, width)
     n = grid[0] * grid[1] * grid[2]
@@ -170,8 +173,25 @@ def bench_size(
             f = Features(s, m, text, text_mask, first, grid, feats.fps)
             return ltx.decode(option.sample(adapter, ltx, f, generator=g), generator=g)
 
+        def predict_batch(option=option, adapter=adapter):  # `batch` clips in one forward
+            s, m = vlm(context.expand(batch, -1, -1, -1, -1), [PROMPT] * batch)
+            f = Features(
+                s,
+                m,
+                text.expand(batch, -1, -1),
+                text_mask.expand(batch, -1),
+                first.expand(batch, -1, -1, -1, -1),
+                grid,
+                feats.fps.expand(batch),
+            )
+            return ltx.decode(option.sample(adapter, ltx, f, generator=g), generator=g)
+
         with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
             row[f"predict_{name}_ms"], _ = timed(predict, device, iters)
+            if batch > 1:
+                ms, _ = timed(predict_batch, device, iters)
+                row[f"predict_{name}_batch{batch}_ms"] = ms
+                row[f"predict_{name}_batch{batch}_clips_per_s"] = batch * 1e3 / ms
             # a 3-chunk rollout through predict's own loop (T5's states precomputed, as above), re-encoding
             # each chunk's decoded current frame, then handing its latent over (latent continuation)
             parts = SimpleNamespace(vlm=vlm, ltx=ltx, option=option, adapter=adapter)
@@ -380,6 +400,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--context-frames", type=int, default=4)
     parser.add_argument("--compile", action="store_true", help="torch.compile the DiT blocks (model.compile)")
     parser.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        help="also time each option's prediction of this many clips at once (throughput, clips/s)",
+    )
+    parser.add_argument(
         "--cudnn-benchmark",
         action="store_true",
         help="torch.backends.cudnn.benchmark: cuDNN times its conv algorithms per shape (the VAE's conv3d)",
@@ -440,6 +466,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             4 if args.tiny else args.lora_rank,
             args.context_frames,
             train=not args.no_train,
+            batch=args.batch,
         )
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -447,6 +474,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     meta["attention_backend"] = args.attention
     meta["vlm_preprocess"] = args.vlm_preprocess
     meta["cudnn_benchmark"] = args.cudnn_benchmark
+    meta["batch"] = args.batch
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     return rows
 

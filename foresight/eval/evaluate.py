@@ -118,6 +118,7 @@ def evaluate(
     group = {
         "run_group": trained.get("run_group") if predictor.path else meta["option"]
     }  # a baseline: its name
+    elapsed = time.perf_counter() - started
     return {
         "checkpoint": str(predictor.path or "none (nothing trained)"),
         "option": meta.get("option"),
@@ -129,7 +130,8 @@ def evaluate(
         "skipped": dict(windows.skips),
         "seed": seed,
         "quantize": quantize,
-        "seconds": round(time.perf_counter() - started, 2),
+        "seconds": round(elapsed, 2),
+        "clips_per_second": clips / elapsed,  # throughput at this batch_size, scoring included
         "metrics": {**{k: float(v) for k, v in means.items() if v.ndim == 0}, **fvd},
         "per_frame": {k.removesuffix("_frames"): v.tolist() for k, v in means.items() if v.ndim == 1},
         "not_computed": not_computed,

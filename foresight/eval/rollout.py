@@ -118,6 +118,7 @@ def evaluate_rollout(
             metrics[f"{name}_drift{suffix}"] = slope(per_chunk)
     meta = predictor.meta
     trained = meta.get("config", {})
+    elapsed = time.perf_counter() - started
     return {
         "checkpoint": str(predictor.path or "none (nothing trained)"),
         "option": meta.get("option"),
@@ -133,7 +134,8 @@ def evaluate_rollout(
         "clips": clips,
         "skipped": dict(windows.skips),
         "seed": seed,
-        "seconds": round(time.perf_counter() - started, 2),
+        "seconds": round(elapsed, 2),
+        "clips_per_second": clips / elapsed,  # throughput at this batch_size, scoring included
         "metrics": metrics,
         # per horizon frame 1..K(F-1): chunk k's new frames at k(F-1)+1 .. (k+1)(F-1)
         "per_frame": {key: value.flatten().tolist() for key, value in means.items() if value.ndim == 2},
