@@ -89,6 +89,13 @@ def video_to_frames(video: Tensor) -> Tensor:
     return ((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 4, 1)
 
 
+def next_context(context: Tensor, prediction: Tensor) -> Tensor:
+    """uint8 context (B, C, H, W, 3) and predicted frames (B, F, H, W, 3) -> the next window's context:
+    the last C frames of context + prediction (prediction[:, 0] repeats the current frame, so it is
+    left out): what the VLM and the current frame of a rollout's next chunk read."""
+    return torch.cat([context, prediction[:, 1:]], 1)[:, -context.shape[1] :]
+
+
 @torch.no_grad()
 def encode_batch(
     batch: dict,

@@ -28,7 +28,7 @@ from PIL import Image
 from foresight import checks
 from foresight.data.loader import VIDEO_EXTS, ClipWindows, expand_shards
 from foresight.data.video import VideoError, decode_window, encode_mp4, probe, side_by_side, to_bucket
-from foresight.features import encode_batch, video_to_frames
+from foresight.features import encode_batch, next_context, video_to_frames
 from foresight.models.quantize import check as check_quantize
 from foresight.models.quantize import quantize_encoders
 from foresight.training.weights import find_weights, load_trainable, read_meta
@@ -234,7 +234,7 @@ def rollout(
         contexts.append(ctx.cpu().numpy())
         frames.append(video.cpu().numpy())
         latents.append(z.float().cpu())
-        ctx = torch.cat([ctx, video[:, 1:]], 1)[:, -c:]  # frame 0 repeats the current one
+        ctx = next_context(ctx, video)
         first = z[:, :, -1:] if latent_continuation else None
     return Rollout(np.stack(frames, 1), torch.stack(latents, 1), np.stack(contexts, 1), timings)
 

@@ -340,10 +340,13 @@ def test_own_chunk_training_reads_what_a_rollouts_second_chunk_reads(predictor, 
     assert torch.equal(torch.cat([batch["target"], batch["continuation"]], 1), whole["target"])
 
     device = predictor.device
+    predictor.module.train()  # as in training: own_chunk_batch samples in eval mode, then puts this back
     own = predictor.module.own_chunk_batch(
         {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()},
         generator=torch.Generator(device).manual_seed(5),
     )
+    assert predictor.module.training and predictor.module.adapter.training  # modes put back
+    predictor.module.eval()  # as predicting
     run = predictor.rollout(
         batch["context"].numpy(), [batch["caption"]] * 2, fps=batch["fps"].tolist(), seed=5
     )
@@ -352,7 +355,6 @@ def test_own_chunk_training_reads_what_a_rollouts_second_chunk_reads(predictor, 
         own["target"][:, 0].cpu().numpy(), run.frames[:, 0, -1]
     )  # its current frame: predicted
     assert torch.equal(own["target"][:, 1:].cpu(), batch["continuation"])  # its future: the truth
-    assert not predictor.module.training and not predictor.module.adapter.training  # modes put back
 
     del batch["continuation"]
     with pytest.raises(ValueError, match="module.own_chunk=.* set data.train_chunks=2"):

@@ -34,7 +34,7 @@ from foresight.bench.prediction import (
 from foresight.config import compose
 from foresight.features import frames_to_video
 from foresight.models.ltx import LTXVideo
-from foresight.models.quantize import quantize
+from foresight.models.quantize import quantize_encoders
 from foresight.models.text import FrozenTextEncoder
 from foresight.models.vlm import FrozenVLM
 
@@ -127,8 +127,7 @@ def bench(args) -> dict:
     if args.quantize:  # the encoders' outputs on the same inputs, before and after
         states, _ = vlm(batch["context"], batch["prompt"])
         text, _ = ltx.text_encoder(batch["caption"])
-        quantize(vlm.model, args.quantize, "vlm.quantize")
-        quantize(ltx.text_encoder.model, args.quantize, "model.text_encoder_quantize")
+        quantize_encoders(vlm, ltx.text_encoder, args.quantize, "--quantize")
         row["vlm_relative_error"] = relative_error(vlm(batch["context"], batch["prompt"])[0], states)
         row["t5_relative_error"] = relative_error(ltx.text_encoder(batch["caption"])[0], text)
         del states, text

@@ -15,7 +15,14 @@ import torch
 from torch import Tensor
 
 from foresight.eval.scoring import Scorer
-from foresight.features import Features, corrupt_frames, corrupt_latents, encode_batch, video_to_frames
+from foresight.features import (
+    Features,
+    corrupt_frames,
+    corrupt_latents,
+    encode_batch,
+    next_context,
+    video_to_frames,
+)
 from foresight.models.adapter import QueryAdapter
 from foresight.models.ltx import LTXVideo
 from foresight.models.vlm import FrozenVLM
@@ -45,6 +52,8 @@ class ForesightModule(L.LightningModule):
         own_chunk: float = 0.0,
     ) -> None:
         """vlm=None with vlm_dim: trained from the feature cache, whose batches carry the VLM states.
+        optimizer, scheduler: partials called with the trainable parameters and with the optimizer
+        (conf/train.yaml module.optimizer, module.scheduler); scheduler None: a constant learning rate.
         baselines, instruction_gap: what validation scores beside the prediction (Scorer).
         context_noise, context_frame_noise: training against exposure bias (rollouts), off at 0: noise
         of a per-clip strength up to this on the given latents (features.corrupt_latents) and on the
@@ -185,7 +194,7 @@ class ForesightModule(L.LightningModule):
             video = video_to_frames(self.ltx.decode(z, generator=generator))  # (B, F, H, W, 3) uint8
         return {
             **batch,
-            "context": torch.cat([context, video[:, 1:]], 1)[:, -context.shape[1] :],
+            "context": next_context(context, video),
             "target": torch.cat([video[:, -1:], truth[:, : f - 1]], 1),  # (B, F, H, W, 3)
         }
 
