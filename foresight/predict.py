@@ -30,7 +30,7 @@ from foresight.data.loader import VIDEO_EXTS, ClipWindows, expand_shards
 from foresight.data.video import VideoError, decode_window, encode_mp4, probe, side_by_side, to_bucket
 from foresight.features import encode_batch, next_context, video_to_frames
 from foresight.models.quantize import check as check_quantize
-from foresight.models.quantize import quantize_encoders
+from foresight.models.quantize import check_dit, quantize_encoders
 from foresight.training.weights import find_weights, load_trainable, read_meta
 from foresight.trusted import build
 
@@ -40,12 +40,19 @@ SHARD_PATTERN = re.compile(r"[{*?\[]|\.tar$")  # input= that names shards (brace
 
 class Predictor:
     def __init__(
-        self, ckpt: str | Path | None, device: str | None = None, config=None, quantize: str | None = None
+        self,
+        ckpt: str | Path | None,
+        device: str | None = None,
+        config=None,
+        quantize: str | None = None,
+        dit_quantize: str | None = None,
     ) -> None:
         """ckpt: a run directory or a weights file written by train.py. ckpt=None with `config` (composed
         from conf/, never read from a file): a baseline with nothing to train (option=i2v).
-        quantize: "int8" runs the frozen VLM and T5 with int8 weights (foresight.models.quantize)."""
+        quantize: "int8" runs the frozen VLM and T5 with int8 weights (foresight.models.quantize).
+        dit_quantize: "fp8" runs the DiT's block linears as fp8 matmuls (null: as the run trained)."""
         check_quantize(quantize, "quantize")
+        check_dit(dit_quantize, "dit_quantize")
         if ckpt is None:
             option = build(config.option, "the composed config", "option")
             if option.trains:
@@ -74,12 +81,29 @@ class Predictor:
         if self.path is not None:
             load_trainable(module, self.path)
         quantize_encoders(module.vlm, module.ltx.text_encoder, quantize, "quantize")
-        self.quantize = quantize
+        module.ltx.quantize_dit(dit_quantize)  # after LoRA: its frozen base layers are the fp8 ones
+        self.quantize, self.dit_quantize = quantize, dit_quantize
         self.module = module.eval().to(self.device)
         data = cfg.data
         self.context_frames, self.future_frames = data.context_frames, data.future_frames
         self.height, self.width = data.height, data.width
         self.prompt_template = data.get("prompt_template", "{caption}")
+
+    def identity(self) -> dict:
+        """What a score of this predictor says about it: the checkpoint, option and step, the config
+        keys `foresight compare` groups by (a baseline's group is its name) and the quantisation."""
+        trained = self.meta.get("config", {})
+        return {
+            "checkpoint": str(self.path or "none (nothing trained)"),
+            "option": self.meta.get("option"),
+            "step": self.meta.get("step"),
+            "config": {
+                **{k: trained.get(k) for k in ("seed", "option")},
+                "run_group": trained.get("run_group") if self.path else self.meta["option"],
+            },
+            "quantize": self.quantize,
+            "dit_quantize": self.dit_quantize,
+        }
 
     def held_out(
         self,
@@ -445,7 +469,7 @@ def main(cfg) -> dict:
         )
     prompt = OmegaConf.to_container(cfg.prompt) if OmegaConf.is_config(cfg.prompt) else cfg.prompt
     report = predict_inputs(
-        Predictor(cfg.ckpt, quantize=cfg.get("quantize")),
+        Predictor(cfg.ckpt, quantize=cfg.get("quantize"), dit_quantize=cfg.get("dit_quantize")),
         str(cfg.input),
         prompt,
         out,

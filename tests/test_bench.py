@@ -154,3 +154,13 @@ def test_memory_bench_tiny_mode_trains_live_and_measures_each_levers_error(tmp_p
         LTXVideo("/does/not/exist", vae_tiling=100)  # refused before anything loads
     (plain,) = memory(args)
     assert "vlm_relative_error" not in plain and "vae_tiling_latent_error" not in plain
+
+
+def test_bench_times_an_fp8_dit_and_reports_its_error(tmp_path):
+    (row,) = main(
+        ["--tiny", "--no-train", "--no-rollouts", "--dit-quantize", "fp8", "--out", str(tmp_path / "b.json")]
+    )
+    assert 0 < row["dit_fp8_velocity_error"] < 0.1  # fp8 against the DiT's own dtype, same inputs
+    assert row["dit_step_ms"] > 0 and row["predict_C_ms"] > 0
+    assert not any(key.startswith("rollout3_") for key in row)  # --no-rollouts
+    assert json.loads((tmp_path / "b.json").read_text())["meta"]["dit_quantize"] == "fp8"

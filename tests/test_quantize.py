@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from foresight.models.quantize import Int8Linear, quantize
+from foresight.models.quantize import Fp8Linear, Int8Linear, quantize
 
 
 def weight_bytes(module: nn.Module) -> int:
@@ -58,11 +58,13 @@ def test_a_bad_quantize_value_fails_before_loading():
         FrozenVLM("/does/not/exist", quantize="int4")
     with pytest.raises(ValueError, match="model.text_encoder_quantize='fp8': use null"):
         LTXVideo("/does/not/exist", text_encoder_quantize="fp8")
+    with pytest.raises(ValueError, match="model.dit_quantize='int8': use null .* or fp8"):
+        LTXVideo("/does/not/exist", dit_quantize="int8")
     with pytest.raises(ValueError, match="key='x'"):
         quantize(nn.Linear(2, 2), "x", "key")
 
 
-def test_evaluate_runs_a_checkpoint_with_int8_encoders(twin_dir, tmp_path):
+def test_evaluate_runs_a_checkpoint_with_quantized_frozen_models(twin_dir, tmp_path):
     from foresight.config import compose
     from foresight.eval.evaluate import evaluate
     from foresight.models.quantize import Int8Linear
@@ -86,8 +88,95 @@ def test_evaluate_runs_a_checkpoint_with_int8_encoders(twin_dir, tmp_path):
     exact, int8 = (evaluate(out, limit=4, quantize=how) for how in (None, "int8"))
     assert exact["quantize"] is None and int8["quantize"] == "int8" and int8["clips"] == exact["clips"] == 4
     assert np.isfinite(int8["metrics"]["latent_mse"]) and int8["metrics"] != exact["metrics"]
+    fp8 = evaluate(out, limit=4, dit_quantize="fp8")  # the trained LoRA over an fp8 DiT
+    assert fp8["dit_quantize"] == "fp8" and exact["dit_quantize"] is None and fp8["quantize"] is None
+    assert np.isfinite(fp8["metrics"]["latent_mse"]) and fp8["metrics"] != exact["metrics"]
+    to_q = Predictor(out, dit_quantize="fp8").module.ltx.transformer.transformer_blocks[0].attn1.to_q
+    assert isinstance(to_q.base_layer, Fp8Linear) and to_q.lora_B["default"].weight.abs().sum() > 0
+    with pytest.raises(ValueError, match="dit_quantize='int8': use null"):
+        Predictor(out, dit_quantize="int8")
     predictor = Predictor(out, quantize="int8")
     assert any(isinstance(m, Int8Linear) for m in predictor.module.vlm.modules())
     assert any(isinstance(m, Int8Linear) for m in predictor.module.ltx.text_encoder.modules())
     with pytest.raises(ValueError, match="quantize='int4': use null"):
         Predictor(out, quantize="int4")
+
+
+def relative(approx, exact):
+    return ((approx.float() - exact.float()).norm() / exact.float().norm()).item()
+
+
+def test_fp8_linear_is_the_linear_forward_and_backward_within_fp8_error():
+    torch.manual_seed(0)
+    linear = nn.Linear(256, 64)
+    q = Fp8Linear(linear)
+    assert q.weight.dtype == q.weight_t.dtype == torch.float8_e4m3fn
+    assert q.weight.shape == (64, 256) and q.weight_t.shape == (256, 64)
+    assert q.weight.is_contiguous() and q.weight_t.is_contiguous()  # what the CUDA kernel needs
+    x = torch.randn(2, 8, 256, requires_grad=True)
+    exact, approx = linear(x), q(x)
+    assert approx.shape == exact.shape and approx.dtype == torch.float32  # what the layer returned
+    assert 0 < relative(approx, exact) < 0.06  # e4m3: 3 mantissa bits, per-row scales
+    grad = torch.randn_like(exact)
+    (exact_grad,) = torch.autograd.grad(exact, x, grad)
+    (approx_grad,) = torch.autograd.grad(approx, x, grad)
+    assert 0 < relative(approx_grad, exact_grad) < 0.06
+    # the two fp8 copies weigh what the fp32 weight's bf16 copy would: 2 bytes a weight (+ scales)
+    assert q.weight.numel() * 2 == 256 * 64 * 2
+
+
+def test_fp8_dit_keeps_the_velocity_and_trains_lora_through_it(tiny_cfg, tiny_ltx):
+    from hydra.utils import instantiate
+
+    from foresight.models.ltx import grid_positions, rope_coords
+
+    exact = instantiate(tiny_cfg.model)  # the same twin files: the same weights
+    fp8 = instantiate(tiny_cfg.model, dit_quantize="fp8")
+    blocks = fp8.transformer.transformer_blocks
+    assert isinstance(blocks[0].attn1.to_q, Fp8Linear) and isinstance(blocks[0].ff.net[2], Fp8Linear)
+    assert type(fp8.transformer.proj_in) is nn.Linear  # the layers nearest the latents stay
+
+    torch.manual_seed(0)
+    grid = (2, 2, 2)
+    x, t_tok = torch.randn(1, 8, 128), torch.full((1, 8), 0.5)
+    coords = rope_coords(grid_positions(grid), torch.tensor([24.0]))
+    text, mask = torch.randn(1, 6, exact.caption_dim), torch.ones(1, 6, dtype=torch.bool)
+
+    def velocity(ltx):
+        return ltx.velocity(x, t_tok, coords, text, mask)
+
+    before = velocity(fp8).detach()
+    assert 0 < relative(before, velocity(exact).detach()) < 0.1
+    for ltx in (exact, fp8):
+        torch.manual_seed(1)  # the same LoRA init
+        ltx.add_lora(rank=4, alpha=4, targets=["to_q", "to_k", "to_v", "to_out.0"])
+    to_q = blocks[0].attn1.to_q
+    assert isinstance(to_q.base_layer, Fp8Linear) and to_q.lora_A["default"].weight.requires_grad
+    assert to_q.lora_A["default"].weight.dtype == torch.float32  # LoRA trains in fp32, not fp8
+    assert torch.equal(velocity(fp8).detach(), before)  # LoRA's B = 0: nothing changed
+    grads = {}
+    for name, ltx in (("exact", exact), ("fp8", fp8)):
+        lora = {n: p for n, p in ltx.transformer.named_parameters() if p.requires_grad}
+        velocity(ltx).square().mean().backward()
+        grads[name] = torch.cat([lora[n].grad.flatten() for n in sorted(lora) if "lora_B" in n])
+    assert grads["exact"].abs().sum() > 0
+    assert 0 < relative(grads["fp8"], grads["exact"]) < 0.1  # input gradients through fp8 matmuls
+
+
+def test_train_py_trains_with_an_fp8_dit(tmp_path, twin_dir):
+    from foresight.config import compose
+    from foresight.training.train import train
+
+    cfg = compose(
+        [
+            f"paths.cache_dir={twin_dir}",
+            f"paths.output_dir={tmp_path}",
+            "logger=none",
+            "+experiment=optionC",
+            "model.dit_quantize=fp8",
+            "trainer.max_steps=2",
+            "trainer.limit_val_batches=0",
+        ]
+    )
+    metrics = train(cfg)["metrics"]
+    assert np.isfinite(metrics["train/loss"])

@@ -35,6 +35,7 @@ from foresight.config import CONF_DIR
 from foresight.features import Features
 from foresight.models.adapter import QueryAdapter
 from foresight.models.ltx import LTXVideo, grid_positions, latent_grid, rope_coords, unpack
+from foresight.models.quantize import Fp8Linear
 from foresight.models.vlm import FrozenVLM
 from foresight.options.clean_latents import CleanLatents
 from foresight.options.image_path import ImagePath
@@ -111,9 +112,12 @@ def bench_size(
     context_frames: int,
     train: bool = True,
     batch: int = 1,
+    rollouts: bool = True,
+    dit_quantize: str | None = None,
 ) -> dict:
     """One row of stage and prediction times at `size`; batch > 1 also times each option's prediction
-    of `batch` clips at once and its throughput (clips per second)."""
+    of `batch` clips at once and its throughput (clips per second). dit_quantize: the DiT's linears
+    are quantised here (ltx.quantize_dit), after one velocity in its own dtype to measure the error."""
     width, height, frames = size
     grid = latent_grid(frames, height, width)
     n = grid[0] * grid[1] * grid[2]
@@ -144,6 +148,11 @@ def bench_size(
     t_tok = torch.full((1, n), 0.5, device=device)
     coords = rope_coords(grid_positions(grid, device=device), feats.fps)
     with torch.no_grad():
+        if dit_quantize and not any(isinstance(m, Fp8Linear) for m in ltx.transformer.modules()):
+            exact = ltx.velocity(x, t_tok, coords, text, text_mask)
+            ltx.quantize_dit(dit_quantize)
+            approx = ltx.velocity(x, t_tok, coords, text, text_mask)
+            row[f"dit_{dit_quantize}_velocity_error"] = ((approx - exact).norm() / exact.norm()).item()
         row["dit_step_ms"], _ = timed(lambda: ltx.velocity(x, t_tok, coords, text, text_mask), device, iters)
         row["decode_ms"], _ = timed(lambda: ltx.decode(unpack(x, grid), generator=g), device, iters)
 
@@ -192,6 +201,8 @@ def bench_size(
                 ms, _ = timed(predict_batch, device, iters)
                 row[f"predict_{name}_batch{batch}_ms"] = ms
                 row[f"predict_{name}_batch{batch}_clips_per_s"] = batch * 1e3 / ms
+            if not rollouts:
+                continue
             # a 3-chunk rollout through predict's own loop (T5's states precomputed, as above), re-encoding
             # each chunk's decoded current frame, then handing its latent over (latent continuation)
             parts = SimpleNamespace(vlm=vlm, ltx=ltx, option=option, adapter=adapter)
@@ -421,6 +432,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
         action="store_true",
         help="prediction stages only (training steps through the trainer: foresight.bench.training)",
     )
+    parser.add_argument(
+        "--no-rollouts", action="store_true", help="skip the 3-chunk rollouts (a shorter run)"
+    )
+    parser.add_argument(
+        "--dit-quantize",
+        choices=["fp8"],
+        default=None,
+        help="model.dit_quantize: the DiT's linears as fp8 matmuls (the error against bf16 is reported)",
+    )
     add_run_arguments(parser, default_out="bench.json")
     args = parser.parse_args(argv)
     if args.repeats > 1:
@@ -467,6 +487,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             args.context_frames,
             train=not args.no_train,
             batch=args.batch,
+            rollouts=not args.no_rollouts,
+            dit_quantize=args.dit_quantize,
         )
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -475,6 +497,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     meta["vlm_preprocess"] = args.vlm_preprocess
     meta["cudnn_benchmark"] = args.cudnn_benchmark
     meta["batch"] = args.batch
+    meta["dit_quantize"] = args.dit_quantize
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     return rows
 

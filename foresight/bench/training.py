@@ -260,6 +260,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "timed_steps": args.steps,
         "vlm_tokens": args.vlm_tokens,
         "workers": args.workers,
+        "overrides": args.set,
     }
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     return rows

@@ -76,12 +76,14 @@ def evaluate(
     fvd_i3d: str | None = None,
     config=None,
     quantize: str | None = None,
+    dit_quantize: str | None = None,
 ) -> dict:
     """Mean metrics over the clips (each batch weighted by its size), per-frame curves, and FVD over all
     clips.
     ckpt=None with `config`: a baseline with nothing to train (option=i2v), built from the composed config.
-    quantize: "int8" runs the frozen encoders with int8 weights (what that costs this checkpoint)."""
-    predictor = Predictor(ckpt, device=device, config=config, quantize=quantize)
+    quantize: "int8" runs the frozen encoders with int8 weights, dit_quantize: "fp8" the DiT's linears
+    as fp8 matmuls (what that costs this checkpoint)."""
+    predictor = Predictor(ckpt, device=device, config=config, quantize=quantize, dit_quantize=dit_quantize)
     module = predictor.module
     extra, not_computed = lpips_metric(lpips_vgg, lpips_lin, module.device)
     i3d, skipped = fvd_network(fvd_i3d, module.device)
@@ -113,23 +115,13 @@ def evaluate(
     means = {k: v / clips for k, v in sums.items()}
     fvd, skipped = fvd_scores(features) if i3d is not None else ({}, {})
     not_computed |= skipped
-    meta = predictor.meta
-    trained = meta.get("config", {})
-    group = {
-        "run_group": trained.get("run_group") if predictor.path else meta["option"]
-    }  # a baseline: its name
     elapsed = time.perf_counter() - started
     return {
-        "checkpoint": str(predictor.path or "none (nothing trained)"),
-        "option": meta.get("option"),
-        "step": meta.get("step"),
-        # what `foresight compare` groups by, as for the training runs
-        "config": {**{k: trained.get(k) for k in ("seed", "option")}, **group},
+        **predictor.identity(),
         "shards": shards or predictor.cfg.data.val_shards,
         "clips": clips,
         "skipped": dict(windows.skips),
         "seed": seed,
-        "quantize": quantize,
         "seconds": round(elapsed, 2),
         "clips_per_second": clips / elapsed,  # throughput at this batch_size, scoring included
         "metrics": {**{k: float(v) for k, v in means.items() if v.ndim == 0}, **fvd},
@@ -219,7 +211,9 @@ def main(cfg) -> dict:
         from foresight.eval import rollout
 
         result = rollout.evaluate_rollout(
-            Predictor(cfg.ckpt, config=baseline, quantize=cfg.get("quantize")),
+            Predictor(
+                cfg.ckpt, config=baseline, quantize=cfg.get("quantize"), dit_quantize=cfg.get("dit_quantize")
+            ),
             cfg.rollout,
             shards=cfg.shards,
             limit=cfg.limit,
@@ -240,6 +234,7 @@ def main(cfg) -> dict:
             fvd_i3d=cfg.fvd.i3d,
             config=baseline,
             quantize=cfg.get("quantize"),
+            dit_quantize=cfg.get("dit_quantize"),
         )
         report = markdown(result)
     paths = write(result, cfg.out_dir, report)

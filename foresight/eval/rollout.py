@@ -116,20 +116,11 @@ def evaluate_rollout(
         metrics[f"{name}_rollout{suffix}"] = sum(per_chunk) / chunks
         if chunks > 1:
             metrics[f"{name}_drift{suffix}"] = slope(per_chunk)
-    meta = predictor.meta
-    trained = meta.get("config", {})
     elapsed = time.perf_counter() - started
     return {
-        "checkpoint": str(predictor.path or "none (nothing trained)"),
-        "option": meta.get("option"),
-        "step": meta.get("step"),
+        **predictor.identity(),
         "rollout": chunks,
         "latent_continuation": latent_continuation,
-        "quantize": predictor.quantize,
-        "config": {
-            **{k: trained.get(k) for k in ("seed", "option")},
-            "run_group": trained.get("run_group") if predictor.path else meta["option"],
-        },
         "shards": spec,
         "clips": clips,
         "skipped": dict(windows.skips),

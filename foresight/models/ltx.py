@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from foresight.flow import Schedule
 from foresight.models.hub import freeze, own_rng, resolve_pretrained, torch_dtype
 from foresight.models.quantize import check as check_quantize
+from foresight.models.quantize import check_dit, lora_targets, quantize_dit
 from foresight.models.text import FrozenTextEncoder, build_tiny_text_encoder
 
 SPATIAL = 32  # pixels per latent row/column
@@ -116,6 +117,7 @@ class LTXVideo(nn.Module):
         attention_backend: str | None = None,
         text_encoder_quantize: str | None = None,
         vae_tiling: int | None = None,
+        dit_quantize: str | None = None,
     ) -> None:
         """twin="tiny": build a twin of `architecture` into `pretrained` if absent, then load it.
         twin="random": random weights of `architecture` in memory on `device`, no text encoder
@@ -137,9 +139,12 @@ class LTXVideo(nn.Module):
         vae_tiling: the VAE encodes and decodes in overlapping tiles of this side in pixels (diffusers'
         enable_tiling; 512 is its default; overlap 64 px, and 16-frame tiles overlapping by 8), so a
         full clip's activations need not fit at once; seams blend, so latents differ from untiled ones
-        (python -m foresight.bench.memory measures by how much). null: the whole clip at once."""
+        (python -m foresight.bench.memory measures by how much). null: the whole clip at once.
+        dit_quantize: "fp8" runs the frozen linears of the DiT's blocks as fp8 matmuls, forward and
+        LoRA's input gradients (foresight.models.quantize.Fp8Linear; Ada/Hopper GPUs or CPU)."""
         super().__init__()
         check_quantize(text_encoder_quantize, "model.text_encoder_quantize")  # before anything loads
+        check_dit(dit_quantize)
         if vae_tiling is not None and (
             isinstance(vae_tiling, bool)
             or not isinstance(vae_tiling, int)
@@ -184,6 +189,7 @@ class LTXVideo(nn.Module):
         self.causal_rope = causal_rope
         if attention_backend:
             set_attention_backend(self.transformer, attention_backend)
+        self.quantize_dit(dit_quantize)
         if gradient_checkpointing:
             self.transformer.enable_gradient_checkpointing()
         if vae_tiling:
@@ -207,6 +213,12 @@ class LTXVideo(nn.Module):
         # Frozen parts never leave eval mode (LoRA has no dropout by default, so nothing differs).
         return super().train(False)
 
+    def quantize_dit(self, how: str | None) -> None:
+        """The DiT's block linears as fp8 matmuls (how="fp8"; model.dit_quantize), or left as they are.
+        The embeddings and the projections in and out stay in the DiT's dtype: little compute, and
+        the layers nearest the latents."""
+        quantize_dit(self.transformer.transformer_blocks, how)
+
     def add_lora(self, rank: int, alpha: float, targets: list[str], dropout: float = 0.0) -> None:
         """Inject a trainable LoRA into the DiT through peft (diffusers' PeftAdapterMixin)."""
         from peft import LoraConfig
@@ -218,7 +230,8 @@ class LTXVideo(nn.Module):
             lora_dropout=dropout,
             init_lora_weights=True,
         )  # B = 0: the frozen DiT's behaviour is unchanged at step 0
-        self.transformer.add_adapter(cfg)
+        with lora_targets(self.transformer):  # an fp8 DiT's linears become LoRA's base layers
+            self.transformer.add_adapter(cfg)
         for name, p in self.transformer.named_parameters():
             p.requires_grad_("lora_" in name)
             if "lora_" in name:
