@@ -23,7 +23,8 @@ def main(cfg: DictConfig) -> None:
         counts = preprocess(cfg)
         print(
             f"feature shards in {cfg.preprocess.out_dir}: {counts['written']} clips written, "
-            f"{counts['skipped_shards']} shards already done"
+            f"{counts['skipped_shards']} shards already done "
+            f"({counts['clips_per_second']:.2f} clips/s in {counts['seconds']:.0f} s)"
         )
 
 

@@ -38,6 +38,11 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 SHARD_PATTERN = re.compile(r"[{*?\[]|\.tar$")  # input= that names shards (brace patterns, globs, .tar)
 
 
+def run_settings(cfg) -> dict:
+    """What predict.py and evaluate.py set on top of a checkpoint's own config (conf/predict.yaml)."""
+    return {key: cfg.get(key) for key in ("quantize", "dit_quantize", "compile")}
+
+
 class Predictor:
     def __init__(
         self,
@@ -46,11 +51,13 @@ class Predictor:
         config=None,
         quantize: str | None = None,
         dit_quantize: str | None = None,
+        compile: bool | None = None,
     ) -> None:
         """ckpt: a run directory or a weights file written by train.py. ckpt=None with `config` (composed
         from conf/, never read from a file): a baseline with nothing to train (option=i2v).
         quantize: "int8" runs the frozen VLM and T5 with int8 weights (foresight.models.quantize).
-        dit_quantize: "fp8" runs the DiT's block linears as fp8 matmuls (null: as the run trained)."""
+        dit_quantize: "fp8" runs the DiT's block linears as fp8 matmuls (null: as the run trained).
+        compile: torch.compile the DiT blocks and VAE decoder (model.compile; null: as the run trained)."""
         check_quantize(quantize, "quantize")
         check_dit(dit_quantize, "dit_quantize")
         if ckpt is None:
@@ -68,6 +75,8 @@ class Predictor:
                 self.path
             )  # config (checked: it names only what our configs build), step, option
         cfg = OmegaConf.create(self.meta["config"])
+        if compile is not None:
+            cfg.model.compile = compile
         self.cfg = cfg
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         source = str(self.path or "the composed config")
@@ -103,6 +112,7 @@ class Predictor:
             },
             "quantize": self.quantize,
             "dit_quantize": self.dit_quantize,
+            "compile": bool(self.cfg.model.get("compile")),
         }
 
     def held_out(
@@ -469,7 +479,7 @@ def main(cfg) -> dict:
         )
     prompt = OmegaConf.to_container(cfg.prompt) if OmegaConf.is_config(cfg.prompt) else cfg.prompt
     report = predict_inputs(
-        Predictor(cfg.ckpt, quantize=cfg.get("quantize"), dit_quantize=cfg.get("dit_quantize")),
+        Predictor(cfg.ckpt, **run_settings(cfg)),
         str(cfg.input),
         prompt,
         out,

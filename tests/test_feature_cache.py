@@ -21,8 +21,11 @@ def test_cached_loss_equals_live_loss_and_preprocess_resumes(tmp_path, twin_dir,
             "+preprocess.frames=false",
         ]
     )
-    assert preprocess(cfg) == {"written": 80, "skipped_shards": 0}
-    assert preprocess(cfg) == {"written": 0, "skipped_shards": 5}  # finished shards are not redone
+    first, again = preprocess(cfg), preprocess(cfg)
+    assert (first["written"], first["skipped_shards"]) == (80, 0)
+    assert first["clips_per_second"] == pytest.approx(80 / first["seconds"], rel=0.01)  # per rank
+    assert (again["written"], again["skipped_shards"]) == (0, 5)  # finished shards are not redone
+    assert again["clips_per_second"] == 0
 
     cached = FeatureDataModule(
         str(out / "train-{000000..000003}.tar"), str(out / "val-000000.tar"), val_batch_size=8

@@ -64,7 +64,7 @@ def test_a_bad_quantize_value_fails_before_loading():
         quantize(nn.Linear(2, 2), "x", "key")
 
 
-def test_evaluate_runs_a_checkpoint_with_quantized_frozen_models(twin_dir, tmp_path):
+def test_evaluate_runs_a_checkpoint_with_quantized_or_compiled_frozen_models(twin_dir, tmp_path):
     from foresight.config import compose
     from foresight.eval.evaluate import evaluate
     from foresight.models.quantize import Int8Linear
@@ -95,6 +95,11 @@ def test_evaluate_runs_a_checkpoint_with_quantized_frozen_models(twin_dir, tmp_p
     assert isinstance(to_q.base_layer, Fp8Linear) and to_q.lora_B["default"].weight.abs().sum() > 0
     with pytest.raises(ValueError, match="dit_quantize='int8': use null"):
         Predictor(out, dit_quantize="int8")
+    # compile: on or off over what the run trained with (its model.compile=false), recorded
+    assert exact["compile"] is False
+    compiled = Predictor(out, compile=True)
+    assert compiled.identity()["compile"] is True
+    assert compiled.module.ltx.transformer.transformer_blocks[0]._compiled_call_impl is not None
     predictor = Predictor(out, quantize="int8")
     assert any(isinstance(m, Int8Linear) for m in predictor.module.vlm.modules())
     assert any(isinstance(m, Int8Linear) for m in predictor.module.ltx.text_encoder.modules())

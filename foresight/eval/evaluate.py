@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 from foresight import checks
 from foresight.eval.scoring import DIAGNOSTIC, RANKING, SAMPLER, Scorer, better
-from foresight.predict import Predictor
+from foresight.predict import Predictor, run_settings
 
 
 def lpips_metric(vgg: str | None, lin: str | None, device) -> tuple[dict, dict]:
@@ -77,13 +77,16 @@ def evaluate(
     config=None,
     quantize: str | None = None,
     dit_quantize: str | None = None,
+    compile: bool | None = None,
 ) -> dict:
     """Mean metrics over the clips (each batch weighted by its size), per-frame curves, and FVD over all
     clips.
     ckpt=None with `config`: a baseline with nothing to train (option=i2v), built from the composed config.
     quantize: "int8" runs the frozen encoders with int8 weights, dit_quantize: "fp8" the DiT's linears
-    as fp8 matmuls (what that costs this checkpoint)."""
-    predictor = Predictor(ckpt, device=device, config=config, quantize=quantize, dit_quantize=dit_quantize)
+    as fp8 matmuls (what that costs this checkpoint); compile: torch.compile on or off (null: as trained)."""
+    predictor = Predictor(
+        ckpt, device=device, config=config, quantize=quantize, dit_quantize=dit_quantize, compile=compile
+    )
     module = predictor.module
     extra, not_computed = lpips_metric(lpips_vgg, lpips_lin, module.device)
     i3d, skipped = fvd_network(fvd_i3d, module.device)
@@ -211,9 +214,7 @@ def main(cfg) -> dict:
         from foresight.eval import rollout
 
         result = rollout.evaluate_rollout(
-            Predictor(
-                cfg.ckpt, config=baseline, quantize=cfg.get("quantize"), dit_quantize=cfg.get("dit_quantize")
-            ),
+            Predictor(cfg.ckpt, config=baseline, **run_settings(cfg)),
             cfg.rollout,
             shards=cfg.shards,
             limit=cfg.limit,
@@ -233,8 +234,7 @@ def main(cfg) -> dict:
             lpips_lin=cfg.lpips.lin,
             fvd_i3d=cfg.fvd.i3d,
             config=baseline,
-            quantize=cfg.get("quantize"),
-            dit_quantize=cfg.get("dit_quantize"),
+            **run_settings(cfg),
         )
         report = markdown(result)
     paths = write(result, cfg.out_dir, report)
