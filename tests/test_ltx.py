@@ -100,3 +100,20 @@ def test_attention_backend_is_chosen_per_model(tiny_cfg):
         ValueError, match="model.attention_backend='cudnn' is not a diffusers attention backend"
     ):
         LTXVideo(tiny_cfg.model.pretrained, twin="tiny", attention_backend="cudnn")
+
+
+def test_compile_mode_reaches_the_dit_blocks_and_a_bad_one_fails_in_one_line(tiny_cfg, monkeypatch):
+    from hydra.utils import instantiate
+
+    calls = []  # (module class, torch.compile's arguments): recorded, not compiled
+
+    def record(module, **kw):
+        calls.append((type(module).__name__, kw))
+
+    monkeypatch.setattr(torch.nn.Module, "compile", record)
+    instantiate(tiny_cfg.model, compile=True, compile_mode="reduce-overhead")
+    blocks = [kw for name, kw in calls if name == "LTXVideoTransformerBlock"]
+    assert len(blocks) == 2 and all(kw == {"dynamic": False, "mode": "reduce-overhead"} for kw in blocks)
+    assert [kw for name, kw in calls if name == "LTXVideoDecoder3d"] == [{"dynamic": False}]  # default mode
+    with pytest.raises(ValueError, match="model.compile_mode='fast' is not a torch.compile mode; use null"):
+        LTXVideo("/does/not/exist", compile_mode="fast")  # before anything loads

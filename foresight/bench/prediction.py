@@ -411,6 +411,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--context-frames", type=int, default=4)
     parser.add_argument("--compile", action="store_true", help="torch.compile the DiT blocks (model.compile)")
     parser.add_argument(
+        "--compile-mode",
+        default=None,
+        help="model.compile_mode of the DiT blocks (reduce-overhead: CUDA graphs)",
+    )
+    parser.add_argument(
         "--batch",
         type=int,
         default=1,
@@ -461,6 +466,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         dtype=dt_name,
         device=str(device),
         compile=args.compile,
+        compile_mode=args.compile_mode,
         attention_backend=args.attention,
     )
     vlm = FrozenVLM(
@@ -498,6 +504,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     meta["cudnn_benchmark"] = args.cudnn_benchmark
     meta["batch"] = args.batch
     meta["dit_quantize"] = args.dit_quantize
+    meta["compile_mode"] = args.compile_mode
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     return rows
 

@@ -118,6 +118,7 @@ class LTXVideo(nn.Module):
         text_encoder_quantize: str | None = None,
         vae_tiling: int | None = None,
         dit_quantize: str | None = None,
+        compile_mode: str | None = None,
     ) -> None:
         """twin="tiny": build a twin of `architecture` into `pretrained` if absent, then load it.
         twin="random": random weights of `architecture` in memory on `device`, no text encoder
@@ -141,10 +142,14 @@ class LTXVideo(nn.Module):
         full clip's activations need not fit at once; seams blend, so latents differ from untiled ones
         (python -m foresight.bench.memory measures by how much). null: the whole clip at once.
         dit_quantize: "fp8" runs the frozen linears of the DiT's blocks as fp8 matmuls, forward and
-        LoRA's input gradients (foresight.models.quantize.Fp8Linear; Ada/Hopper GPUs or CPU)."""
+        LoRA's input gradients (foresight.models.quantize.Fp8Linear; Ada/Hopper GPUs or CPU).
+        compile_mode: torch.compile's mode for the DiT blocks (null: its default): "reduce-overhead"
+        replays each block's kernels as a CUDA graph, taking the host's launch time out of small
+        steps (more memory: static buffers per graph); "max-autotune" also searches matmul kernels."""
         super().__init__()
         check_quantize(text_encoder_quantize, "model.text_encoder_quantize")  # before anything loads
         check_dit(dit_quantize)
+        check_compile_mode(compile_mode)
         if vae_tiling is not None and (
             isinstance(vae_tiling, bool)
             or not isinstance(vae_tiling, int)
@@ -204,7 +209,7 @@ class LTXVideo(nn.Module):
             # or a benchmark over sizes, needs more than dynamo's default 8 variants
             torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
             for block in self.transformer.transformer_blocks:
-                block.compile(dynamic=False)
+                block.compile(dynamic=False, mode=compile_mode)
             self.vae.decoder.compile(dynamic=False)  # conv3d stacks: fused norms and activations
         self.latent_channels = self.vae.config.latent_channels
         self.caption_dim = self.transformer.config.caption_channels
@@ -319,6 +324,17 @@ def check_decoder(
         raise ValueError(
             f"the VAE of {pretrained} has a timestep-conditioned (denoising) decoder: set "
             f"model.decode_timestep and model.decode_noise_scale (LTX's configs: 0.05 and 0.025)"
+        )
+
+
+def check_compile_mode(mode: str | None) -> None:
+    """One line naming torch.compile's modes, before anything loads (torch checks only at first call)."""
+    from torch._inductor import list_mode_options
+
+    if mode is not None and mode not in list_mode_options():
+        raise ValueError(
+            f"model.compile_mode={mode!r} is not a torch.compile mode; use null (the default) or one of: "
+            f"{', '.join(list_mode_options())}"
         )
 
 
