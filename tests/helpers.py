@@ -1,12 +1,16 @@
-"""Building and fitting the tiny module in tests."""
+"""Building and fitting the tiny module in tests, and running the entry-point scripts."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import lightning as L
 import torch
 from hydra.utils import instantiate
 
-from foresight.config import compose
+from foresight.config import ROOT, compose
 
 
 def build(option: str, twin_dir, overrides=()):
@@ -56,3 +60,16 @@ class BreakFileAtStep(L.Callback):
         if trainer.global_step == self.step:
             with open(self.path, "wb") as f:
                 f.write(b"this shard was overwritten mid-run\n" * 64)
+
+
+def offline_wandb() -> dict[str, str]:
+    """This process's environment (as it is now) for a train.py that logs to wandb offline."""
+    return {**os.environ, "WANDB_MODE": "offline", "WANDB_API_KEY": ""}
+
+
+def run_script(
+    script: str, *args, timeout: int = 600, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """`python SCRIPT ARGS...` from the repository root, as a user runs it; stdout and stderr captured."""
+    command = [sys.executable, script, *map(str, args)]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)

@@ -22,8 +22,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +33,7 @@ from foresight.cli import main as cli
 from foresight.config import ROOT
 from foresight.data.loader import VideoDataModule
 from foresight.predict import Predictor, directory_batches
+from tests.helpers import run_script
 from tests.videos import encode, pattern_frames
 
 CONTEXT, FUTURE = 4, 9  # the window: 12 frames
@@ -385,19 +384,13 @@ def test_train_py_stops_within_seconds_when_no_clip_is_long_enough(tmp_path):
     # usable held-out clips: train.py checks the held-out set before anything loads (test_bad_inputs.py
     # covers a held-out set this short), so this reaches the training stream
     val = ROOT / "data" / "sample" / "val-000000.tar"
-    out = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            "+experiment=optionA",
-            "logger=none",
-            f"data.train_shards={shard}",
-            f"data.val_shards={val}",
-            f"hydra.run.dir={tmp_path / 'run'}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    out = run_script(
+        "train.py",
+        "+experiment=optionA",
+        "logger=none",
+        f"data.train_shards={shard}",
+        f"data.val_shards={val}",
+        f"hydra.run.dir={tmp_path / 'run'}",
         timeout=180,
     )
     assert out.returncode != 0 and time.monotonic() - started < 120

@@ -12,8 +12,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import subprocess
-import sys
 import tarfile
 import time
 from dataclasses import dataclass
@@ -24,8 +22,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from foresight.config import ROOT, compose
+from foresight.config import compose
 from foresight.console import one_line_errors, quiet
+from tests.helpers import run_script
 
 pytestmark = pytest.mark.slow  # end to end: trains through the real entry points
 
@@ -547,9 +546,7 @@ def in_process(entry: str, args: list[str], files: Files, twin_dir: Path, capsys
 def as_script(entry: str, args: list[str], files: Files, twin_dir: Path) -> tuple[int, str, str]:
     extra = [f"paths.cache_dir={twin_dir}", f"paths.log_dir={files.tmp / 'logs'}"]
     extra += ["logger=none"] if entry == "train.py" else []
-    done = subprocess.run(
-        [sys.executable, entry, *extra, *args], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
+    done = run_script(entry, *extra, *args, timeout=300)
     return done.returncode, done.stdout, done.stderr
 
 

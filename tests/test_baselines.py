@@ -71,25 +71,17 @@ def test_i2v_guidance_is_the_releases_against_the_empty_prompt(twin_dir, batch):
 @pytest.mark.slow
 def test_evaluate_py_scores_i2v_without_a_checkpoint_and_compare_shows_it(tmp_path, twin_dir):
     import json
-    import subprocess
-    import sys
 
     from foresight.eval.compare import compare
-    from tests.conftest import ROOT
+    from tests.helpers import run_script
 
-    out = subprocess.run(
-        [
-            sys.executable,
-            "evaluate.py",
-            "option=i2v",
-            f"paths.cache_dir={twin_dir}",
-            "limit=2",
-            "batch_size=2",
-            f"out_dir={tmp_path / 'evals' / 'i2v'}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    out = run_script(
+        "evaluate.py",
+        "option=i2v",
+        f"paths.cache_dir={twin_dir}",
+        "limit=2",
+        "batch_size=2",
+        f"out_dir={tmp_path / 'evals' / 'i2v'}",
         timeout=600,
     )
     assert out.returncode == 0, out.stderr[-2000:]
@@ -103,13 +95,7 @@ def test_evaluate_py_scores_i2v_without_a_checkpoint_and_compare_shows_it(tmp_pa
     )  # the release's published CFG, against the empty prompt
     summary = compare([str(tmp_path / "evals")], tmp_path / "report")
     assert list(summary["groups"]) == ["i2v"]
-    trains = subprocess.run(
-        [sys.executable, "evaluate.py", "option=B", f"paths.cache_dir={twin_dir}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    trains = run_script("evaluate.py", "option=B", f"paths.cache_dir={twin_dir}", timeout=600)
     assert (
         trains.returncode == 2
         and "option=B trains: give ckpt=RUN_DIR" in trains.stderr.strip().splitlines()[-1]

@@ -1,13 +1,11 @@
 """Bad configuration fails early with a message that names the thing and the fix."""
 
-import subprocess
-import sys
-
 import pytest
 from hydra.errors import MissingConfigException
 
-from foresight.config import ROOT, compose
+from foresight.config import compose
 from foresight.training.train import instantiate, train
+from tests.helpers import run_script
 
 
 @pytest.mark.parametrize(
@@ -26,7 +24,7 @@ def test_unknown_group_choice_lists_the_choices(override, choices):
 
 
 def test_cli_unknown_option_prints_choices():
-    out = subprocess.run([sys.executable, "train.py", "option=Z"], cwd=ROOT, capture_output=True, text=True)
+    out = run_script("train.py", "option=Z")
     assert out.returncode != 0
     assert "Available options in 'option'" in out.stderr and "\tB" in out.stderr
 
@@ -91,12 +89,7 @@ def test_experiment_with_and_without_plus_is_one_experiment_and_overrides_its_gr
     assert job(["experiment=optionB"]) == job(["+experiment=optionB"])
     assert compose(["experiment=optionB", "option=C"]).option._target_.endswith("ImagePath")
     assert compose(["experiment=optionB", "option.t_star=0.8"]).option.t_star == 0.8
-    out = subprocess.run(
-        [sys.executable, "train.py", "experiment=optionB", "option.t_star=0.8", "--cfg", "job"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    out = run_script("train.py", "experiment=optionB", "option.t_star=0.8", "--cfg", "job")
     assert out.returncode == 0 and "t_star: 0.8" in out.stdout, out.stderr[-2000:]
 
 

@@ -3,13 +3,12 @@
 import json
 import math
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from foresight.config import ROOT
+from tests.helpers import run_script
 from tests.test_fvd import i3d_weights
 
 pytestmark = pytest.mark.slow  # end to end: trains through the real entry points
@@ -81,19 +80,13 @@ def test_scores_match_the_windows_and_the_baseline_is_computed_honestly(run_dir)
 
 
 def test_evaluate_py_writes_json_and_markdown(run_dir, tmp_path):
-    out = subprocess.run(
-        [
-            sys.executable,
-            "evaluate.py",
-            f"ckpt={run_dir}",
-            "limit=2",
-            "batch_size=2",
-            f"out_dir={tmp_path}",
-            f"fvd.i3d={i3d_weights(tmp_path)}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    out = run_script(
+        "evaluate.py",
+        f"ckpt={run_dir}",
+        "limit=2",
+        "batch_size=2",
+        f"out_dir={tmp_path}",
+        f"fvd.i3d={i3d_weights(tmp_path)}",
         timeout=300,
         env={**os.environ, "FORESIGHT_ROOT": str(ROOT)},
     )
@@ -103,18 +96,8 @@ def test_evaluate_py_writes_json_and_markdown(run_dir, tmp_path):
         "# Evaluation of option B"
     )
     assert {"fvd", "fvd_copy_last"} <= set(result["metrics"])  # fvd.i3d reaches evaluate()
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "evaluate.py",
-            f"ckpt={run_dir}",
-            f"shards={tmp_path}/none-*.tar",
-            f"out_dir={tmp_path}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    bad = run_script(
+        "evaluate.py", f"ckpt={run_dir}", f"shards={tmp_path}/none-*.tar", f"out_dir={tmp_path}", timeout=300
     )
     assert bad.returncode != 0 and "shards=" in bad.stderr and "matched no files" in bad.stderr
 

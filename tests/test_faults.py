@@ -21,6 +21,7 @@ from foresight.config import ROOT, compose
 from foresight.console import one_line_errors, quiet
 from foresight.training.files import remove_dead_temporaries
 from foresight.training.resume import SafetensorsIO, find_resumable, read_state
+from tests.helpers import run_script
 
 SAMPLE_VAL = ROOT / "data" / "sample" / "val-000000.tar"
 SHORT = [
@@ -288,9 +289,7 @@ def test_resume_auto_with_nothing_left_to_train_leaves_no_new_run_directory(tmp_
     )
     finished = tmp_path / "train" / "runs" / "2026-12-01_09-00-00"
     state_file(finished / "checkpoints" / "state" / "step000002.safetensors", 2, shaping=shaping)
-    cmd = [
-        sys.executable,
-        "train.py",
+    args = [
         "+experiment=optionA",
         "resume=auto",
         "trainer.max_steps=2",
@@ -299,7 +298,7 @@ def test_resume_auto_with_nothing_left_to_train_leaves_no_new_run_directory(tmp_
         f"paths.log_dir={tmp_path}",
     ]
     for _ in range(2):
-        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        done = run_script("train.py", *args, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
         assert (
             "nothing to train" in done.stdout + done.stderr

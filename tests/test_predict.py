@@ -1,8 +1,5 @@
 """Predicting with a trained checkpoint: the Python API and predict.py."""
 
-import subprocess
-import sys
-
 import av
 import numpy as np
 import pytest
@@ -13,6 +10,7 @@ from foresight.data.sample_world import render_clip
 from foresight.predict import Predictor
 from foresight.training.train import train
 from tests.conftest import REAL
+from tests.helpers import run_script
 
 pytestmark = pytest.mark.slow  # end to end: trains through the real entry points
 
@@ -62,20 +60,18 @@ def test_predict_py_writes_videos_and_never_overwrites(run_dir, tmp_path):
     clip = tmp_path / "clip.png"
     Image.fromarray(render_clip(seed=2).frames[0]).save(clip)
     args = [
-        sys.executable,
-        "predict.py",
         f"ckpt={run_dir}",
         f"input={clip}",
         "prompt=a blue square moves up",
         f"out_dir={tmp_path / 'out'}",
         f"paths.log_dir={tmp_path / 'logs'}",
     ]
-    first = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    first = run_script("predict.py", *args, timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]
     with av.open(str(tmp_path / "out" / "clip_side_by_side.mp4")) as c:
         s = c.streams.video[0]
         assert (s.width, s.height, s.frames) == (128, 64, 4 + 17 - 1)
-    again = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    again = run_script("predict.py", *args, timeout=300)
     assert again.returncode != 0 and "pass overwrite=true" in again.stderr
 
 
@@ -87,19 +83,11 @@ def test_predict_py_on_a_directory_and_on_shards_in_batches(run_dir, tmp_path):
         (clips / f"c{i}.txt").write_text(f"clip {i} moves left")
     (clips / "broken.mp4").write_bytes(b"not a video")
     common = [
-        sys.executable,
-        "predict.py",
         f"ckpt={run_dir}",
         "batch_size=2",
         f"paths.log_dir={tmp_path / 'logs'}",
     ]
-    out = subprocess.run(
-        [*common, f"input={clips}", f"out_dir={tmp_path / 'dir'}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = run_script("predict.py", *common, f"input={clips}", f"out_dir={tmp_path / 'dir'}", timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "dir").glob("*.mp4")) == [
         "c0.mp4",
@@ -112,11 +100,11 @@ def test_predict_py_on_a_directory_and_on_shards_in_batches(run_dir, tmp_path):
     assert (
         "wrote 3 prediction(s)" in out.stdout and "broken.mp4" in out.stdout
     )  # the bad file: skipped, named
-    shards = subprocess.run(
-        [*common, f"input={ROOT / 'data/sample/val-000000.tar'}", f"out_dir={tmp_path / 'shards'}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    shards = run_script(
+        "predict.py",
+        *common,
+        f"input={ROOT / 'data/sample/val-000000.tar'}",
+        f"out_dir={tmp_path / 'shards'}",
         timeout=300,
     )
     assert shards.returncode == 0, shards.stderr[-2000:]

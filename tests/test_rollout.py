@@ -1,18 +1,16 @@
 """Rollouts: K chunks predicted in turn, each conditioned on the chunk before (Predictor.rollout)."""
 
-import subprocess
-import sys
-
 import av
 import numpy as np
 import pytest
 import torch
 
-from foresight.config import ROOT, compose
+from foresight.config import compose
 from foresight.data.sample_world import render_clip
 from foresight.data.video import CHUNK_BORDER, side_by_side
 from foresight.predict import Predictor, chunk_prompts
 from foresight.training.train import train
+from tests.helpers import run_script
 
 
 @pytest.fixture(scope="module")
@@ -115,20 +113,14 @@ def test_predict_py_rollout_writes_the_joined_chunks(run_dir, tmp_path):
             c.mux(s.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         c.mux(s.encode())
     out = tmp_path / "out"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "predict.py",
-            f"ckpt={run_dir}",
-            f"input={clip}",
-            "rollout=2",
-            "prompt=[a blue square moves up,it stops]",
-            f"out_dir={out}",
-            f"paths.log_dir={tmp_path / 'logs'}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    done = run_script(
+        "predict.py",
+        f"ckpt={run_dir}",
+        f"input={clip}",
+        "rollout=2",
+        "prompt=[a blue square moves up,it stops]",
+        f"out_dir={out}",
+        f"paths.log_dir={tmp_path / 'logs'}",
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
@@ -137,20 +129,14 @@ def test_predict_py_rollout_writes_the_joined_chunks(run_dir, tmp_path):
         assert c.streams.video[0].frames == 17 + 16
     with av.open(str(out / "clip_side_by_side.mp4")) as c:
         assert c.streams.video[0].frames == 4 + 33 - 1
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "predict.py",
-            f"ckpt={run_dir}",
-            f"input={clip}",
-            "rollout=3",
-            "prompt=[a,b]",
-            f"out_dir={tmp_path / 'bad'}",
-            f"paths.log_dir={tmp_path / 'logs'}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    bad = run_script(
+        "predict.py",
+        f"ckpt={run_dir}",
+        f"input={clip}",
+        "rollout=3",
+        "prompt=[a,b]",
+        f"out_dir={tmp_path / 'bad'}",
+        f"paths.log_dir={tmp_path / 'logs'}",
         timeout=300,
     )
     assert bad.returncode != 0 and "prompt= lists 2 prompts for rollout=3 chunks" in bad.stderr
@@ -222,20 +208,14 @@ def test_evaluate_py_rollout_writes_its_report(run_dir, tmp_path):
     import json
 
     shard = long_and_short_shard(tmp_path / "long.tar")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "evaluate.py",
-            f"ckpt={run_dir}",
-            f"shards={shard}",
-            "rollout=2",
-            "latent_continuation=true",
-            f"out_dir={tmp_path / 'eval'}",
-            f"paths.log_dir={tmp_path / 'logs'}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    done = run_script(
+        "evaluate.py",
+        f"ckpt={run_dir}",
+        f"shards={shard}",
+        "rollout=2",
+        "latent_continuation=true",
+        f"out_dir={tmp_path / 'eval'}",
+        f"paths.log_dir={tmp_path / 'logs'}",
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]

@@ -1,30 +1,21 @@
 """Sweeps and scale-out as users launch them: basic and Optuna sweeps, submitit, DDP on CPU ranks."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from foresight.config import ROOT
 from foresight.eval.compare import wandb_records
 from foresight.training.resume import SafetensorsIO
+from tests.helpers import offline_wandb, run_script
 
 SHORT = ["trainer.max_steps=2", "trainer.val_check_interval=2", "callbacks.sample_videos.every_n_steps=0"]
 
 
 def train_py(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    out = subprocess.run(
-        [sys.executable, "train.py", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "WANDB_MODE": "offline", "WANDB_API_KEY": ""},
-    )
+    out = run_script("train.py", *args, timeout=timeout, env=offline_wandb())
     assert out.returncode == 0, out.stderr[-3000:]
     return out
 

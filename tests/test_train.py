@@ -1,15 +1,12 @@
 """The main job end to end, as a user runs it (a shortened schedule)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import av
 import pytest
 from safetensors import safe_open
 
-from foresight.config import ROOT
+from tests.helpers import offline_wandb, run_script
 
 pytestmark = pytest.mark.slow  # end to end: trains through the real entry points
 
@@ -25,13 +22,8 @@ def test_train_py_runs_and_writes_trainable_checkpoint(experiment, logger, tmp_p
         "trainer.max_steps=6",
         "trainer.val_check_interval=3",
     ]
-    out = subprocess.run(
-        [sys.executable, "train.py", f"+experiment={experiment}", *env_overrides],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "WANDB_MODE": "offline", "WANDB_API_KEY": ""},
+    out = run_script(
+        "train.py", f"+experiment={experiment}", *env_overrides, timeout=300, env=offline_wandb()
     )
     assert out.returncode == 0, out.stderr[-3000:]
     (run,) = (tmp_path / "train" / "runs").iterdir()
