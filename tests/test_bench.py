@@ -108,6 +108,23 @@ def test_summary_of_repeated_runs_gives_median_range_and_disagreements():
 
 
 @pytest.mark.slow
+def test_training_bench_trains_each_option_once_per_lever(tmp_path, twin_dir):
+    from foresight.bench import training as bench_train
+
+    common = ["--tiny", "--options", "C", "--checkpointing", "off", "--warmup", "1", "--steps", "1"]
+    common += ["--workers", "0", "--cache-dir", str(twin_dir), "--out", str(tmp_path / "b.json")]
+    rows = bench_train.main([*common, "--lever", "bf16", "--lever", "fp8", "model.dit_quantize=fp8"])
+    assert [(r["option"], r["lever"], r["lever_overrides"]) for r in rows] == [
+        ("C", "bf16", []),
+        ("C", "fp8", ["model.dit_quantize=fp8"]),
+    ]
+    assert all(r["step_ms"] > 0 and r["bare_same_tokens_ms"] > 0 for r in rows)  # one bare step for both
+    assert rows[0]["bare_same_tokens_ms"] == rows[1]["bare_same_tokens_ms"]
+    with pytest.raises(SystemExit):  # a lever without its own name
+        bench_train.main([*common, "--lever", "model.dit_quantize=fp8"])
+
+
+@pytest.mark.slow
 def test_repeats_run_in_separate_processes_and_report_median_and_range(tmp_path):
     """--repeats N: N fresh processes (training-step times move between processes, not within one)."""
     rows = main(

@@ -4,6 +4,8 @@
         --out bench_train.json
     python -m foresight.bench.training --options C --checkpointing off --sizes 768x512x49 1216x704x121 \
         --compile
+    python -m foresight.bench.training --options B --compile --lever bf16 --lever fp8 model.dit_quantize=fp8 \
+        --lever graphs model.compile_mode=reduce-overhead      # each lever's effect, in the same process
     python -m foresight.bench.training --tiny --out bench_train.json     # CPU, tiny twins: what CI runs
 
 The performance issue's training target: an option's step (adapter + LoRA r=128, bf16, batch 1,
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
 import sys
 import tempfile
@@ -155,39 +158,41 @@ def bench_size(args, size: str, tmp: Path, device, dtype) -> list[dict]:
     plans = {option: dit_grid(option, grid, cfg) for option, cfg in configs.items()}
     bare = bare_steps(args, {g for g in [grid, *plans.values()] if g is not None}, caption, device, dtype)
     rows = []
-    for option in args.options:
-        for checkpointing in args.checkpointing:
-            cfg = compose(
-                overrides(args, option, pattern, tmp / f"run_{option}_{checkpointing}", checkpointing)
-            )
-            started = time.perf_counter()
-            try:
-                metrics = train(cfg)["metrics"]
-                step_ms, peak = metrics["perf/step_ms"], metrics.get("perf/peak_gib")
-            except torch.OutOfMemoryError:
-                step_ms, peak = None, "out of memory"
-            free_memory()
-            dit = plans[option]
-            same_ms = bare["times"][dit, checkpointing][0] if dit else None
-            target_ms = bare["times"][grid, checkpointing][0]
-            row = {
-                "option": option,
-                "size": size,
-                "checkpointing": checkpointing,
-                "target_tokens": grid[0] * grid[1] * grid[2],
-                "dit_tokens": dit[0] * dit[1] * dit[2] if dit else 0,
-                "step_ms": step_ms,
-                "peak_gib": peak,
-                "bare_same_tokens_ms": same_ms,
-                "bare_same_tokens_peak_gib": bare["times"][dit, checkpointing][1] if dit else None,
-                "ratio_same_tokens": step_ms / same_ms if step_ms and same_ms else None,
-                "bare_target_tokens_ms": target_ms,
-                "ratio_target_tokens": step_ms / target_ms if step_ms and target_ms else None,
-                "mfu": mfu(bare["flops"][dit], step_ms, device) if dit else None,
-                "run_s": round(time.perf_counter() - started, 1),
-            }
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+    for option, (lever, *extra), checkpointing in itertools.product(
+        args.options, args.lever, args.checkpointing
+    ):
+        run_dir = tmp / f"run_{option}_{lever}_{checkpointing}"
+        cfg = compose([*overrides(args, option, pattern, run_dir, checkpointing), *extra])
+        started = time.perf_counter()
+        try:
+            metrics = train(cfg)["metrics"]
+            step_ms, peak = metrics["perf/step_ms"], metrics.get("perf/peak_gib")
+        except torch.OutOfMemoryError:
+            step_ms, peak = None, "out of memory"
+        free_memory()
+        dit = plans[option]
+        same_ms = bare["times"][dit, checkpointing][0] if dit else None
+        target_ms = bare["times"][grid, checkpointing][0]
+        row = {
+            "option": option,
+            "lever": lever,
+            "lever_overrides": extra,
+            "size": size,
+            "checkpointing": checkpointing,
+            "target_tokens": grid[0] * grid[1] * grid[2],
+            "dit_tokens": dit[0] * dit[1] * dit[2] if dit else 0,
+            "step_ms": step_ms,
+            "peak_gib": peak,
+            "bare_same_tokens_ms": same_ms,
+            "bare_same_tokens_peak_gib": bare["times"][dit, checkpointing][1] if dit else None,
+            "ratio_same_tokens": step_ms / same_ms if step_ms and same_ms else None,
+            "bare_target_tokens_ms": target_ms,
+            "ratio_target_tokens": step_ms / target_ms if step_ms and target_ms else None,
+            "mfu": mfu(bare["flops"][dit], step_ms, device) if dit else None,
+            "run_s": round(time.perf_counter() - started, 1),
+        }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
     return rows
 
 
@@ -222,8 +227,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
         metavar="KEY=VALUE",
         help="more train.py overrides for every run ('{option}' is replaced by the option)",
     )
+    parser.add_argument(
+        "--lever",
+        nargs="+",
+        action="append",
+        metavar="NAME [KEY=VALUE ...]",
+        help="train every option once per lever: a name and its train.py overrides (repeatable; default: "
+        "one lever named base with none); the bare step stays plain diffusers + peft",
+    )
     add_run_arguments(parser, default_out="bench_train.json")
     args = parser.parse_args(argv)
+    args.lever = args.lever or [["base"]]
+    names = [lever[0] for lever in args.lever]
+    if len(set(names)) < len(names) or any("=" in name for name in names):
+        parser.error(f"--lever: each starts with its own name, then its overrides (got names {names})")
     if args.repeats > 1:
         return repeat_in_processes(
             "foresight.bench.training", sys.argv[1:] if argv is None else argv, args.repeats, args.out
@@ -261,6 +278,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "vlm_tokens": args.vlm_tokens,
         "workers": args.workers,
         "overrides": args.set,
+        "levers": args.lever,
     }
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     return rows
