@@ -107,7 +107,7 @@ class Fp8Linear(nn.Module):
         y = y.to(dtype) if self.bias is None else y.to(dtype) + self.bias.to(dtype)
         return y.reshape(*x.shape[:-1], self.out_features)
 
-    def dequantized(self) -> nn.Linear:
+    def stand_in(self) -> nn.Linear:
         """A bf16 nn.Linear standing in for this layer while peft injects LoRA (`lora_targets`):
         right shape, device and dtype, and no memory (its weight is one zero broadcast)."""
         shell = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None, device="meta")
@@ -158,7 +158,7 @@ def lora_targets(model: nn.Module) -> Iterator[None]:
     for parent in list(model.modules()):
         for attr, sub in list(parent.named_children()):
             if isinstance(sub, Fp8Linear):
-                shell = sub.dequantized()
+                shell = sub.stand_in()
                 originals[shell] = sub
                 setattr(parent, attr, shell)
     try:
