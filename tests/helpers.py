@@ -5,12 +5,34 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import lightning as L
 import torch
 from hydra.utils import instantiate
 
 from foresight.config import ROOT, compose
+
+
+def tiny_run(out: Path, twin_dir: Path, experiment: str, steps: int, *overrides: str) -> Path:
+    """A run of train.py's own code on the tiny twins, validating at its last step, into `out`
+    (a run directory that Predictor, predict.py and evaluate.py read)."""
+    from foresight.training.train import train
+
+    train(
+        compose(
+            [
+                f"paths.cache_dir={twin_dir}",
+                f"paths.output_dir={out}",
+                "logger=none",
+                f"+experiment={experiment}",
+                f"trainer.max_steps={steps}",
+                f"trainer.val_check_interval={steps}",
+                *overrides,
+            ]
+        )
+    )
+    return out
 
 
 def build(option: str, twin_dir, overrides=()):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from foresight.config import ROOT
-from tests.helpers import run_script
+from tests.helpers import run_script, tiny_run
 from tests.test_fvd import i3d_weights
 
 pytestmark = pytest.mark.slow  # end to end: trains through the real entry points
@@ -18,24 +18,8 @@ SAMPLE = ROOT / "data" / "sample"
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, twin_dir):
-    from foresight.config import compose
-    from foresight.training.train import train
-
     out = tmp_path_factory.mktemp("run")
-    train(
-        compose(
-            [
-                f"paths.cache_dir={twin_dir}",
-                f"paths.output_dir={out}",
-                "logger=none",
-                "+experiment=optionB",
-                "trainer.max_steps=2",
-                "trainer.val_check_interval=2",
-                "callbacks.sample_videos.every_n_steps=0",
-            ]
-        )
-    )
-    return out
+    return tiny_run(out, twin_dir, "optionB", 2, "callbacks.sample_videos.every_n_steps=0")
 
 
 def test_scores_match_the_windows_and_the_baseline_is_computed_honestly(run_dir):

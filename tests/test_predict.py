@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from foresight.config import ROOT, compose
+from foresight.config import ROOT
 from foresight.data.sample_world import render_clip
 from foresight.predict import Predictor
-from foresight.training.train import train
 from tests.conftest import REAL
-from tests.helpers import run_script
+from tests.helpers import run_script, tiny_run
 
 pytestmark = pytest.mark.slow  # end to end: trains through the real entry points
 
@@ -18,19 +17,7 @@ pytestmark = pytest.mark.slow  # end to end: trains through the real entry point
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, twin_dir):
     out = tmp_path_factory.mktemp("run")
-    cfg = compose(
-        [
-            f"paths.cache_dir={twin_dir}",
-            f"paths.output_dir={out}",
-            "logger=none",
-            "+experiment=optionB",
-            "trainer.max_steps=2",
-            "trainer.val_check_interval=2",
-            "callbacks.sample_videos.num_clips=1",
-        ]
-    )
-    train(cfg)
-    return out
+    return tiny_run(out, twin_dir, "optionB", 2, "callbacks.sample_videos.num_clips=1")
 
 
 def test_predictor_loads_once_and_is_reproducible(run_dir):

@@ -1,4 +1,5 @@
-"""Weight-only int8 for the frozen encoders: the same outputs within quantisation error, less memory."""
+"""Quantised frozen models, int8 encoders (memory) and an fp8 DiT (speed): the same outputs within
+quantisation error, LoRA trains through them, and evaluate.py and predict.py run checkpoints with them."""
 
 import numpy as np
 import pytest
@@ -6,6 +7,7 @@ import torch
 from torch import nn
 
 from foresight.models.quantize import Fp8Linear, Int8Linear, quantize
+from tests.helpers import tiny_run
 
 
 def weight_bytes(module: nn.Module) -> int:
@@ -65,26 +67,11 @@ def test_a_bad_quantize_value_fails_before_loading():
 
 
 def test_evaluate_runs_a_checkpoint_with_quantized_or_compiled_frozen_models(twin_dir, tmp_path):
-    from foresight.config import compose
     from foresight.eval.evaluate import evaluate
     from foresight.models.quantize import Int8Linear
     from foresight.predict import Predictor
-    from foresight.training.train import train
 
-    out = tmp_path / "run"
-    train(
-        compose(
-            [
-                f"paths.cache_dir={twin_dir}",
-                f"paths.output_dir={out}",
-                "logger=none",
-                "experiment=optionC",
-                "trainer.max_steps=1",
-                "trainer.val_check_interval=1",
-                "callbacks.sample_videos.every_n_steps=0",
-            ]
-        )
-    )
+    out = tiny_run(tmp_path / "run", twin_dir, "optionC", 1, "callbacks.sample_videos.every_n_steps=0")
     exact, int8 = (evaluate(out, limit=4, quantize=how) for how in (None, "int8"))
     assert exact["quantize"] is None and int8["quantize"] == "int8" and int8["clips"] == exact["clips"] == 4
     assert np.isfinite(int8["metrics"]["latent_mse"]) and int8["metrics"] != exact["metrics"]

@@ -10,25 +10,13 @@ from foresight.data.sample_world import render_clip
 from foresight.data.video import CHUNK_BORDER, side_by_side
 from foresight.predict import Predictor, chunk_prompts
 from foresight.training.train import train
-from tests.helpers import run_script
+from tests.helpers import run_script, tiny_run
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, twin_dir):
     out = tmp_path_factory.mktemp("run")
-    cfg = compose(
-        [
-            f"paths.cache_dir={twin_dir}",
-            f"paths.output_dir={out}",
-            "logger=none",
-            "+experiment=optionC",
-            "trainer.max_steps=1",
-            "trainer.val_check_interval=1",
-            "callbacks.sample_videos.every_n_steps=0",
-        ]
-    )
-    train(cfg)
-    return out
+    return tiny_run(out, twin_dir, "optionC", 1, "callbacks.sample_videos.every_n_steps=0")
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,24 @@ from foresight.world.render import layout, render_batch, render_clip
 from foresight.world.ship import WEIGHTS
 
 
+def world_windows(shards: list[str], future: int, batch_size: int, **options):
+    """The held-out windows of the world's 64x64 clips (4 context frames, from each clip's start, in
+    order), as the loader cuts them; options: ClipWindows' others (limit, chunks)."""
+    from foresight.data.loader import ClipWindows
+
+    return ClipWindows(
+        shards,
+        4,
+        [(64, 64, future)],
+        None,
+        train=False,
+        seed=0,
+        strict=True,
+        batch_size=batch_size,
+        **options,
+    )
+
+
 def test_rendering_is_deterministic_per_seed():
     a, b = render_clip(5, "val"), render_clip(5, "val")
     assert a.frames.shape == (scene.FRAMES, scene.SIZE, scene.SIZE, 3) and a.frames.dtype == np.uint8
@@ -96,19 +114,8 @@ def test_a_long_clip_continues_the_short_one(split):
 @pytest.mark.parametrize("split", scene.SPLITS)
 def test_the_committed_shards_are_the_default_render(split):
     """Each committed split's first clips, decoded, are what the default clip length renders today."""
-    from foresight.data.loader import ClipWindows
 
-    windows = ClipWindows(
-        [str(ROOT / "data" / "world" / f"{split}-000000.tar")],
-        4,
-        [(64, 64, 17)],
-        None,
-        train=False,
-        seed=0,
-        strict=True,
-        batch_size=4,
-        limit=4,
-    )
+    windows = world_windows([str(ROOT / "data" / "world" / f"{split}-000000.tar")], 17, 4, limit=4)
     batch = next(iter(windows))
     frames, captions, _ = render_batch([0, 1, 2, 3], split)
     assert batch["key"] == [f"{split}_{i:06d}" for i in range(4)] and batch["caption"] == captions
@@ -154,7 +161,6 @@ def test_the_long_held_out_split_loads_as_rollout_windows(future):
 
 
 def test_render_command_writes_a_long_split_of_any_chunks(tmp_path, capsys):
-    from foresight.data.loader import ClipWindows
     from foresight.world.cli import main
 
     args = [
@@ -175,33 +181,14 @@ def test_render_command_writes_a_long_split_of_any_chunks(tmp_path, capsys):
     assert main([*args, "--chunks", "0"]) == 2 and "--chunks 1 or more" in capsys.readouterr().err
     assert main([*args, "--chunks", "2"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["heldout_long-000000.tar", "train_long-000000.tar"]
-    windows = ClipWindows(
-        [str(tmp_path / "heldout_long-000000.tar")],
-        4,
-        [(64, 64, 33)],
-        None,
-        train=False,
-        seed=0,
-        strict=True,
-        batch_size=2,
-    )
+    windows = world_windows([str(tmp_path / "heldout_long-000000.tar")], 33, 2)
     batch = next(iter(windows))
     frames, _, _ = render_batch([0, 1], "heldout", frames=scene.rollout_frames(2))  # (2, 36, 64, 64, 3)
     torch.testing.assert_close(batch["target"], frames[:, 3:], rtol=0, atol=0)
     # the long train clips, cut as data=world_rollout cuts them: a window and the next window's truth
     data = compose(["data=world_rollout", "logger=none"]).data
     assert data.train_chunks == 2 and "train_long-" in data.train_shards
-    windows = ClipWindows(
-        [str(tmp_path / "train_long-000000.tar")],
-        4,
-        [(64, 64, 17)],
-        None,
-        train=False,
-        seed=0,
-        strict=True,
-        batch_size=2,
-        chunks=data.train_chunks,
-    )
+    windows = world_windows([str(tmp_path / "train_long-000000.tar")], 17, 2, chunks=data.train_chunks)
     batch = next(iter(windows))
     frames, _, _ = render_batch([0, 1], "train", frames=scene.rollout_frames(2))
     torch.testing.assert_close(batch["target"], frames[:, 3:20], rtol=0, atol=0)
@@ -221,7 +208,6 @@ def test_held_out_compositions_never_appear_in_training():
 
 def test_world_shards_hold_the_rendered_clips(tmp_path):
     """Lossless shards: the loader reads back exactly the renderer's frames (the committed ones too)."""
-    from foresight.data.loader import ClipWindows
     from foresight.world.shards import write_split
 
     write_split(tmp_path, "heldout", 3, per_shard=2)
@@ -229,9 +215,7 @@ def test_world_shards_hold_the_rendered_clips(tmp_path):
         [str(p) for p in sorted(tmp_path.glob("heldout-*.tar"))],
         [str(ROOT / "data" / "world" / "heldout-000000.tar")],
     ):
-        windows = ClipWindows(
-            shards, 4, [(64, 64, 17)], None, train=False, seed=0, strict=True, batch_size=3, limit=3
-        )
+        windows = world_windows(shards, 17, 3, limit=3)
         batch = next(iter(windows))
         assert batch["key"] == ["heldout_000000", "heldout_000001", "heldout_000002"]
         frames, captions, _ = render_batch([0, 1, 2], "heldout")
