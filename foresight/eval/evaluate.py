@@ -75,18 +75,14 @@ def evaluate(
     lpips_lin: str | None = None,
     fvd_i3d: str | None = None,
     config=None,
-    quantize: str | None = None,
-    dit_quantize: str | None = None,
-    compile: bool | None = None,
+    **settings,
 ) -> dict:
     """Mean metrics over the clips (each batch weighted by its size), per-frame curves, and FVD over all
     clips.
     ckpt=None with `config`: a baseline with nothing to train (option=i2v), built from the composed config.
-    quantize: "int8" runs the frozen encoders with int8 weights, dit_quantize: "fp8" the DiT's linears
-    as fp8 matmuls (what that costs this checkpoint); compile: torch.compile on or off (null: as trained)."""
-    predictor = Predictor(
-        ckpt, device=device, config=config, quantize=quantize, dit_quantize=dit_quantize, compile=compile
-    )
+    settings: Predictor's run settings over the checkpoint's config (quantize="int8", dit_quantize="fp8",
+    compile; `run_settings`): what running this checkpoint that way costs."""
+    predictor = Predictor(ckpt, device=device, config=config, **settings)
     module = predictor.module
     extra, not_computed = lpips_metric(lpips_vgg, lpips_lin, module.device)
     i3d, skipped = fvd_network(fvd_i3d, module.device)
