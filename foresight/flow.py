@@ -225,7 +225,9 @@ def sample_t_within(ts: Tensor, batch: int, device: torch.device | str = "cpu") 
     k = torch.randint(len(ts) - 1, (batch,))
     hi, lo = ts[k], ts[k + 1]
     u = 1 - torch.rand(batch)  # (0, 1]: never exactly the interval's low end (0 is the data itself)
-    return (lo + (hi - lo) * u).to(device)
+    # drawn on the CPU (its RNG is what a resumed run restores); a blocking copy would make the host
+    # wait for the GPU to finish the last step before it could queue this one
+    return (lo + (hi - lo) * u).to(device, non_blocking=True)
 
 
 def _per_token(t: Tensor, like: Tensor) -> Tensor:

@@ -1,0 +1,103 @@
+"""Where the trainer's step goes: torch.profiler over a few steps of train.py's own loop after its
+warm-up, per lever, in one process (a lead, not a figure). For each lever it writes
+$OUT/profile_<lever>.txt: wall time of the profiled steps, how long the GPU was busy in them (the
+union of kernel intervals: the rest is the GPU waiting for the host), the kernel table, the host
+table, and every host-device synchronisation those steps made (torch.cuda's sync debug mode, with
+the Python stack that made it).
+
+    OUT=. python benchmarks/2026-12-02_profile_trainer_step.py --model ltx_2b --vlm 7b --options B \
+        --checkpointing off --compile --warmup 8 --steps 6 \
+        --lever bf16 +callbacks.profile.name=bf16 \
+        --lever fp8 model.dit_quantize=fp8 +callbacks.profile.name=fp8 \
+        --set '+callbacks.profile._target_=__main__.ProfileSteps'
+
+Every argument is foresight.bench.training's; the callback below rides in through its --set.
+"""
+
+import os
+import traceback
+import warnings
+
+import lightning as L
+import torch
+from torch.autograd import DeviceType
+from torch.profiler import ProfilerActivity, profile
+
+from foresight.bench.training import main
+
+
+def busy_ms(events) -> float:
+    """Milliseconds in which at least one GPU kernel or copy ran (overlaps counted once; the GPU
+    rows of record_function ranges, such as Lightning's whole optimizer step, left out)."""
+    spans = sorted(
+        (e.time_range.start, e.time_range.end)
+        for e in events
+        if e.device_type == DeviceType.CUDA and not e.is_user_annotation
+    )
+    total, end = 0.0, float("-inf")
+    for start, stop in spans:
+        if stop > end:
+            total += stop - max(start, end)
+            end = stop
+    return total / 1e3
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+class ProfileSteps(L.Callback):
+    """Profiles steps [start, start + count) of the run and writes the report at the last of them."""
+
+    def __init__(self, name: str, start: int = 10, count: int = 3) -> None:
+        self.name, self.start, self.count = name, start, count
+        self.prof = None
+        self.syncs: dict[str, int] = {}
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        if trainer.global_step == self.start:
+            sync()
+            self.prof = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
+            self.prof.__enter__()
+            if torch.cuda.is_available():
+                torch.cuda.set_sync_debug_mode("warn")
+            warnings.simplefilter("always")
+            warnings.showwarning = self.record_sync
+
+    def record_sync(self, message, category, filename, lineno, file=None, line=None) -> None:
+        stack = "".join(traceback.format_stack(limit=12)[:-1])
+        key = f"{message}\n{stack}"
+        self.syncs[key] = self.syncs.get(key, 0) + 1
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if self.prof is None or trainer.global_step != self.start + self.count:
+            return
+        if torch.cuda.is_available():
+            torch.cuda.set_sync_debug_mode("default")
+        sync()
+        self.prof.__exit__(None, None, None)
+        events = self.prof.events()
+        cpu = [e for e in events if e.device_type == DeviceType.CPU]
+        wall = (max(e.time_range.end for e in cpu) - min(e.time_range.start for e in cpu)) / 1e3
+        averages = self.prof.key_averages()
+        lines = [
+            f"lever {self.name}: steps {self.start}..{self.start + self.count - 1}",
+            f"wall {wall:.1f} ms ({wall / self.count:.1f} a step), GPU busy {busy_ms(events):.1f} ms "
+            f"({busy_ms(events) / self.count:.1f} a step)",
+            "",
+            averages.table(sort_by="cuda_time_total", row_limit=40, max_name_column_width=90),
+            averages.table(sort_by="self_cpu_time_total", row_limit=40, max_name_column_width=90),
+            f"host-device synchronisations in the profiled steps: {sum(self.syncs.values())}",
+            *(f"x{n}: {where}" for where, n in self.syncs.items()),
+        ]
+        report = "\n".join(lines)
+        print(report.split("\n\n")[0], flush=True)
+        path = os.path.join(os.environ.get("OUT", "."), f"profile_{self.name}.txt")
+        with open(path, "w") as f:
+            f.write(report)
+        self.prof = None
+
+
+if __name__ == "__main__":
+    main()
