@@ -90,6 +90,7 @@ def test_training_bench_times_each_option_through_the_trainer_beside_the_bare_st
     assert (c["option"], c["target_tokens"], c["dit_tokens"]) == ("C", 12, 16)
     for row in rows:
         assert row["step_ms"] > 0 and row["bare_target_tokens_ms"] > 0
+        assert row["host_syncs_per_step"] == 0.0  # counted over the timed steps (none on a CPU)
     assert c["ratio_same_tokens"] == c["step_ms"] / c["bare_same_tokens_ms"]
 
 
@@ -113,13 +114,18 @@ def test_training_bench_trains_each_option_once_per_lever(tmp_path, twin_dir):
 
     common = ["--tiny", "--options", "C", "--checkpointing", "off", "--warmup", "1", "--steps", "1"]
     common += ["--workers", "0", "--cache-dir", str(twin_dir), "--out", str(tmp_path / "b.json")]
-    rows = bench_train.main([*common, "--lever", "bf16", "--lever", "fp8", "model.dit_quantize=fp8"])
+    levers = ["--lever", "bf16", "--lever", "fp8", "model.dit_quantize=fp8", "--lever", "again"]
+    rows = bench_train.main([*common, *levers])
     assert [(r["option"], r["lever"], r["lever_overrides"]) for r in rows] == [
         ("C", "bf16", []),
         ("C", "fp8", ["model.dit_quantize=fp8"]),
+        ("C", "again", []),
     ]
-    assert all(r["step_ms"] > 0 and r["bare_same_tokens_ms"] > 0 for r in rows)  # one bare step for both
+    assert all(r["step_ms"] > 0 and r["bare_same_tokens_ms"] > 0 for r in rows)  # one bare step for all
     assert rows[0]["bare_same_tokens_ms"] == rows[1]["bare_same_tokens_ms"]
+    bf16, fp8, again = (r["loss"] for r in rows)
+    assert again == bf16  # the same seed and data: the same loss, whatever ran before in the process
+    assert fp8 != bf16 and abs(fp8 - bf16) < 0.1 * bf16  # fp8 moves the arithmetic, a little
     with pytest.raises(SystemExit):  # a lever without its own name
         bench_train.main([*common, "--lever", "model.dit_quantize=fp8"])
 

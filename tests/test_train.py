@@ -93,3 +93,46 @@ def test_train_returns_the_optimized_metric(tmp_path, twin_dir):
         "train/loss",
     }
     assert result["metrics"]["perf/step_ms"] > 0  # StepTimes: the median time between step ends
+
+
+def test_host_syncs_counts_each_sync_of_the_step_and_names_where(tmp_path, twin_dir, monkeypatch, caplog):
+    """perf/host_syncs: a step that makes the host wait for the GPU is counted and its place named
+    (on a CPU the sync debug mode's warning is raised here by hand, from option B's time draw);
+    other warnings still reach the user, and the warning settings are restored after training."""
+    import logging
+    import warnings
+
+    from foresight import flow
+    from foresight.config import compose
+    from foresight.training.progress import SYNC_WARNING
+    from foresight.training.train import train
+
+    draw = flow.sample_t_within
+
+    def draw_and_sync(*args, **kwargs):
+        warnings.warn(SYNC_WARNING, stacklevel=1)  # what the sync debug mode raises at a sync
+        warnings.warn("an unrelated warning", stacklevel=1)
+        return draw(*args, **kwargs)
+
+    monkeypatch.setattr(flow, "sample_t_within", draw_and_sync)
+    cfg = compose(
+        [
+            f"paths.cache_dir={twin_dir}",
+            f"paths.output_dir={tmp_path}",
+            "logger=none",
+            "+experiment=optionB",
+            "trainer.max_steps=4",
+            "trainer.limit_val_batches=0",
+            "callbacks.host_syncs.after=1",
+        ]
+    )
+    shown = warnings.showwarning
+    with warnings.catch_warnings(record=True) as seen, caplog.at_level(logging.WARNING):
+        warnings.simplefilter("always")
+        metrics = train(cfg)["metrics"]
+    assert metrics["perf/host_syncs"] == 1.0  # steps 1-3: one sync each
+    assert "1.0 times a step" in caplog.text and "test_train.py" in caplog.text  # where: the caller
+    messages = [str(w.message) for w in seen]
+    assert messages.count("an unrelated warning") == 4  # every step's
+    assert messages.count(SYNC_WARNING) == 1  # step 0's, before counting began; counted ones are not shown
+    assert warnings.showwarning is shown

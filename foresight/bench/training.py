@@ -15,6 +15,9 @@ FeatureDataModule reading feature shards written here at full size (random value
 depend on them), the LightningModule, AdamW and its schedule, gradient clipping, the training-state
 and progress callbacks. Its step time is `perf/step_ms` (foresight.training.progress.StepTimes): the median
 wall time between step ends over the last `--steps` steps, after `--warmup` steps (compilation).
+Each row also gives `perf/host_syncs` (how often a timed step made the host wait for the GPU) and
+the last step's loss: every lever trains the same seed on the same data, so a lever that changes
+the arithmetic (fp8) moves the loss a little, and one that breaks it shows.
 The bare step (DiT + LoRA alone on in-memory latents: no adapter, no data, no Lightning) is timed
 in the same process at each DiT sequence length the options use: the target's tokens, and option
 C's with its prepended conditioning frame (C's DiT reads more tokens by design; both ratios are kept).
@@ -98,6 +101,7 @@ def overrides(args, option: str, shards: str, out_dir: Path, checkpointing: bool
         "trainer.limit_val_batches=0",
         "~callbacks.sample_videos",
         f"callbacks.step_times.window={args.steps}",
+        f"callbacks.host_syncs.after={args.warmup}",
         "logger=none",
         f"paths.output_dir={out_dir}",
         *(["paths.cache_dir=" + args.cache_dir] if args.cache_dir else []),
@@ -167,8 +171,9 @@ def bench_size(args, size: str, tmp: Path, device, dtype) -> list[dict]:
         try:
             metrics = train(cfg)["metrics"]
             step_ms, peak = metrics["perf/step_ms"], metrics.get("perf/peak_gib")
+            syncs, loss = metrics.get("perf/host_syncs"), metrics.get("train/loss")
         except torch.OutOfMemoryError:
-            step_ms, peak = None, "out of memory"
+            step_ms, peak, syncs, loss = None, "out of memory", None, None
         free_memory()
         dit = plans[option]
         same_ms = bare["times"][dit, checkpointing][0] if dit else None
@@ -183,6 +188,8 @@ def bench_size(args, size: str, tmp: Path, device, dtype) -> list[dict]:
             "dit_tokens": dit[0] * dit[1] * dit[2] if dit else 0,
             "step_ms": step_ms,
             "peak_gib": peak,
+            "host_syncs_per_step": syncs,
+            "loss": loss,
             "bare_same_tokens_ms": same_ms,
             "bare_same_tokens_peak_gib": bare["times"][dit, checkpointing][1] if dit else None,
             "ratio_same_tokens": step_ms / same_ms if step_ms and same_ms else None,

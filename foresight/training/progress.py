@@ -7,8 +7,11 @@ that means something is the step out of `trainer.max_steps` (a resumed run start
 from __future__ import annotations
 
 import logging
+import os
 import statistics
 import time
+import traceback
+import warnings
 from collections import deque
 
 import lightning as L
@@ -173,3 +176,85 @@ class StepTimes(L.Callback):
             module.log(
                 "perf/step_ms", torch.tensor(statistics.median(self.times)), batch_size=1, rank_zero_only=True
             )
+
+
+SYNC_WARNING = "called a synchronizing CUDA operation"  # torch.cuda's sync debug mode, "warn"
+
+
+class HostSyncs(L.Callback):
+    """Logs `perf/host_syncs`, how many times a training step made the host wait for the GPU, on
+    average over the steps from `after` on (compilation and warm-up excluded), and at the end of
+    training says where the first one came from.
+
+    A sync in the step (a `.item()`, a blocking copy to or from the device) leaves the GPU idle
+    while the host prepares what follows: on a host-bound step it costs tens of milliseconds. On a
+    GPU, torch.cuda's sync debug mode is on from each step's start to its end (this callback's end
+    of step: put it before callbacks whose end-of-step work may sync, such as checkpoint saving), and
+    warns at each synchronising call; those warnings are counted, every other one passes through."""
+
+    def __init__(self, after: int = 8) -> None:
+        self.after = after
+        self.count = 0
+        self.steps = 0
+        self.first: str | None = None
+        self.saved: warnings.catch_warnings | None = None  # the warning settings to restore at the end
+        self.show = warnings.showwarning
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        if trainer.global_step < self.after:
+            return
+        if self.saved is None:
+            self.saved = warnings.catch_warnings()
+            self.saved.__enter__()
+            self.show = warnings.showwarning
+            warnings.filterwarnings("always", message=SYNC_WARNING)  # each one, not once per line
+            warnings.showwarning = self.record
+        if module.device.type == "cuda":
+            torch.cuda.set_sync_debug_mode("warn")
+
+    def record(self, message, category, filename, lineno, file=None, line=None) -> None:
+        if SYNC_WARNING not in str(message):
+            return self.show(message, category, filename, lineno, file, line)
+        self.count += 1
+        if self.first is None:  # the innermost frame outside torch, warnings and this file
+            skip = (os.path.dirname(torch.__file__) + os.sep, warnings.__file__, __file__)
+            self.first = next(
+                (
+                    f"{f.filename}:{f.lineno} ({f.line})"
+                    for f in reversed(traceback.extract_stack())
+                    if not f.filename.startswith(skip)
+                ),
+                "an unknown place",
+            )
+        return None
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if self.saved is None:
+            return
+        if module.device.type == "cuda":
+            torch.cuda.set_sync_debug_mode("default")
+        self.steps += 1
+        module.log(
+            "perf/host_syncs", torch.tensor(self.count / self.steps), batch_size=1, rank_zero_only=True
+        )
+
+    def on_train_end(self, trainer, module) -> None:
+        self.restore()
+        if self.count:
+            log.warning(
+                "the training step made the host wait for the GPU %.1f times a step (the first at %s): "
+                "copy to the device with non_blocking=True and keep values there",
+                self.count / max(self.steps, 1),
+                self.first,
+            )
+
+    def on_exception(self, trainer, module, exception) -> None:
+        self.restore()
+
+    def restore(self) -> None:
+        if self.saved is None:
+            return
+        if torch.cuda.is_available():
+            torch.cuda.set_sync_debug_mode("default")
+        self.saved.__exit__(None, None, None)  # filters and showwarning as they were
+        self.saved = None
