@@ -29,6 +29,7 @@ from foresight import checks
 from foresight.data.loader import VIDEO_EXTS, ClipWindows, expand_shards
 from foresight.data.video import VideoError, decode_window, encode_mp4, probe, side_by_side, to_bucket
 from foresight.features import encode_batch, next_context, video_to_frames
+from foresight.models.ltx import check_compile_mode
 from foresight.models.quantize import check as check_quantize
 from foresight.models.quantize import check_dit, quantize_encoders
 from foresight.training.weights import find_weights, load_trainable, read_meta
@@ -40,7 +41,7 @@ SHARD_PATTERN = re.compile(r"[{*?\[]|\.tar$")  # input= that names shards (brace
 
 def run_settings(cfg) -> dict:
     """What predict.py and evaluate.py set on top of a checkpoint's own config (conf/predict.yaml)."""
-    return {key: cfg.get(key) for key in ("quantize", "dit_quantize", "compile")}
+    return {key: cfg.get(key) for key in ("quantize", "dit_quantize", "compile", "compile_mode")}
 
 
 class Predictor:
@@ -52,14 +53,18 @@ class Predictor:
         quantize: str | None = None,
         dit_quantize: str | None = None,
         compile: bool | None = None,
+        compile_mode: str | None = None,
     ) -> None:
         """ckpt: a run directory or a weights file written by train.py. ckpt=None with `config` (composed
         from conf/, never read from a file): a baseline with nothing to train (option=i2v).
         quantize: "int8" runs the frozen VLM and T5 with int8 weights (foresight.models.quantize).
         dit_quantize: "fp8" runs the DiT's block linears as fp8 matmuls (null: as the run trained).
-        compile: torch.compile the DiT blocks and VAE decoder (model.compile; null: as the run trained)."""
+        compile: torch.compile the DiT blocks and VAE decoder (model.compile; null: as the run trained).
+        compile_mode: torch.compile's mode for the DiT blocks (model.compile_mode; "reduce-overhead"
+        replays each as a CUDA graph, "default" is torch's own; null: as the run trained)."""
         check_quantize(quantize, "quantize")
         check_dit(dit_quantize, "dit_quantize")
+        check_compile_mode(compile_mode, "compile_mode")
         if ckpt is None:
             option = build(config.option, "the composed config", "option")
             if option.trains:
@@ -77,6 +82,8 @@ class Predictor:
         cfg = OmegaConf.create(self.meta["config"])
         if compile is not None:
             cfg.model.compile = compile
+        if compile_mode is not None:
+            cfg.model.compile_mode = compile_mode
         self.cfg = cfg
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         source = str(self.path or "the composed config")
@@ -113,6 +120,7 @@ class Predictor:
             "quantize": self.quantize,
             "dit_quantize": self.dit_quantize,
             "compile": bool(self.cfg.model.get("compile")),
+            "compile_mode": self.cfg.model.get("compile_mode"),
         }
 
     def held_out(

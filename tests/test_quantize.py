@@ -85,8 +85,12 @@ def test_evaluate_runs_a_checkpoint_with_quantized_or_compiled_frozen_models(twi
     # compile: on or off over what the run trained with (its model.compile=false), recorded
     assert exact["compile"] is False
     compiled = Predictor(out, compile=True)
-    assert compiled.identity()["compile"] is True
+    assert compiled.identity()["compile"] is True and compiled.identity()["compile_mode"] is None
     assert compiled.module.ltx.transformer.transformer_blocks[0]._compiled_call_impl is not None
+    graphs = evaluate(out, limit=4, compile=True, compile_mode="reduce-overhead")  # no CUDA graphs on a CPU
+    assert (graphs["compile"], graphs["compile_mode"]) == (True, "reduce-overhead") and graphs["clips"] == 4
+    with pytest.raises(ValueError, match="compile_mode='fast' is not a torch.compile mode; use null or"):
+        Predictor(out, compile_mode="fast")
     predictor = Predictor(out, quantize="int8")
     assert any(isinstance(m, Int8Linear) for m in predictor.module.vlm.modules())
     assert any(isinstance(m, Int8Linear) for m in predictor.module.ltx.text_encoder.modules())

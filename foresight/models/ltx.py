@@ -327,13 +327,13 @@ def check_decoder(
         )
 
 
-def check_compile_mode(mode: str | None) -> None:
+def check_compile_mode(mode: str | None, key: str = "model.compile_mode") -> None:
     """One line naming torch.compile's modes, before anything loads (torch checks only at first call)."""
     from torch._inductor import list_mode_options
 
     if mode is not None and mode not in list_mode_options():
         raise ValueError(
-            f"model.compile_mode={mode!r} is not a torch.compile mode; use null (the default) or one of: "
+            f"{key}={mode!r} is not a torch.compile mode; use null or one of: "
             f"{', '.join(list_mode_options())}"
         )
 
