@@ -76,7 +76,11 @@ def test_t5_tokenizer_folder_of_only_spiece_model_loads(tmp_path, tiny_ltx, tiny
 def test_vlm_twin_shapes_masks_and_padding(tiny_vlm):
     g = torch.Generator().manual_seed(0)
     context = torch.randint(0, 256, (2, 4, 64, 64, 3), generator=g, dtype=torch.uint8)
+    outputs = []
+    hook = tiny_vlm.model.register_forward_hook(lambda module, args, out: outputs.append(out))
     states, mask = tiny_vlm(context, ["a red circle moves right and a blue square moves up", "a ball"])
+    hook.remove()
+    assert outputs[0].cache is None  # a single forward builds no KV cache (host time on every layer)
     assert states.shape[:2] == mask.shape and states.shape[2] == tiny_vlm.out_dim == 64
     assert mask[0].sum() > mask[1].sum() and mask[0].all()  # right padding on the shorter prompt
     alone, alone_mask = tiny_vlm(context[1:], ["a ball"])

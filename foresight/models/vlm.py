@@ -265,6 +265,7 @@ class FrozenVLM(nn.Module):
             pixel_values_videos=pixels.to(device, self.model.dtype),
             video_grid_thw=grids.to(device),
             output_hidden_states=True,
+            use_cache=False,  # one forward, no generation: no KV cache to build layer by layer
         )
         states = torch.cat([out.hidden_states[i] for i in self.layers], dim=-1)  # (B, L, out_dim)
         return states, tok.attention_mask.to(device).bool()
