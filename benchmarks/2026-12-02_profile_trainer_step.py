@@ -1,12 +1,13 @@
 """Where the trainer's step goes: torch.profiler over a few steps of train.py's own loop after its
 warm-up, per lever, in one process (a lead, not a figure). For each lever it writes
 $OUT/profile_<lever>.txt: wall time of the profiled steps, how long the GPU was busy in them (the
-union of kernel intervals: the rest is the GPU waiting for the host), the kernel table, the host
-table, and every host-device synchronisation those steps made (torch.cuda's sync debug mode, with
-the Python stack that made it).
+union of kernel intervals: the rest is the GPU waiting for the host), the kernel table and the host
+table. Host-device synchronisations: the rows' `host_syncs_per_step` (perf/host_syncs, counted by
+foresight.training.progress.HostSyncs; the first runs of this script, before that existed, recorded
+them here with the Python stack that made them).
 
     OUT=. python benchmarks/2026-12-02_profile_trainer_step.py --model ltx_2b --vlm 7b --options B \
-        --checkpointing off --compile --warmup 8 --steps 6 \
+        --checkpointing off --compile --warmup 8 --steps 20 \
         --lever bf16 +callbacks.profile.name=bf16 \
         --lever fp8 model.dit_quantize=fp8 +callbacks.profile.name=fp8 \
         --set '+callbacks.profile._target_=__main__.ProfileSteps'
@@ -15,8 +16,6 @@ Every argument is foresight.bench.training's; the callback below rides in throug
 """
 
 import os
-import traceback
-import warnings
 
 import lightning as L
 import torch
@@ -53,28 +52,16 @@ class ProfileSteps(L.Callback):
     def __init__(self, name: str, start: int = 10, count: int = 3) -> None:
         self.name, self.start, self.count = name, start, count
         self.prof = None
-        self.syncs: dict[str, int] = {}
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
         if trainer.global_step == self.start:
             sync()
             self.prof = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
             self.prof.__enter__()
-            if torch.cuda.is_available():
-                torch.cuda.set_sync_debug_mode("warn")
-            warnings.simplefilter("always")
-            warnings.showwarning = self.record_sync
-
-    def record_sync(self, message, category, filename, lineno, file=None, line=None) -> None:
-        stack = "".join(traceback.format_stack(limit=12)[:-1])
-        key = f"{message}\n{stack}"
-        self.syncs[key] = self.syncs.get(key, 0) + 1
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         if self.prof is None or trainer.global_step != self.start + self.count:
             return
-        if torch.cuda.is_available():
-            torch.cuda.set_sync_debug_mode("default")
         sync()
         self.prof.__exit__(None, None, None)
         events = self.prof.events()
@@ -88,8 +75,6 @@ class ProfileSteps(L.Callback):
             "",
             averages.table(sort_by="cuda_time_total", row_limit=40, max_name_column_width=90),
             averages.table(sort_by="self_cpu_time_total", row_limit=40, max_name_column_width=90),
-            f"host-device synchronisations in the profiled steps: {sum(self.syncs.values())}",
-            *(f"x{n}: {where}" for where, n in self.syncs.items()),
         ]
         report = "\n".join(lines)
         print(report.split("\n\n")[0], flush=True)
