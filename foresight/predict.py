@@ -107,7 +107,8 @@ class Predictor:
 
     def identity(self) -> dict:
         """What a score of this predictor says about it: the checkpoint, option and step, the config
-        keys `foresight compare` groups by (a baseline's group is its name) and the quantisation."""
+        keys `foresight compare` groups by (a baseline's group is its name), the quantisation and the
+        compilation it ran with."""
         trained = self.meta.get("config", {})
         return {
             "checkpoint": str(self.path or "none (nothing trained)"),

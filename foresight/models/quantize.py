@@ -7,18 +7,18 @@ model's weight memory, nothing faster.
 
 Fp8 (the DiT's blocks; `model.dit_quantize`): the weight is stored in float8 e4m3 with a scale per
 output channel, each activation row is cast to e4m3 with its own scale on the fly, and the product
-runs on the fp8 tensor cores (`torch._scaled_mm`, row-wise scales, Hopper/Ada or CPU) at about twice
-bf16's rate. LoRA trains through these layers: the input gradient is an fp8 matmul too, against a
-second copy of the weight scaled per input channel, so both copies together weigh what the bf16
-weight did. Only frozen weights are quantised. The cost in quality is measured, not assumed:
-`python -m foresight.bench.memory` (encoders) and `python -m foresight.bench --dit-quantize fp8`
-(the DiT's velocity) report the error against bf16 on the same inputs; tests/test_quantize.py bounds
-it on the twins.
+runs on the fp8 tensor cores (`torch._scaled_mm`, row-wise scales, Hopper/Ada or CPU; 1.6x bf16's
+matmul at 6144x2048x8192 on an H200, BENCHMARKS.md). LoRA trains through these layers: the input
+gradient is an fp8 matmul too, against a second copy of the weight scaled per input channel, so
+both copies together weigh what the bf16 weight did. Only frozen weights are quantised. The cost in
+quality is measured, not assumed: `python -m foresight.bench.memory` (encoders) and `python -m
+foresight.bench --dit-quantize fp8` (the DiT's velocity) report the error against bf16 on the same
+inputs; tests/test_quantize.py bounds it on the twins.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -51,6 +51,16 @@ class Int8Linear(nn.Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, int8 weight"
+
+
+def replace_children(model: nn.Module, replacement: Callable[[nn.Module], nn.Module | None]) -> None:
+    """Every submodule of `model` for which replacement(submodule) gives a module swapped for it in
+    its parent, in place (None: left as it is)."""
+    for parent in list(model.modules()):
+        for attr, sub in list(parent.named_children()):
+            new = replacement(sub)
+            if new is not None:
+                setattr(parent, attr, new)
 
 
 def fp8_rows(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -142,11 +152,12 @@ def quantize_dit(blocks: nn.Module, how: str | None, key: str = "model.dit_quant
     check_dit(how, key)
     if how is None:
         return blocks
-    for parent in list(blocks.modules()):
-        for attr, sub in list(parent.named_children()):
-            frozen = type(sub) is nn.Linear and not sub.weight.requires_grad
-            if frozen and sub.in_features % 16 == 0 and sub.out_features % 16 == 0:
-                setattr(parent, attr, Fp8Linear(sub))
+
+    def fp8(sub: nn.Module) -> nn.Module | None:
+        frozen = type(sub) is nn.Linear and not sub.weight.requires_grad
+        return Fp8Linear(sub) if frozen and sub.in_features % 16 == sub.out_features % 16 == 0 else None
+
+    replace_children(blocks, fp8)
     return blocks
 
 
@@ -154,20 +165,20 @@ def quantize_dit(blocks: nn.Module, how: str | None, key: str = "model.dit_quant
 def lora_targets(model: nn.Module) -> Iterator[None]:
     """peft wraps only nn.Linear: inside this block each Fp8Linear of `model` is a weightless nn.Linear
     of its shape; afterwards each goes back, now as the base layer of the LoRA wrapper peft put there."""
-    originals: dict[nn.Module, Fp8Linear] = {}
-    for parent in list(model.modules()):
-        for attr, sub in list(parent.named_children()):
-            if isinstance(sub, Fp8Linear):
-                shell = sub.stand_in()
-                originals[shell] = sub
-                setattr(parent, attr, shell)
+    originals: dict[nn.Module, Fp8Linear] = {}  # stand-in -> the fp8 layer it stands in for
+
+    def stand_in(sub: nn.Module) -> nn.Module | None:
+        if not isinstance(sub, Fp8Linear):
+            return None
+        shell = sub.stand_in()
+        originals[shell] = sub
+        return shell
+
+    replace_children(model, stand_in)
     try:
         yield
     finally:
-        for parent in list(model.modules()):
-            for attr, sub in list(parent.named_children()):
-                if sub in originals:
-                    setattr(parent, attr, originals[sub])
+        replace_children(model, originals.get)
 
 
 def quantize(model: nn.Module, how: str | None, key: str) -> nn.Module:
@@ -176,10 +187,7 @@ def quantize(model: nn.Module, how: str | None, key: str) -> nn.Module:
     check(how, key)
     if how is None:
         return model
-    for child in list(model.modules()):
-        for attr, sub in list(child.named_children()):
-            if type(sub) is nn.Linear:
-                setattr(child, attr, Int8Linear(sub))
+    replace_children(model, lambda sub: Int8Linear(sub) if type(sub) is nn.Linear else None)
     return model
 
 

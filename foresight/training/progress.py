@@ -186,8 +186,8 @@ class HostSyncs(L.Callback):
     average over the steps from `after` on (compilation and warm-up excluded), and at the end of
     training says where the first one came from.
 
-    A sync in the step (a `.item()`, a blocking copy to or from the device) leaves the GPU idle
-    while the host prepares what follows: on a host-bound step it costs tens of milliseconds. On a
+    A sync in the step (a `.item()`, a blocking copy to or from the device) makes the host wait
+    until the GPU has finished everything queued, so nothing of what follows is queued meanwhile. On a
     GPU, torch.cuda's sync debug mode is on from each step's start to its end (this callback's end
     of step: put it before callbacks whose end-of-step work may sync, such as checkpoint saving), and
     warns at each synchronising call; those warnings are counted, every other one passes through."""
