@@ -19,26 +19,10 @@ import os
 
 import lightning as L
 import torch
-from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
+from foresight.bench.profiling import busy_ms, wall_ms
 from foresight.bench.training import main
-
-
-def busy_ms(events) -> float:
-    """Milliseconds in which at least one GPU kernel or copy ran (overlaps counted once; the GPU
-    rows of record_function ranges, such as Lightning's whole optimizer step, left out)."""
-    spans = sorted(
-        (e.time_range.start, e.time_range.end)
-        for e in events
-        if e.device_type == DeviceType.CUDA and not e.is_user_annotation
-    )
-    total, end = 0.0, float("-inf")
-    for start, stop in spans:
-        if stop > end:
-            total += stop - max(start, end)
-            end = stop
-    return total / 1e3
 
 
 def sync() -> None:
@@ -65,8 +49,7 @@ class ProfileSteps(L.Callback):
         sync()
         self.prof.__exit__(None, None, None)
         events = self.prof.events()
-        cpu = [e for e in events if e.device_type == DeviceType.CPU]
-        wall = (max(e.time_range.end for e in cpu) - min(e.time_range.start for e in cpu)) / 1e3
+        wall = wall_ms(events)
         averages = self.prof.key_averages()
         lines = [
             f"lever {self.name}: steps {self.start}..{self.start + self.count - 1}",

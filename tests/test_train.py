@@ -136,3 +136,51 @@ def test_host_syncs_counts_each_sync_of_the_step_and_names_where(tmp_path, twin_
     assert messages.count("an unrelated warning") == 4  # every step's
     assert messages.count(SYNC_WARNING) == 1  # step 0's, before counting began; counted ones are not shown
     assert warnings.showwarning is shown
+
+
+def test_a_fused_optimizer_clips_under_bf16_and_trains_as_the_foreach_one(tmp_path, twin_dir, monkeypatch):
+    """module.optimizer.fused=true with bf16-mixed: Lightning refuses to clip before a fused step (for
+    fp16's gradient scaler); bf16 has no scaler, so the gradients are clipped as usual every step and
+    the run ends where the for-each AdamW's does."""
+    import torch
+
+    from foresight.config import compose
+    from foresight.training.train import train
+
+    clip = torch.nn.utils.clip_grad_norm_
+    norms: list[tuple[float, float]] = []  # (before, after) each clipping
+
+    def recorded(parameters, max_norm, *args, **kwargs):
+        parameters = list(parameters)
+        before = clip(parameters, max_norm, *args, **kwargs).item()
+        after = torch.linalg.vector_norm(
+            torch.stack([p.grad.norm() for p in parameters if p.grad is not None])
+        )
+        norms.append((before, after.item()))
+        return before
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", recorded)
+    weights = {}
+    for fused in (False, True):
+        norms.clear()
+        result = train(
+            compose(
+                [
+                    f"paths.cache_dir={twin_dir}",
+                    f"paths.output_dir={tmp_path / str(fused)}",
+                    "logger=none",
+                    "+experiment=optionB",
+                    "trainer.max_steps=3",
+                    "trainer.limit_val_batches=0",
+                    "trainer.precision=bf16-mixed",
+                    "trainer.gradient_clip_val=0.01",
+                    f"+module.optimizer.fused={fused}",
+                ]
+            )
+        )
+        assert len(norms) == 3 and all(before > 0.01 and after <= 0.01 * 1.001 for before, after in norms)
+        with safe_open(str(result["checkpoints"][-1]), framework="pt") as f:
+            weights[fused] = {k: f.get_tensor(k) for k in f.keys()}
+    assert weights[True].keys() == weights[False].keys()
+    for key, value in weights[False].items():
+        torch.testing.assert_close(weights[True][key], value, rtol=1e-4, atol=1e-6)

@@ -119,11 +119,23 @@ class ForesightModule(L.LightningModule):
     def configure_gradient_clipping(
         self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
     ) -> None:
+        from lightning.pytorch.plugins.precision import Precision
         from lightning.pytorch.strategies import FSDPStrategy
+        from lightning.pytorch.utilities import GradClipAlgorithmType
 
         if gradient_clip_val and isinstance(self.trainer.strategy, FSDPStrategy):
             # Lightning's FSDP precision refuses norm clipping; FSDP computes the norm over all shards
             self.trainer.strategy.model.clip_grad_norm_(gradient_clip_val)
+            return
+        plugin = self.trainer.precision_plugin
+        if gradient_clip_val and optimizer.defaults.get("fused") and getattr(plugin, "scaler", None) is None:
+            # Lightning's mixed precision refuses to clip before a fused optimizer's step, which
+            # unscales fp16's scaled gradients itself; bf16 has no scaler, so its gradients are the
+            # true ones and clip as they would for any optimizer (module.optimizer.fused=true)
+            algorithm = GradClipAlgorithmType(
+                gradient_clip_algorithm or self.trainer.gradient_clip_algorithm or "norm"
+            )
+            Precision.clip_gradients(plugin, optimizer, gradient_clip_val, algorithm)
             return
         super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
