@@ -7,8 +7,8 @@ arithmetic shows). Stages, at 768x512x121 with random full-size weights in bf16:
 
   dit     one DiT velocity (6144 tokens): eager, compiled, graphs (compile_mode=reduce-overhead),
           then the fp8 DiT compiled and with graphs (fp8 is not undone, so it comes last)
-  decode  the 0.9.5 denoising decoder: eager, compiled (what model.compile does), compiled in
-          channels_last_3d, compiled with cudnn.benchmark, compiled with CUDA graphs
+  decode  the 0.9.5 denoising decoder, eager and compiled, each in the default layout and in
+          channels_last_3d (what LTXVideo uses on a GPU), then the latter with cudnn.benchmark
   vlm     the 7B VLM on 4 frames + prompt, tensor preprocessing: without the KV cache (as
           FrozenVLM runs), with it (transformers' default), with its vision and text blocks compiled
 
@@ -16,7 +16,7 @@ arithmetic shows). Stages, at 768x512x121 with random full-size weights in bf16:
     OUT=/tmp python benchmarks/2026-12-02_profile_predict_stages.py --tiny     # the script's own check, CPU
 
 Writes $OUT/predict_stages.json (rows, rewritten after each variant: what finished survives a
-timeout) and $OUT/profile_<stage>_<variant>.txt (the kernel table).
+timeout) and appends each variant's kernel table to $OUT/profiles.txt.
 """
 
 import argparse
@@ -32,6 +32,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from foresight.bench.prediction import PROMPT, architecture
 from foresight.bench.profiling import busy_ms, ms_by_kind
+from foresight.models.compiled import compile_blocks
 from foresight.models.ltx import LTXVideo, grid_positions, latent_grid, rope_coords, unpack
 from foresight.models.vlm import FrozenVLM
 
@@ -77,8 +78,8 @@ def measure(stage: str, variant: str, fn, iters: int, reference: torch.Tensor | 
         if reference is not None:
             row["rel_error_vs_first"] = ((out - reference).norm() / reference.norm()).item()
         table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=30, max_name_column_width=90)
-        with open(os.path.join(OUT, f"profile_{stage}_{variant}.txt"), "w") as f:
-            f.write(table)
+        with open(os.path.join(OUT, "profiles.txt"), "a") as f:
+            f.write(f"\n{stage} {variant}\n{table}")
     except Exception as e:  # a lever that fails is a result, not the end of the series
         row["error"] = f"{type(e).__name__}: {e}"[:500]
         traceback.print_exc()
@@ -98,14 +99,14 @@ def measure(stage: str, variant: str, fn, iters: int, reference: torch.Tensor | 
     return out
 
 
-def compile_blocks(blocks, mode: str | None) -> None:
-    """Each block compiled in `mode` ("eager": not compiled), dynamo's caches cleared first."""
+def recompile(blocks, mode: str | None) -> None:
+    """The blocks compiled as LTXVideo and FrozenVLM compile them, in `mode` ("eager": not at all),
+    dynamo's caches and CUDA graphs cleared first."""
     torch._dynamo.reset()
     for block in blocks:
-        if mode == "eager":
-            block._compiled_call_impl = None
-        else:
-            block.compile(dynamic=False, mode=mode)
+        block._compiled_call_impl = None
+    if mode != "eager":
+        compile_blocks(blocks, mode)
 
 
 def dit_and_decode(stages: list[str], iters: int) -> None:
@@ -138,7 +139,7 @@ def dit_and_decode(stages: list[str], iters: int) -> None:
             ):
                 if quantize and variant == "fp8_compiled":
                     ltx.quantize_dit(quantize)
-                compile_blocks(blocks, mode)
+                recompile(blocks, mode)
                 out = measure(
                     "dit", variant, lambda: ltx.velocity(x, t_tok, coords, text, text_mask), iters, ref
                 )
@@ -153,17 +154,15 @@ def dit_and_decode(stages: list[str], iters: int) -> None:
             ref = None
             for variant, mode in (
                 ("eager", "eager"),
+                ("eager_channels_last", "eager"),
                 ("compiled", None),
-                ("compiled_channels_last", None),
-                ("compiled_cudnn_benchmark", None),
-                ("graphs", "reduce-overhead"),
+                ("compiled_channels_last", None),  # what LTXVideo does on a GPU
+                ("compiled_channels_last_cudnn_benchmark", None),
             ):
-                torch.backends.cudnn.benchmark = variant == "compiled_cudnn_benchmark"
-                fmt = (
-                    torch.channels_last_3d if variant == "compiled_channels_last" else torch.contiguous_format
-                )
+                torch.backends.cudnn.benchmark = variant.endswith("cudnn_benchmark")
+                fmt = torch.channels_last_3d if "channels_last" in variant else torch.contiguous_format
                 decoder.to(memory_format=fmt)
-                compile_blocks([decoder], mode)
+                recompile([decoder], mode)
                 out = measure("decode", variant, decode, iters, ref)
                 ref = out if ref is None else ref
             torch.backends.cudnn.benchmark = False
@@ -191,7 +190,7 @@ def vlm_stage(iters: int) -> None:
     measure("vlm", "cache", lambda: vlm(context, [PROMPT]), iters, ref)
     del vlm.model.forward  # back to the class's forward (no cache)
     for variant, mode in (("compiled", None), ("graphs", "reduce-overhead")):
-        compile_blocks([*vlm.model.visual.blocks, *vlm.model.language_model.layers], mode)
+        recompile([*vlm.model.visual.blocks, *vlm.model.language_model.layers], mode)
         measure("vlm", variant, lambda: vlm(context, [PROMPT]), iters, ref)
 
 

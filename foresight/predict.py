@@ -29,7 +29,7 @@ from foresight import checks
 from foresight.data.loader import VIDEO_EXTS, ClipWindows, expand_shards
 from foresight.data.video import VideoError, decode_window, encode_mp4, probe, side_by_side, to_bucket
 from foresight.features import encode_batch, next_context, video_to_frames
-from foresight.models.ltx import check_compile_mode
+from foresight.models.compiled import check_compile_mode
 from foresight.models.quantize import check as check_quantize
 from foresight.models.quantize import check_dit, quantize_encoders
 from foresight.training.weights import find_weights, load_trainable, read_meta

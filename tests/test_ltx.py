@@ -114,6 +114,34 @@ def test_compile_mode_reaches_the_dit_blocks_and_a_bad_one_fails_in_one_line(tin
     instantiate(tiny_cfg.model, compile=True, compile_mode="reduce-overhead")
     blocks = [kw for name, kw in calls if name == "LTXVideoTransformerBlock"]
     assert len(blocks) == 2 and all(kw == {"dynamic": False, "mode": "reduce-overhead"} for kw in blocks)
-    assert [kw for name, kw in calls if name == "LTXVideoDecoder3d"] == [{"dynamic": False}]  # default mode
+    decoder = [kw for name, kw in calls if name == "LTXVideoDecoder3d"]
+    assert decoder == [{"dynamic": False, "mode": None}]  # torch's default mode
     with pytest.raises(ValueError, match="model.compile_mode='fast' is not a torch.compile mode; use null"):
         LTXVideo("/does/not/exist", compile_mode="fast")  # before anything loads
+
+
+def test_graphed_blocks_hand_on_a_copy_of_their_output_when_no_gradient_is_recorded(monkeypatch):
+    """Without autograd, CUDA graph trees reclaim a graphed block's output at the next compiled call,
+    which the next block reads: blocks compiled with reduce-overhead return a copy then (with autograd,
+    and in other modes, the output itself)."""
+    from foresight.models.compiled import compile_blocks
+
+    graph_memory = torch.zeros(3)  # a graph's static output buffer, rewritten by every replay
+
+    def capture(module, **kw):
+        def replay(x):
+            return graph_memory.copy_(x * 2)
+
+        module._compiled_call_impl = replay  # where nn.Module.compile puts the compiled call
+
+    monkeypatch.setattr(torch.nn.Module, "compile", capture)
+    blocks = [torch.nn.Identity(), torch.nn.Identity()]
+    compile_blocks(blocks, "reduce-overhead")
+    with torch.no_grad():
+        first = blocks[0](torch.ones(3))
+        second = blocks[1](first)
+    assert first.tolist() == [2.0, 2.0, 2.0] and second.tolist() == [4.0, 4.0, 4.0]  # first survived
+    assert blocks[0](torch.ones(3)) is graph_memory  # autograd on: the graph's own output
+    compile_blocks(blocks, None)
+    with torch.no_grad():
+        assert blocks[0](torch.ones(3)) is graph_memory  # no CUDA graphs, nothing to copy

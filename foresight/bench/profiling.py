@@ -10,12 +10,14 @@ from collections import defaultdict
 from torch.autograd import DeviceType
 
 # the kind of a kernel, by the first pattern its lower-cased name contains (checked in this order)
+# (Triton's fused kernels first: their names list the aten ops they fuse, "convolution" or "_scaled_mm")
 KINDS = (
-    ("attention", ("sdpa", "flash", "fmha", "attention")),
-    ("convolution", ("conv", "implicit_gemm", "xmma_fprop", "xmma_dgrad", "winograd", "fprop")),
-    ("matmul", ("nvjet", "gemm", "cutlass", "_mm", "xmma")),
-    ("copy", ("memcpy", "memset", "copy")),
     ("fused (triton)", ("triton_",)),
+    ("attention", ("sdpa", "flash", "fmha", "attention")),
+    ("convolution", ("conv_", "convolution", "implicit_gemm", "fprop", "dgrad", "wgrad", "winograd")),
+    ("layout", ("nchwtonhwc", "nhwctonchw")),
+    ("matmul", ("nvjet", "gemm", "cutlass", "xmma")),
+    ("copy", ("memcpy", "memset", "copy")),
 )
 
 

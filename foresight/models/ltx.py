@@ -26,6 +26,7 @@ from diffusers import AutoencoderKLLTXVideo, LTXVideoTransformer3DModel
 from torch import Tensor, nn
 
 from foresight.flow import Schedule
+from foresight.models.compiled import check_compile_mode, compile_blocks
 from foresight.models.hub import freeze, own_rng, resolve_pretrained, torch_dtype
 from foresight.models.quantize import check as check_quantize
 from foresight.models.quantize import check_dit, lora_targets, quantize_dit
@@ -204,15 +205,26 @@ class LTXVideo(nn.Module):
                 tile_sample_stride_height=vae_tiling - 64,
                 tile_sample_stride_width=vae_tiling - 64,
             )
+        self.vae_layout_for_device()
         if compile:
-            # one graph per (shape, grad mode, autocast, checkpointing): training with validation,
-            # or a benchmark over sizes, needs more than dynamo's default 8 variants
-            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
-            for block in self.transformer.transformer_blocks:
-                block.compile(dynamic=False, mode=compile_mode)
-            self.vae.decoder.compile(dynamic=False)  # conv3d stacks: fused norms and activations
+            compile_blocks(self.transformer.transformer_blocks, compile_mode)
+            compile_blocks([self.vae.decoder])  # conv3d stacks: fused norms and activations
         self.latent_channels = self.vae.config.latent_channels
         self.caption_dim = self.transformer.config.caption_channels
+
+    def vae_layout_for_device(self) -> None:
+        """On a GPU the VAE decoder's conv weights are channels-last: cuDNN's conv3d kernels work in
+        that layout, and in the default one every conv transposes its input and output (24 of the
+        compiled decode's 139 ms at 768x512x121, BENCHMARKS.md). Activations follow the weights'
+        layout; the values do not change. On a CPU, and for the encoder (not measured), the default."""
+        if self.vae.device.type == "cuda":
+            self.vae.decoder.to(memory_format=torch.channels_last_3d)
+
+    def _apply(self, fn, recurse=True):
+        # nn.Module's walk behind .to() and .cuda(), Lightning's device moves included
+        super()._apply(fn, recurse)
+        self.vae_layout_for_device()
+        return self
 
     def train(self, mode: bool = True) -> "LTXVideo":
         # Frozen parts never leave eval mode (LoRA has no dropout by default, so nothing differs).
@@ -324,17 +336,6 @@ def check_decoder(
         raise ValueError(
             f"the VAE of {pretrained} has a timestep-conditioned (denoising) decoder: set "
             f"model.decode_timestep and model.decode_noise_scale (LTX's configs: 0.05 and 0.025)"
-        )
-
-
-def check_compile_mode(mode: str | None, key: str = "model.compile_mode") -> None:
-    """One line naming torch.compile's modes, before anything loads (torch checks only at first call)."""
-    from torch._inductor import list_mode_options
-
-    if mode is not None and mode not in list_mode_options():
-        raise ValueError(
-            f"{key}={mode!r} is not a torch.compile mode; use null or one of: "
-            f"{', '.join(list_mode_options())}"
         )
 
 
