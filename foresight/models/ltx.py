@@ -148,6 +148,7 @@ class LTXVideo(nn.Module):
         replays each block's kernels as a CUDA graph, taking the host's launch time out of small
         steps (more memory: static buffers per graph); "max-autotune" also searches matmul kernels."""
         super().__init__()
+        self.compiled = compile
         check_quantize(text_encoder_quantize, "model.text_encoder_quantize")  # before anything loads
         check_dit(dit_quantize)
         check_compile_mode(compile_mode)
@@ -213,11 +214,12 @@ class LTXVideo(nn.Module):
         self.caption_dim = self.transformer.config.caption_channels
 
     def vae_layout_for_device(self) -> None:
-        """On a GPU the VAE decoder's conv weights are channels-last: cuDNN's conv3d kernels work in
-        that layout, and in the default one every conv transposes its input and output (24 of the
-        compiled decode's 139 ms at 768x512x121, BENCHMARKS.md). Activations follow the weights'
-        layout; the values do not change. On a CPU, and for the encoder (not measured), the default."""
-        if self.vae.device.type == "cuda":
+        """On a GPU the compiled VAE decoder's conv weights are channels-last: cuDNN's conv3d kernels
+        work in that layout, and in the default one every conv transposes its input and output (the
+        compiled decode at 768x512x121: 117 ms against 134, BENCHMARKS.md). Activations follow the
+        weights' layout; the values do not change. Eager, the decoder's own permutes and pads would
+        copy in that layout (375 ms against 236); on a CPU and for the encoder: not measured."""
+        if self.compiled and self.vae.device.type == "cuda":
             self.vae.decoder.to(memory_format=torch.channels_last_3d)
 
     def _apply(self, fn, recurse=True):
