@@ -9,11 +9,13 @@
 The checkpoint describes itself: its metadata holds the resolved config that built the model, so
 the same option, adapter, frozen models and window are rebuilt and only the trainable weights
 are read from the file. Each option uses its own sampler; the decoder runs at t=0.05 after
-blending 0.025 noise, as LTX does. A seed makes outputs reproducible.
+blending 0.025 noise, as LTX does. Predictions run in the precision the run trained and validated in
+(its trainer.precision: bf16 autocast for a GPU run). A seed makes outputs reproducible.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Sequence
@@ -124,6 +126,17 @@ class Predictor:
             "compile_mode": self.cfg.model.get("compile_mode"),
         }
 
+    def precision(self) -> contextlib.AbstractContextManager:
+        """The numeric context the run trained and validated in, Lightning's own for its
+        trainer.precision (bf16-mixed: autocast to bf16), so that scores mean what its val/ keys meant
+        and a GPU run's adapter and LoRA (fp32 weights) run in bf16 as they trained, not in fp32."""
+        from lightning.pytorch.plugins.precision import MixedPrecision
+
+        precision = str(self.cfg.trainer.get("precision", "32-true"))
+        if not precision.endswith("-mixed"):
+            return contextlib.nullcontext()
+        return MixedPrecision(precision, self.device.type).forward_context()
+
     def held_out(
         self,
         shards: str | None = None,
@@ -203,16 +216,17 @@ class Predictor:
     ) -> Rollout:
         """K = len(texts) chunks predicted in turn (see `rollout`); texts: one entry per chunk, each a
         text for every clip or one per clip."""
-        return rollout(
-            self.module,
-            context,
-            texts,
-            self.future_frames,
-            fps=fps,
-            seed=seed,
-            prompt_template=self.prompt_template,
-            latent_continuation=latent_continuation,
-        )
+        with self.precision():
+            return rollout(
+                self.module,
+                context,
+                texts,
+                self.future_frames,
+                fps=fps,
+                seed=seed,
+                prompt_template=self.prompt_template,
+                latent_continuation=latent_continuation,
+            )
 
 
 @torch.no_grad()

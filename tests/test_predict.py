@@ -31,6 +31,26 @@ def test_predictor_loads_once_and_is_reproducible(run_dir):
     assert set(timings) == {"encode_s", "sample_s", "decode_s", "total_s"} and timings["total_s"] > 0
 
 
+def test_predictions_run_in_the_precision_the_run_trained_in(run_dir):
+    """A run's trainer.precision is the context it validated in: 32-true predicts in fp32; a bf16-mixed
+    run (every GPU run) predicts under Lightning's bf16 autocast, its fp32 adapter and LoRA included."""
+    import torch
+
+    predictor = Predictor(run_dir)
+    seen = []
+    predictor.module.adapter.register_forward_hook(
+        lambda *_: seen.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu"))
+    )
+    context = render_clip(seed=5, width=64, height=64).frames[:4]
+    fp32, _ = predictor.predict(context, "a red circle moves right", seed=1)
+    assert predictor.cfg.trainer.precision == "32-true" and seen and not any(seen)
+    predictor.cfg.trainer.precision = "bf16-mixed"  # as a GPU run records it
+    seen.clear()
+    bf16, _ = predictor.predict(context, "a red circle moves right", seed=1)
+    assert seen and all(dtype == torch.bfloat16 for dtype in seen)
+    assert not np.array_equal(fp32, bf16)
+
+
 def test_predictor_reads_images_and_refuses_short_clips(run_dir, tmp_path):
     predictor = Predictor(run_dir)
     Image.fromarray(render_clip(seed=1).frames[0]).save(tmp_path / "frame.png")

@@ -95,3 +95,27 @@ def test_the_sampler_budget_is_recorded_beside_the_scores(twin_dir, batch):
         ("C", False): [8, 1, 8],
         ("C", True): [8, 2, 16],
     }
+
+
+def test_scores_are_computed_in_fp32_when_the_models_run_under_autocast(twin_dir, batch):
+    """A bf16-mixed run validates under autocast, where SSIM's blurs (conv2d) would run in bf16 and its
+    variance E[x^2] - E[x]^2 of 0..255 pixels cancels; the scores themselves run with autocast off."""
+    from foresight.eval.metrics import ssim
+
+    seen = []
+
+    def probe(pred, truth):  # a frame metric that records the context it is computed in
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return ssim(pred, truth)
+
+    module = build("A", twin_dir)
+    scorer = Scorer(frame_metrics={"probe": probe}, baselines=False, instruction_gap=False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        m = scorer(module, batch, seed=0)
+    assert seen and not any(seen)
+    assert m["probe"] == m["ssim"]  # the built-in SSIM too
+    clip = batch["target"][:, 1:]
+    brighter = (clip.int() + 3).clamp(max=255).to(torch.uint8)
+    exact = ssim(brighter, clip)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert (ssim(brighter, clip) - exact).abs().max() > 1e-3  # what the bf16 blurs would cost

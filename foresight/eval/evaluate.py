@@ -100,9 +100,14 @@ def evaluate(
     for index, batch in enumerate(torch.utils.data.DataLoader(windows, batch_size=None)):
         batch = {k: v.to(module.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         size = len(batch["caption"])
-        scores = scorer(
-            module, batch, seed=seed + index, per_frame=True, on_futures=collect if i3d is not None else None
-        )
+        with predictor.precision():  # as the run's validation scored
+            scores = scorer(
+                module,
+                batch,
+                seed=seed + index,
+                per_frame=True,
+                on_futures=collect if i3d is not None else None,
+            )
         for key, value in scores.items():
             sums[key] = sums.get(key, 0) + value.double().cpu() * size
         clips += size

@@ -127,16 +127,19 @@ class Scorer:
             mis_latents, mis = self.predict(module, other, seed)
             videos["_mismatched"] = mis[:, 1:]
             latents["_mismatched"] = masked_mse(pack(mis_latents), target, future)
-        if on_futures is not None:
-            on_futures(videos[""], videos["_copy_last"], truth)
         for suffix, value in latents.items():
             metrics[f"latent_mse{suffix}"] = value
-        for name, score in self.frame_metrics.items():
-            for suffix, video in videos.items():
-                frames = score(video, truth)  # (B, F-1)
-                metrics[f"{name}{suffix}"] = frames.mean()
-                if per_frame:
-                    metrics[f"{name}{suffix}_frames"] = frames.mean(0)
+        # Scores in fp32 whatever the models ran in: under bf16 autocast SSIM's blurs (conv2d) would
+        # run in bf16, whose 8-bit mantissa cancels E[x^2] - E[x]^2 of 0..255 pixels; LPIPS and I3D too
+        with torch.autocast(truth.device.type, enabled=False):
+            if on_futures is not None:
+                on_futures(videos[""], videos["_copy_last"], truth)
+            for name, score in self.frame_metrics.items():
+                for suffix, video in videos.items():
+                    frames = score(video, truth)  # (B, F-1)
+                    metrics[f"{name}{suffix}"] = frames.mean()
+                    if per_frame:
+                        metrics[f"{name}{suffix}_frames"] = frames.mean(0)
         if other is not None:
             for name in ("latent_mse", *self.frame_metrics):
                 metrics[f"{name}_instruction_gap"] = gap(name, metrics[name], metrics[f"{name}_mismatched"])
