@@ -170,10 +170,11 @@ def bench_size(
             depth=2,
             heads=max(1, adapter_width // 64),
         ).to(device)
-        if name == "A":
-            row["adapter_ms"], _ = timed(
-                lambda a=adapter: a(states, mask, feats.positions()[None]), device, iters
-            )
+        if name == "A":  # as predictions run it: no autograd, bf16 autocast on a GPU
+            with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
+                row["adapter_ms"], _ = timed(
+                    lambda a=adapter: a(states, mask, feats.positions()[None]), device, iters
+                )
 
         def predict(
             option=option, adapter=adapter
