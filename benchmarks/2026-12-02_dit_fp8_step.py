@@ -13,7 +13,13 @@ from foresight.models.ltx import LTXVideo, grid_positions, latent_grid, rope_coo
 
 device = torch.device("cuda")
 ltx = LTXVideo(
-    "", twin="random", architecture=architecture("ltx_2b"), dtype="bfloat16", device="cuda", compile=True
+    "",
+    twin="random",
+    text_encoder=False,  # no T5: captions are random states here
+    architecture=architecture("ltx_2b"),
+    dtype="bfloat16",
+    device="cuda",
+    compile=True,
 )
 grid = latent_grid(121, 512, 768)
 n = grid[0] * grid[1] * grid[2]

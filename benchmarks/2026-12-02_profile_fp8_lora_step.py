@@ -17,6 +17,7 @@ device = torch.device("cuda")
 ltx = LTXVideo(
     "",
     twin="random",
+    text_encoder=False,  # no T5: captions are random states here
     architecture=architecture("ltx_2b"),
     dtype="bfloat16",
     device="cuda",

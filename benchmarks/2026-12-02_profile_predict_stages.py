@@ -114,6 +114,7 @@ def dit_and_decode(stages: list[str], iters: int) -> None:
     ltx = LTXVideo(
         "",
         twin="random",
+        text_encoder=False,  # no T5: captions are random states here
         architecture=architecture("tiny" if TINY else "ltx_2b"),
         dtype=DTYPE,
         device=str(DEVICE),

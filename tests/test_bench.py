@@ -187,3 +187,45 @@ def test_bench_times_an_fp8_dit_and_reports_its_error(tmp_path):
     assert row["dit_step_ms"] > 0 and row["predict_C_ms"] > 0
     assert not any(key.startswith("rollout3_") for key in row)  # --no-rollouts
     assert json.loads((tmp_path / "b.json").read_text())["meta"]["dit_quantize"] == "fp8"
+
+
+def test_train_evaluate_and_preprocess_run_on_random_frozen_models(tmp_path):
+    """End-to-end throughput at real scale needs no weights: model.twin=random and vlm.twin=random build
+    the frozen models (T5 with the DiT's caption width included) with random weights in memory, and
+    train.py, evaluate.py and preprocess.py run their own code on them; sample_world renders clips of
+    any size to feed them. Here on the tiny architectures, on a CPU."""
+    import tarfile
+
+    from foresight.config import compose
+    from foresight.data import sample_world
+    from foresight.data.feature_cache import preprocess
+    from foresight.data.video import probe
+    from foresight.eval.evaluate import evaluate
+    from foresight.training.train import train
+
+    data = tmp_path / "clips"
+    sample_world.main(
+        ["--out", str(data), "--train", "4", "--val", "4"] + "--width 80 --height 64 --frames 30".split()
+    )
+    with tarfile.open(data / "val-000000.tar") as tar:
+        mp4 = next(m for m in tar.getmembers() if m.name.endswith(".mp4"))
+        info = probe(tar.extractfile(mp4).read())
+    assert (info.width, info.height, info.frames_at(None)) == (80, 64, 30)
+    random = [
+        "model.twin=random",
+        "vlm.twin=random",
+        "+vlm.size=tiny",
+        f"data.train_shards={data}/train-000000.tar",
+        f"data.val_shards={data}/val-000000.tar",
+    ]
+    run = tmp_path / "run"
+    cfg = compose(
+        [*random, "+experiment=optionB", "logger=none", f"paths.output_dir={run}", "trainer.max_steps=1"]
+    )
+    cfg.trainer.limit_val_batches = 0
+    train(cfg)
+    result = evaluate(run, shards=f"{data}/val-000000.tar", batch_size=4)
+    assert result["clips"] == 4 and result["clips_per_second"] > 0 and result["metrics"]["psnr"] > 0
+    counts = preprocess(compose([*random, f"preprocess.out_dir={tmp_path / 'features'}"], "preprocess"))
+    assert counts["written"] == 8 and counts["clips_per_second"] > 0
+    assert len(list((tmp_path / "features").glob("*.tar"))) == 2

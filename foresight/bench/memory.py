@@ -35,7 +35,6 @@ from foresight.config import compose
 from foresight.features import frames_to_video
 from foresight.models.ltx import LTXVideo
 from foresight.models.quantize import quantize_encoders
-from foresight.models.text import FrozenTextEncoder
 from foresight.models.vlm import FrozenVLM
 
 CAPTION = "a red ball rolls to the left across a wooden table"
@@ -82,7 +81,6 @@ def build(args, device: torch.device, dtype_name: str):
             vae_tiling=args.vae_tiling,
             attention_backend=args.attention,
         )
-        ltx.text_encoder = FrozenTextEncoder("", twin="random", dtype=dtype_name, device=str(device))
         vlm = FrozenVLM(
             "",
             twin="random",

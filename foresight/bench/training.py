@@ -121,6 +121,7 @@ def bare_steps(args, grids: set[tuple[int, int, int]], caption: tuple[int, int],
     ltx = LTXVideo(
         "",
         twin="random",
+        text_encoder=False,  # no T5: captions are random states here
         architecture=architecture(args.model),
         dtype=str(dtype).split(".")[-1],
         device=str(device),

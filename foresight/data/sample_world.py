@@ -5,6 +5,8 @@ h264 mp4 in webdataset shards (`__key__`, `mp4`, `txt`, `json`), at a size that 
 training bucket (so resizing and cropping run), with a held-out split rendered from other seeds.
 
     python -m foresight.data.sample_world --out data/sample --train 64 --val 16 --seed 0
+    python -m foresight.data.sample_world --out /tmp/hd --train 8 --val 16 --width 768 --height 512 \
+        --frames 129      # clips at the real scale's size, for end-to-end throughput on a GPU
 
 The shards are reproducible: the same x264 build writes the same bytes on any machine (see
 foresight.data.video.encode_mp4), so regenerating data/sample leaves the tracked files unchanged.
@@ -94,8 +96,9 @@ def render_clip(seed: int, num_frames: int = 40, width: int = 96, height: int = 
     return Clip(frames, " and ".join(phrases), float(fps), seed)
 
 
-def write_split(out: Path, split: str, seeds: list[int]) -> list[Path]:
-    """Write clips for `seeds` as `<split>-000000.tar`, ... with PER_SHARD clips each."""
+def write_split(out: Path, split: str, seeds: list[int], **size: int) -> list[Path]:
+    """Write clips for `seeds` as `<split>-000000.tar`, ... with PER_SHARD clips each; size: render_clip's
+    num_frames, width and height (its defaults: the bundled sample)."""
     import webdataset as wds
 
     out.mkdir(parents=True, exist_ok=True)
@@ -104,7 +107,7 @@ def write_split(out: Path, split: str, seeds: list[int]) -> list[Path]:
         path = out / f"{split}-{shard:06d}.tar"
         with wds.TarWriter(str(path), mtime=0) as sink:  # no wall-clock time in the headers
             for seed in seeds[first : first + PER_SHARD]:
-                clip = render_clip(seed)
+                clip = render_clip(seed, **size)
                 sink.write(
                     {
                         "__key__": f"{split}_{seed:06d}",
@@ -125,10 +128,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train", type=int, default=64)
     parser.add_argument("--val", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--frames", type=int, default=40, help="frames a clip (the sample's 40)")
+    parser.add_argument("--width", type=int, default=96, help="clip width (the sample's 96)")
+    parser.add_argument("--height", type=int, default=72, help="clip height (the sample's 72)")
     args = parser.parse_args(argv)
+    size = {"num_frames": args.frames, "width": args.width, "height": args.height}
     # held-out clips come from a disjoint seed range
-    train = write_split(args.out, "train", [args.seed + i for i in range(args.train)])
-    val = write_split(args.out, "val", [args.seed + 1_000_000 + i for i in range(args.val)])
+    train = write_split(args.out, "train", [args.seed + i for i in range(args.train)], **size)
+    val = write_split(args.out, "val", [args.seed + 1_000_000 + i for i in range(args.val)], **size)
     size = sum(p.stat().st_size for p in train + val)
     print(
         f"wrote {args.train} train + {args.val} val clips in {len(train) + len(val)} shards "

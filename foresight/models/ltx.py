@@ -122,8 +122,9 @@ class LTXVideo(nn.Module):
         compile_mode: str | None = None,
     ) -> None:
         """twin="tiny": build a twin of `architecture` into `pretrained` if absent, then load it.
-        twin="random": random weights of `architecture` in memory on `device`, no text encoder
-        (speed benchmarks: speed does not depend on weight values, and nothing is downloaded).
+        twin="random": random weights of `architecture` in memory on `device`, T5 included unless
+        text_encoder=False (speed and memory measurements, train.py, preprocess.py and evaluate.py
+        included: speed does not depend on weight values, and nothing is downloaded or written).
         transformer_file: the DiT from one original-layout .safetensors (a local path, or
         `org/name/file.safetensors` on the hub) read with diffusers' from_single_file, for releases
         published only that way; the VAE, T5 and the DiT's config still come from `pretrained`.
@@ -167,7 +168,19 @@ class LTXVideo(nn.Module):
             with torch.device(device or "cpu"):
                 vae = AutoencoderKLLTXVideo(**architecture["vae"]).to(dt)
                 transformer = LTXVideoTransformer3DModel(**architecture["transformer"]).to(dt)
-            self.text_encoder = None
+            self.text_encoder = (
+                FrozenTextEncoder(
+                    "",
+                    twin="random",
+                    dtype=dtype,
+                    max_tokens=text_max_tokens,
+                    quantize=text_encoder_quantize,
+                    device=device,
+                    width=transformer.config.caption_channels,
+                )
+                if text_encoder
+                else None
+            )
         else:
             if twin is not None and not twin_matches(pretrained, architecture or {}):
                 build_twin(pretrained, architecture or {})

@@ -41,16 +41,21 @@ class FrozenTextEncoder(nn.Module):
         tokenizer_subfolder: str = "tokenizer",
         quantize: str | None = None,
         device: str | None = None,
+        width: int = T5_XXL["d_model"],
     ) -> None:
         """twin="tiny": build a tiny twin into `pretrained` if absent, then load it. twin="random":
-        T5-XXL's encoder with random weights on `device` and the offline tokenizer (memory and speed
-        benchmarks). quantize: "int8" stores the linear weights as int8 (foresight.models.quantize)."""
+        random weights on `device` with the offline tokenizer (memory and speed benchmarks): T5-XXL's
+        encoder, or the tiny twin's for width=64 (a DiT reading 64-wide captions).
+        quantize: "int8" stores the linear weights as int8 (foresight.models.quantize)."""
         super().__init__()
         check_quantize(quantize, "model.text_encoder_quantize")
         if twin == "random":
+            config = {c["d_model"]: c for c in (T5_XXL, T5_TINY)}.get(width)
+            if config is None:
+                raise ValueError(f"a random T5 is T5-XXL (width 4096) or the tiny twin's (64), not {width}")
             self.tokenizer = word_tokenizer([], pad="<pad>", eos="</s>", unk="<unk>", append_eos=True)
             with torch.device(device or "cpu"):
-                model = T5EncoderModel(T5Config(**T5_XXL)).to(torch_dtype(dtype))
+                model = T5EncoderModel(T5Config(**config)).to(torch_dtype(dtype))
         else:
             if twin is not None and not Path(pretrained).exists():
                 build_tiny_text_encoder(pretrained)
