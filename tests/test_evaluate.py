@@ -32,6 +32,7 @@ def test_scores_match_the_windows_and_the_baseline_is_computed_honestly(run_dir)
         result["clips"] == 4 and result["option"] == "B" and result["step"] == 2 and result["skipped"] == {}
     )
     assert result["clips_per_second"] == pytest.approx(4 / result["seconds"], rel=0.05)  # throughput
+    assert result["steady_clips_per_second"] > 0  # after the first of its two batches
     assert set(result["metrics"]) >= {
         "latent_mse",
         "latent_mse_copy_last",

@@ -25,7 +25,8 @@ def test_cached_loss_equals_live_loss_and_preprocess_resumes(tmp_path, twin_dir,
     assert (first["written"], first["skipped_shards"]) == (80, 0)
     assert first["clips_per_second"] == pytest.approx(80 / first["seconds"], rel=0.01)  # per rank
     assert (again["written"], again["skipped_shards"]) == (0, 5)  # finished shards are not redone
-    assert again["clips_per_second"] == 0
+    assert first["steady_clips_per_second"] > 0  # after its first batch of 8
+    assert again["clips_per_second"] == 0 and again["steady_clips_per_second"] is None
 
     cached = FeatureDataModule(
         str(out / "train-{000000..000003}.tar"), str(out / "val-000000.tar"), val_batch_size=8

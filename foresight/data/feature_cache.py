@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from torch.utils.data import DataLoader
 from foresight.data.loader import ClipWindows, expand_shards
 from foresight.data.stream import BadSample, ResumableBatches, ResumableData, shard_samples
 from foresight.features import Features, encode_batch
+from foresight.throughput import Throughput
 
 
 def _npy(array: np.ndarray) -> bytes:
@@ -38,8 +38,11 @@ def _load_npy(data: bytes) -> np.ndarray:
 
 
 @torch.no_grad()
-def write_feature_shard(windows: ClipWindows, out_path: Path, vlm, ltx, frames: bool) -> int:
-    """Encode every window of `windows` (one input shard) into out_path, atomically; returns the count."""
+def write_feature_shard(
+    windows: ClipWindows, out_path: Path, vlm, ltx, frames: bool, throughput: Throughput | None = None
+) -> int:
+    """Encode every window of `windows` (one input shard) into out_path, atomically; returns the count.
+    throughput: told of each batch written."""
     tmp = out_path.with_name(f".{out_path.name}.tmp{os.getpid()}")
     count = 0
     loader = DataLoader(windows, batch_size=None)  # windows batch themselves, one bucket a batch
@@ -63,6 +66,8 @@ def write_feature_shard(windows: ClipWindows, out_path: Path, vlm, ltx, frames: 
                     sample["target.npy"] = _npy(batch["target"][i].numpy())
                 sink.write(sample)
                 count += 1
+            if throughput is not None:
+                throughput.add(len(batch["key"]))
     os.replace(tmp, out_path)
     return count
 
@@ -169,7 +174,8 @@ class FeatureDataModule(ResumableData):
 def preprocess(cfg) -> dict[str, float]:
     """Write feature shards for the train and val shards of cfg.data; finished shards are skipped.
     Returns the clips written, the shards skipped, and the seconds and clips per second of this rank's
-    writing (models loaded before the clock starts: the throughput of caching, per GPU).
+    writing, over all of it and after its first batch (foresight.throughput; models loaded before the
+    clock starts: the throughput of caching, per GPU).
 
     Work is split across ranks by shard (RANK / WORLD_SIZE as torchrun sets them).
     """
@@ -181,7 +187,7 @@ def preprocess(cfg) -> dict[str, float]:
     out.mkdir(parents=True, exist_ok=True)
     vlm, ltx = instantiate(cfg.vlm), instantiate(cfg.model)
     written = {"written": 0, "skipped_shards": 0}
-    started = time.perf_counter()
+    throughput = Throughput()
     for split, urls, template in (
         ("train", data.train_urls, data.train_set),
         ("val", data.val_urls, data.val_set),
@@ -208,7 +214,11 @@ def preprocess(cfg) -> dict[str, float]:
                 max_upscale=template.max_upscale,
             )
             written["written"] += write_feature_shard(
-                windows, target, vlm, ltx, frames=split == "val" or cfg.preprocess.frames
+                windows,
+                target,
+                vlm,
+                ltx,
+                frames=split == "val" or cfg.preprocess.frames,
+                throughput=throughput,
             )
-    seconds = time.perf_counter() - started
-    return written | {"seconds": round(seconds, 2), "clips_per_second": written["written"] / seconds}
+    return written | throughput.report()

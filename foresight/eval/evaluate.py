@@ -12,7 +12,6 @@ need network weights from local files; without them each is skipped with one lin
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import torch
@@ -21,6 +20,7 @@ from omegaconf import OmegaConf
 from foresight import checks
 from foresight.eval.scoring import DIAGNOSTIC, RANKING, SAMPLER, Scorer, better
 from foresight.predict import Predictor, run_settings
+from foresight.throughput import Throughput
 
 
 def lpips_metric(vgg: str | None, lin: str | None, device) -> tuple[dict, dict]:
@@ -96,7 +96,7 @@ def evaluate(
     scorer = Scorer(frame_metrics=extra)
     windows = predictor.held_out(shards, limit, batch_size)
     sums: dict[str, torch.Tensor] = {}
-    clips, started = 0, time.perf_counter()
+    clips, throughput = 0, Throughput()
     for index, batch in enumerate(torch.utils.data.DataLoader(windows, batch_size=None)):
         batch = {k: v.to(module.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         size = len(batch["caption"])
@@ -111,6 +111,7 @@ def evaluate(
         for key, value in scores.items():
             sums[key] = sums.get(key, 0) + value.double().cpu() * size
         clips += size
+        throughput.add(size)
     if clips == 0:
         raise ValueError(
             f"no usable clip in {shards or predictor.cfg.data.val_shards} "
@@ -119,15 +120,13 @@ def evaluate(
     means = {k: v / clips for k, v in sums.items()}
     fvd, skipped = fvd_scores(features) if i3d is not None else ({}, {})
     not_computed |= skipped
-    elapsed = time.perf_counter() - started
     return {
         **predictor.identity(),
         "shards": shards or predictor.cfg.data.val_shards,
         "clips": clips,
         "skipped": dict(windows.skips),
         "seed": seed,
-        "seconds": round(elapsed, 2),
-        "clips_per_second": clips / elapsed,  # throughput at this batch_size, scoring included
+        **throughput.report(),  # clips a second at this batch_size, scoring included
         "metrics": {**{k: float(v) for k, v in means.items() if v.ndim == 0}, **fvd},
         "per_frame": {k.removesuffix("_frames"): v.tolist() for k, v in means.items() if v.ndim == 1},
         "not_computed": not_computed,

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -30,6 +29,7 @@ from foresight.eval.metrics import psnr, ssim
 from foresight.eval.scoring import better
 from foresight.features import frames_to_video
 from foresight.predict import Predictor, mean_chunk_timings
+from foresight.throughput import Throughput
 
 FRAME_METRICS = {"psnr": psnr, "ssim": ssim}
 METRICS = ("latent_mse", *FRAME_METRICS)
@@ -91,13 +91,14 @@ def evaluate_rollout(
     windows = predictor.held_out(shards, limit, batch_size, future_frames=chunks * (f - 1) + 1)
     sums: dict[str, torch.Tensor] = {}
     timings: list[list[dict[str, float]]] = []
-    clips, started = 0, time.perf_counter()
+    clips, throughput = 0, Throughput()
     for index, batch in enumerate(torch.utils.data.DataLoader(windows, batch_size=None)):
         scores, chunk_times = score_batch(predictor, batch, chunks, seed + index, latent_continuation)
         for key, value in scores.items():
             sums[key] = sums.get(key, 0) + value.double().sum(0)
         timings.append(chunk_times)
         clips += len(batch["caption"])
+        throughput.add(len(batch["caption"]))
     spec = shards or predictor.cfg.data.val_shards
     if clips == 0:
         raise ValueError(
@@ -116,7 +117,6 @@ def evaluate_rollout(
         metrics[f"{name}_rollout{suffix}"] = sum(per_chunk) / chunks
         if chunks > 1:
             metrics[f"{name}_drift{suffix}"] = slope(per_chunk)
-    elapsed = time.perf_counter() - started
     return {
         **predictor.identity(),
         "rollout": chunks,
@@ -125,8 +125,7 @@ def evaluate_rollout(
         "clips": clips,
         "skipped": dict(windows.skips),
         "seed": seed,
-        "seconds": round(elapsed, 2),
-        "clips_per_second": clips / elapsed,  # throughput at this batch_size, scoring included
+        **throughput.report(),  # clips a second at this batch_size, scoring included
         "metrics": metrics,
         # per horizon frame 1..K(F-1): chunk k's new frames at k(F-1)+1 .. (k+1)(F-1)
         "per_frame": {key: value.flatten().tolist() for key, value in means.items() if value.ndim == 2},
