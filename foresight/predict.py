@@ -34,6 +34,7 @@ from foresight.features import encode_batch, next_context, video_to_frames
 from foresight.models.compiled import check_compile_mode
 from foresight.models.quantize import check as check_quantize
 from foresight.models.quantize import check_dit, quantize_encoders
+from foresight.throughput import Throughput
 from foresight.training.weights import find_weights, load_trainable, read_meta
 from foresight.trusted import build
 
@@ -436,12 +437,14 @@ def predict_inputs(
     `prompt` if given (one text, or a list with one per chunk), else its caption (`<name>.txt` beside a
     file, the shard's `.txt`). rollout: chunks predicted in turn, each from the last frames of the one
     before (Predictor.rollout); the videos join them. Batch i uses seed + i. Returns what was written
-    and skipped, the seconds spent predicting, and the mean seconds per chunk."""
+    and skipped, the seconds spent predicting, the mean seconds per chunk, and clips a second end to end
+    (reading and writing included; foresight.throughput: also after the first batch)."""
     chunks, prompts = chunk_prompts(prompt, rollout)
     out.mkdir(parents=True, exist_ok=True)
     path = Path(source)
     names = OutputNames()
     written, skipped, timings, windows = [], {}, [], None
+    throughput = Throughput()
     if path.is_file() and path.suffix != ".tar":
         text = caption_beside(path) if prompts is None else None
         if prompts is None and text is None:
@@ -479,6 +482,7 @@ def predict_inputs(
         for clip, future in zip(batch, run.joined(), strict=True):
             write_prediction(out, names(clip["key"]), clip["context"], future, clip["fps"], run.borders())
             written.append(clip["key"])
+        throughput.add(len(batch))
     if windows is not None:
         skipped |= dict(windows.skips)  # by reason
     return {
@@ -488,6 +492,7 @@ def predict_inputs(
         "chunks": chunks,
         "seconds": sum(c["total_s"] for t in timings for c in t),
         "per_chunk": mean_chunk_timings(timings),
+        **{k: v for k, v in throughput.report().items() if k != "seconds"},
     }
 
 
@@ -521,9 +526,11 @@ def main(cfg) -> dict:
         if report["chunks"] > 1
         else ""
     )
+    steady = report["steady_clips_per_second"]
     print(
         f"wrote {len(report['written'])} prediction(s) and side-by-side videos to {out} in "
-        f"{report['seconds']:.2f} s{chunks}"
+        f"{report['seconds']:.2f} s{chunks} ({report['clips_per_second']:.2f} clips/s end to end"
+        + (f", {steady:.2f} after the first batch)" if steady else ")")
         + (f"; skipped {report['skipped']}" if report["skipped"] else "")
         + (
             f"; {len(renamed)} named after their keys made safe, such as {next(iter(renamed.items()))}"
