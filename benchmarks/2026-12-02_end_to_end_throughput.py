@@ -4,12 +4,14 @@ Renders clips at the size with sample_world, trains option B for a few steps thr
 the VLM and T5 encode every clip; it writes the checkpoint the rest read), then runs evaluate.py (each
 `--compile` setting), predict.py and preprocess.py on the held-out clips, each a fresh process as a
 user runs it, `--repeats` times. Each reports clips a second over its whole run and after its first
-batch (foresight.throughput); they are collected into $OUT/end_to_end.json, rewritten after each run.
+batch (foresight.throughput); they are collected into $OUT/end_to_end.json, rewritten after each run;
+what they read and write stays under $WORK (default $OUT), so later stages can run in later calls.
 Models: `model.twin=random`, `vlm.twin=random` (full-size 2B DiT + T5-XXL, Qwen2.5-VL-7B; nothing is
 downloaded or written), tensor preprocessing for the VLM; B trains as its experiment does (LoRA r=16).
 
-    OUT=. python benchmarks/2026-12-02_end_to_end_throughput.py --stages render train evaluate
-    OUT=. python benchmarks/2026-12-02_end_to_end_throughput.py --stages predict preprocess
+    WORK=/tmp/e2e OUT=. python benchmarks/2026-12-02_end_to_end_throughput.py --stages render train
+    WORK=/tmp/e2e OUT=. python benchmarks/2026-12-02_end_to_end_throughput.py --stages evaluate
+    WORK=/tmp/e2e OUT=. python benchmarks/2026-12-02_end_to_end_throughput.py --stages predict preprocess
     OUT=/tmp/e2e python benchmarks/2026-12-02_end_to_end_throughput.py --tiny     # the script's check, CPU
 """
 
@@ -22,9 +24,12 @@ import sys
 import time
 from pathlib import Path
 
-OUT = Path(os.environ.get("OUT", "."))
-CLIPS = OUT / "clips"
-RUN = OUT / "run"
+OUT = Path(os.environ.get("OUT", "."))  # the report
+WORK = Path(
+    os.environ.get("WORK", OUT)
+)  # clips, the run, predictions, features (hundreds of MB at full size)
+CLIPS = WORK / "clips"
+RUN = WORK / "run"
 REPORT = OUT / "end_to_end.json"
 
 
@@ -78,6 +83,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="processes per timed setting")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
+    WORK.mkdir(parents=True, exist_ok=True)
     rows = json.loads(REPORT.read_text())["rows"] if REPORT.exists() else []
     common = models(args.tiny)
     if "render" in args.stages:  # C + F frames at the window's size, so nothing is resized up or skipped
@@ -109,7 +115,7 @@ def main() -> None:
     for _ in range(args.repeats):
         if "evaluate" in args.stages:
             for compile in args.compile:
-                out = OUT / f"evaluate_compile_{compile}"
+                out = WORK / f"evaluate_compile_{compile}"
                 run(
                     "evaluate.py",
                     f"ckpt={RUN}",
@@ -135,7 +141,7 @@ def main() -> None:
                 f"ckpt={RUN}",
                 f"input={CLIPS}/val-000000.tar",
                 f"batch_size={args.batch}",
-                f"out_dir={OUT / 'predictions'}",
+                f"out_dir={WORK / 'predictions'}",
                 "overwrite=true",
             )
             rate = re.search(r"\(([\d.]+) clips/s end to end(?:, ([\d.]+) after the first batch)?\)", text)
@@ -149,7 +155,7 @@ def main() -> None:
                 },
             )
         if "preprocess" in args.stages:
-            features = OUT / "features"
+            features = WORK / "features"
             for old in features.glob("*.tar"):
                 old.unlink()  # finished shards are skipped: time the writing afresh
             text = run(
