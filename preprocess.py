@@ -16,17 +16,16 @@ def main(cfg: DictConfig) -> None:
     from foresight import checks
     from foresight.console import one_line_errors, quiet
     from foresight.data.feature_cache import preprocess
+    from foresight.throughput import rate_text
 
     quiet()
     with one_line_errors("preprocess.py"):
         checks.check(cfg, checks.PREPROCESS)
         counts = preprocess(cfg)
-        steady = counts["steady_clips_per_second"]
         print(
             f"feature shards in {cfg.preprocess.out_dir}: {counts['written']} clips written, "
             f"{counts['skipped_shards']} shards already done "
-            f"({counts['clips_per_second']:.2f} clips/s in {counts['seconds']:.0f} s"
-            + (f"; {steady:.2f} clips/s after the first batch)" if steady else ")")
+            f"(in {counts['seconds']:.0f} s: {rate_text(counts)})"
         )
 
 

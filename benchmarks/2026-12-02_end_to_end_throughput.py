@@ -62,6 +62,15 @@ def run(script: str, *overrides: str) -> str:
     return out.stdout
 
 
+def printed_rates(text: str) -> dict[str, float | None]:
+    """The clips a second an entry point printed (foresight.throughput.rate_text's form)."""
+    rate = re.search(r"([\d.]+) clips/s(?:, ([\d.]+) after the first batch)?", text)
+    return {
+        "clips_per_second": float(rate[1]),
+        "steady_clips_per_second": float(rate[2]) if rate[2] else None,
+    }
+
+
 def record(rows: list[dict], row: dict) -> None:
     rows.append(row)
     print(json.dumps(row), flush=True)
@@ -144,16 +153,7 @@ def main() -> None:
                 f"out_dir={WORK / 'predictions'}",
                 "overwrite=true",
             )
-            rate = re.search(r"\(([\d.]+) clips/s end to end(?:, ([\d.]+) after the first batch)?\)", text)
-            record(
-                rows,
-                {
-                    "stage": "predict.py",
-                    "batch": args.batch,
-                    "clips_per_second": float(rate[1]),
-                    "steady_clips_per_second": float(rate[2]) if rate[2] else None,
-                },
-            )
+            record(rows, {"stage": "predict.py", "batch": args.batch, **printed_rates(text)})
         if "preprocess" in args.stages:
             features = WORK / "features"
             for old in features.glob("*.tar"):
@@ -164,18 +164,7 @@ def main() -> None:
                 f"preprocess.out_dir={features}",
                 f"preprocess.batch_size={args.batch}",
             )
-            rate = re.search(
-                r"\(([\d.]+) clips/s in \d+ s(?:; ([\d.]+) clips/s after the first batch)?\)", text
-            )
-            record(
-                rows,
-                {
-                    "stage": "preprocess.py",
-                    "batch": args.batch,
-                    "clips_per_second": float(rate[1]),
-                    "steady_clips_per_second": float(rate[2]) if rate[2] else None,
-                },
-            )
+            record(rows, {"stage": "preprocess.py", "batch": args.batch, **printed_rates(text)})
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from foresight.features import encode_batch, next_context, video_to_frames
 from foresight.models.compiled import check_compile_mode
 from foresight.models.quantize import check as check_quantize
 from foresight.models.quantize import check_dit, quantize_encoders
-from foresight.throughput import Throughput
+from foresight.throughput import Throughput, rate_text
 from foresight.training.weights import find_weights, load_trainable, read_meta
 from foresight.trusted import build
 
@@ -526,11 +526,9 @@ def main(cfg) -> dict:
         if report["chunks"] > 1
         else ""
     )
-    steady = report["steady_clips_per_second"]
     print(
         f"wrote {len(report['written'])} prediction(s) and side-by-side videos to {out} in "
-        f"{report['seconds']:.2f} s{chunks} ({report['clips_per_second']:.2f} clips/s end to end"
-        + (f", {steady:.2f} after the first batch)" if steady else ")")
+        f"{report['seconds']:.2f} s of predicting{chunks}; end to end {rate_text(report)}"
         + (f"; skipped {report['skipped']}" if report["skipped"] else "")
         + (
             f"; {len(renamed)} named after their keys made safe, such as {next(iter(renamed.items()))}"

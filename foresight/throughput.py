@@ -36,3 +36,11 @@ class Throughput:
             "clips_per_second": self.clips / seconds if seconds > 0 else 0.0,
             "steady_clips_per_second": steady,
         }
+
+
+def rate_text(report: dict) -> str:
+    """A report's rates as the entry points print them: "3.20 clips/s, 4.10 after the first batch"."""
+    steady = report["steady_clips_per_second"]
+    return f"{report['clips_per_second']:.2f} clips/s" + (
+        f", {steady:.2f} after the first batch" if steady else ""
+    )

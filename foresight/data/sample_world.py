@@ -96,8 +96,8 @@ def render_clip(seed: int, num_frames: int = 40, width: int = 96, height: int = 
     return Clip(frames, " and ".join(phrases), float(fps), seed)
 
 
-def write_split(out: Path, split: str, seeds: list[int], **size: int) -> list[Path]:
-    """Write clips for `seeds` as `<split>-000000.tar`, ... with PER_SHARD clips each; size: render_clip's
+def write_split(out: Path, split: str, seeds: list[int], **shape: int) -> list[Path]:
+    """Write clips for `seeds` as `<split>-000000.tar`, ... with PER_SHARD clips each; shape: render_clip's
     num_frames, width and height (its defaults: the bundled sample)."""
     import webdataset as wds
 
@@ -107,7 +107,7 @@ def write_split(out: Path, split: str, seeds: list[int], **size: int) -> list[Pa
         path = out / f"{split}-{shard:06d}.tar"
         with wds.TarWriter(str(path), mtime=0) as sink:  # no wall-clock time in the headers
             for seed in seeds[first : first + PER_SHARD]:
-                clip = render_clip(seed, **size)
+                clip = render_clip(seed, **shape)
                 sink.write(
                     {
                         "__key__": f"{split}_{seed:06d}",
@@ -132,10 +132,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--width", type=int, default=96, help="clip width (the sample's 96)")
     parser.add_argument("--height", type=int, default=72, help="clip height (the sample's 72)")
     args = parser.parse_args(argv)
-    size = {"num_frames": args.frames, "width": args.width, "height": args.height}
+    shape = {"num_frames": args.frames, "width": args.width, "height": args.height}
     # held-out clips come from a disjoint seed range
-    train = write_split(args.out, "train", [args.seed + i for i in range(args.train)], **size)
-    val = write_split(args.out, "val", [args.seed + 1_000_000 + i for i in range(args.val)], **size)
+    train = write_split(args.out, "train", [args.seed + i for i in range(args.train)], **shape)
+    val = write_split(args.out, "val", [args.seed + 1_000_000 + i for i in range(args.val)], **shape)
     size = sum(p.stat().st_size for p in train + val)
     print(
         f"wrote {args.train} train + {args.val} val clips in {len(train) + len(val)} shards "

@@ -96,7 +96,7 @@ def evaluate(
     scorer = Scorer(frame_metrics=extra)
     windows = predictor.held_out(shards, limit, batch_size)
     sums: dict[str, torch.Tensor] = {}
-    clips, throughput = 0, Throughput()
+    throughput = Throughput()  # counts the clips
     for index, batch in enumerate(torch.utils.data.DataLoader(windows, batch_size=None)):
         batch = {k: v.to(module.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         size = len(batch["caption"])
@@ -110,8 +110,8 @@ def evaluate(
             )
         for key, value in scores.items():
             sums[key] = sums.get(key, 0) + value.double().cpu() * size
-        clips += size
         throughput.add(size)
+    clips = throughput.clips
     if clips == 0:
         raise ValueError(
             f"no usable clip in {shards or predictor.cfg.data.val_shards} "

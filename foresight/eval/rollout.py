@@ -91,14 +91,14 @@ def evaluate_rollout(
     windows = predictor.held_out(shards, limit, batch_size, future_frames=chunks * (f - 1) + 1)
     sums: dict[str, torch.Tensor] = {}
     timings: list[list[dict[str, float]]] = []
-    clips, throughput = 0, Throughput()
+    throughput = Throughput()  # counts the clips
     for index, batch in enumerate(torch.utils.data.DataLoader(windows, batch_size=None)):
         scores, chunk_times = score_batch(predictor, batch, chunks, seed + index, latent_continuation)
         for key, value in scores.items():
             sums[key] = sums.get(key, 0) + value.double().sum(0)
         timings.append(chunk_times)
-        clips += len(batch["caption"])
         throughput.add(len(batch["caption"]))
+    clips = throughput.clips
     spec = shards or predictor.cfg.data.val_shards
     if clips == 0:
         raise ValueError(
