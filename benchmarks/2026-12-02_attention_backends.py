@@ -12,6 +12,7 @@ backward), and the output's relative error against the math backend in fp32. Row
 """
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -56,6 +57,7 @@ def main() -> None:
     backends = [("math", SDPBackend.MATH, None)]
     if cuda:
         backends += [
+            ("default (what SDPA picks)", None, None),
             ("cudnn", SDPBackend.CUDNN_ATTENTION, None),
             ("flash (FA2, built in)", SDPBackend.FLASH_ATTENTION, None),
             ("memory-efficient", SDPBackend.EFFICIENT_ATTENTION, None),
@@ -70,7 +72,7 @@ def main() -> None:
                 if not hasattr(attention, "activate_flash_attention_impl"):
                     raise RuntimeError(f"torch {torch.__version__} cannot route SDPA to {impl}")
                 attention.activate_flash_attention_impl(impl)  # ImportError: not installed
-            with sdpa_kernel(backend):
+            with sdpa_kernel(backend) if backend is not None else contextlib.nullcontext():
 
                 def forward():
                     return F.scaled_dot_product_attention(q, k, v)

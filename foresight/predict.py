@@ -20,6 +20,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from foresight import checks
+from foresight.background import BackgroundWriter, read_ahead
 from foresight.data.loader import VIDEO_EXTS, ClipWindows, expand_shards
 from foresight.data.video import VideoError, decode_window, encode_mp4, probe, side_by_side, to_bucket
 from foresight.features import encode_batch, next_context, video_to_frames
@@ -430,15 +432,17 @@ def predict_inputs(
     seed: int = 0,
     rollout: int | None = None,
     latent_continuation: bool = False,
+    writers: int = 1,
 ) -> dict:
     """Predict for a video or image, every video and image in a directory, or every clip of shards
-    (`*.tar`, brace patterns), in batches; each clip gives `<name>.mp4` (the future, starting at the
-    current frame) and `<name>_side_by_side.mp4` (context then prediction). A clip's instruction:
-    `prompt` if given (one text, or a list with one per chunk), else its caption (`<name>.txt` beside a
-    file, the shard's `.txt`). rollout: chunks predicted in turn, each from the last frames of the one
-    before (Predictor.rollout); the videos join them. Batch i uses seed + i. Returns what was written
-    and skipped, the seconds spent predicting, the mean seconds per chunk, and clips a second end to end
-    (reading and writing included; foresight.throughput: also after the first batch)."""
+        (`*.tar`, brace patterns), in batches; each clip gives `<name>.mp4` (the future, starting at the
+        current frame) and `<name>_side_by_side.mp4` (context then prediction). A clip's instruction:
+        `prompt` if given (one text, or a list with one per chunk), else its caption (`<name>.txt` beside a
+        file, the shard's `.txt`). rollout: chunks predicted in turn, each from the last frames of the one
+        before (Predictor.rollout); the videos join them. Batch i uses seed + i. writers: threads encoding
+    one batch's videos while the next batch is predicted. Returns what was written
+        and skipped, the seconds spent predicting, the mean seconds per chunk, and clips a second end to end
+        (reading and writing included; foresight.throughput: also after the first batch)."""
     chunks, prompts = chunk_prompts(prompt, rollout)
     out.mkdir(parents=True, exist_ok=True)
     path = Path(source)
@@ -469,20 +473,35 @@ def predict_inputs(
             ]
             for b in torch.utils.data.DataLoader(windows, batch_size=None)
         )
-    for index, batch in enumerate(batches):
-        texts = prompts or [[c["text"] for c in batch]] * chunks
-        run = predictor.rollout(
-            np.stack([c["context"] for c in batch]),
-            texts,
-            fps=[c["fps"] for c in batch],
-            seed=seed + index,
-            latent_continuation=latent_continuation,
-        )
-        timings.append(run.timings)
-        for clip, future in zip(batch, run.joined(), strict=True):
-            write_prediction(out, names(clip["key"]), clip["context"], future, clip["fps"], run.borders())
-            written.append(clip["key"])
-        throughput.add(len(batch))
+    with BackgroundWriter(
+        workers=writers
+    ) as writer:  # batch i's videos are encoded while batch i+1 is predicted
+        for index, batch in enumerate(read_ahead(batches)):  # batch i+1 decoded meanwhile too
+            texts = prompts or [[c["text"] for c in batch]] * chunks
+            run = predictor.rollout(
+                np.stack([c["context"] for c in batch]),
+                texts,
+                fps=[c["fps"] for c in batch],
+                seed=seed + index,
+                latent_continuation=latent_continuation,
+            )
+            timings.append(run.timings)
+            writer.submit(
+                [
+                    partial(
+                        write_prediction,
+                        out,
+                        names(clip["key"]),
+                        clip["context"],
+                        future,
+                        clip["fps"],
+                        run.borders(),
+                    )
+                    for clip, future in zip(batch, run.joined(), strict=True)
+                ]
+            )
+            written.extend(clip["key"] for clip in batch)
+            throughput.add(len(batch))
     if windows is not None:
         skipped |= dict(windows.skips)  # by reason
     return {
@@ -515,6 +534,7 @@ def main(cfg) -> dict:
         seed=cfg.seed,
         rollout=cfg.get("rollout"),
         latent_continuation=cfg.get("latent_continuation", False),
+        writers=cfg.get("writers", 1),
     )
     renamed = report["renamed"]
     chunks = (

@@ -391,6 +391,12 @@ CASES = [
         Error(r"batch_size=0: must be a whole number of clips"),
     ),
     (
+        "predict: no writer thread",
+        "predict",
+        ["ckpt={run}", "input={missing}", "writers=0"],
+        Error(r"writers=0: must be a number of threads, 1 or more"),
+    ),
+    (
         "evaluate: limit 0",
         "evaluate",
         ["ckpt={run}", "limit=0"],

@@ -5,7 +5,7 @@ import torch
 from hydra.utils import instantiate
 
 from foresight.config import compose
-from foresight.data.feature_cache import FeatureDataModule, preprocess
+from foresight.data.feature_cache import FeatureDataModule, preprocess, preprocess_device
 from foresight.features import encode_batch
 from foresight.training.train import train
 from tests.helpers import build
@@ -114,3 +114,16 @@ def test_a_cache_written_for_another_dit_is_refused_before_training(tmp_path, tw
 def test_missing_cache_says_how_to_make_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="python preprocess.py"):
         FeatureDataModule(str(tmp_path / "train-{000000..000003}.tar"), str(tmp_path / "val-000000.tar"))
+
+
+def test_preprocess_runs_the_frozen_models_on_this_ranks_gpu(monkeypatch):
+    # the models were left where their config built them (the CPU), so a GPU machine cached on its CPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert preprocess_device(None, rank=5) == torch.device("cuda", 1)  # torchrun's local rank
+    monkeypatch.delenv("LOCAL_RANK")
+    assert preprocess_device(None, rank=6) == torch.device("cuda", 2)  # a rank per GPU of one host
+    assert preprocess_device("cpu", rank=0) == torch.device("cpu")  # preprocess.device wins
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert preprocess_device(None, rank=0) == torch.device("cpu")

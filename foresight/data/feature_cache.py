@@ -21,6 +21,7 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader
 
+from foresight.background import read_ahead
 from foresight.data.loader import ClipWindows, expand_shards
 from foresight.data.stream import BadSample, ResumableBatches, ResumableData, shard_samples
 from foresight.features import Features, encode_batch
@@ -45,10 +46,12 @@ def write_feature_shard(
     throughput: told of each batch written."""
     tmp = out_path.with_name(f".{out_path.name}.tmp{os.getpid()}")
     count = 0
+    device = next(ltx.parameters()).device
     loader = DataLoader(windows, batch_size=None)  # windows batch themselves, one bucket a batch
     with wds.TarWriter(str(tmp)) as sink:
-        for batch in loader:
-            feats = encode_batch(batch, vlm, ltx, context_latents=True)
+        for batch in read_ahead(loader):  # the next batch is decoded while this one is encoded
+            on_device = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            feats = encode_batch(on_device, vlm, ltx, context_latents=True)
             for i, key in enumerate(batch["key"]):
                 n_vlm = int(feats.vlm_mask[i].sum())  # right-padded: keep the real tokens only
                 sample = {
@@ -171,6 +174,16 @@ class FeatureDataModule(ResumableData):
         raise ValueError(f"{url} holds no samples; re-run python preprocess.py")
 
 
+def preprocess_device(device: str | None, rank: int) -> torch.device:
+    """preprocess.device, or by default this rank's GPU (cuda:LOCAL_RANK under torchrun) where there is
+    one, else the CPU: the frozen models are moved there whatever device their config built them on."""
+    if device:
+        return torch.device(device)
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
+
+
 def preprocess(cfg) -> dict[str, float]:
     """Write feature shards for the train and val shards of cfg.data; finished shards are skipped.
     Returns the clips written, the shards skipped, and the seconds and clips per second of this rank's
@@ -185,7 +198,8 @@ def preprocess(cfg) -> dict[str, float]:
     data = instantiate(cfg.data)  # validates the window before any model loads
     out = Path(cfg.preprocess.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    vlm, ltx = instantiate(cfg.vlm), instantiate(cfg.model)
+    device = preprocess_device(cfg.preprocess.get("device"), rank)
+    vlm, ltx = instantiate(cfg.vlm).to(device), instantiate(cfg.model).to(device)
     written = {"written": 0, "skipped_shards": 0}
     throughput = Throughput()
     for split, urls, template in (

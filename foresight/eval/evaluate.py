@@ -18,6 +18,7 @@ import torch
 from omegaconf import OmegaConf
 
 from foresight import checks
+from foresight.background import read_ahead
 from foresight.eval.scoring import DIAGNOSTIC, RANKING, SAMPLER, Scorer, better
 from foresight.predict import Predictor, run_settings
 from foresight.throughput import Throughput
@@ -97,7 +98,7 @@ def evaluate(
     windows = predictor.held_out(shards, limit, batch_size)
     sums: dict[str, torch.Tensor] = {}
     throughput = Throughput()  # counts the clips
-    for index, batch in enumerate(torch.utils.data.DataLoader(windows, batch_size=None)):
+    for index, batch in enumerate(read_ahead(torch.utils.data.DataLoader(windows, batch_size=None))):
         batch = {k: v.to(module.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         size = len(batch["caption"])
         with predictor.precision():  # as the run's validation scored

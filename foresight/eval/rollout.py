@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from foresight.background import read_ahead
 from foresight.eval.metrics import psnr, ssim
 from foresight.eval.scoring import better
 from foresight.features import frames_to_video
@@ -92,7 +93,7 @@ def evaluate_rollout(
     sums: dict[str, torch.Tensor] = {}
     timings: list[list[dict[str, float]]] = []
     throughput = Throughput()  # counts the clips
-    for index, batch in enumerate(torch.utils.data.DataLoader(windows, batch_size=None)):
+    for index, batch in enumerate(read_ahead(torch.utils.data.DataLoader(windows, batch_size=None))):
         scores, chunk_times = score_batch(predictor, batch, chunks, seed + index, latent_continuation)
         for key, value in scores.items():
             sums[key] = sums.get(key, 0) + value.double().sum(0)
