@@ -1,7 +1,7 @@
 """The DiT's self-attention alone, per SDPA backend: forward, and forward + backward (one process, a lead).
 
 At the training shape of 768x512x121 (6144 tokens, 32 heads of 64, bf16, batch 1), which takes ~79 ms
-of option B's 176 ms step: cuDNN's kernels (what PyTorch picks on Hopper), PyTorch's built-in flash
+of option B's 176 ms step: SDPA unforced (the default row), cuDNN's kernels, PyTorch's built-in flash
 kernels (FlashAttention-2), memory-efficient attention, and FlashAttention-4 or -3 when installed
 (activated through torch.nn.attention.activate_flash_attention_impl, which routes SDPA's flash
 backend to them). Each: median of 20 calls after 5, TFLOP/s (4·N²·d·heads forward, 2.5x that for the

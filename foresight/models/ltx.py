@@ -137,7 +137,8 @@ class LTXVideo(nn.Module):
         the latents first (LTX's configs: 0.05 / 0.025); null for a VAE without that decoder.
         causal_rope: RoPE time with the causal first-frame offset (see rope_coords).
         attention_backend: a diffusers attention backend for the DiT (e.g. `_native_cudnn`: PyTorch's
-        cuDNN attention, fastest on Hopper; null = diffusers' default, PyTorch's SDPA dispatch).
+        cuDNN attention; null = diffusers' default, PyTorch's SDPA dispatch, which on Hopper already
+        picks cuDNN's kernels at the DiT's shapes: BENCHMARKS.md).
         text_encoder_quantize: "int8" stores T5's linear weights as int8 (foresight.models.quantize).
         vae_tiling: the VAE encodes and decodes in overlapping tiles of this side in pixels (diffusers'
         enable_tiling; 512 is its default; overlap 64 px, and 16-frame tiles overlapping by 8), so a
