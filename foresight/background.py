@@ -1,10 +1,11 @@
 """Host work beside the GPU's: read the next batch and write the last one while the models run.
 
 A held-out pass (evaluate.py, predict.py, preprocess.py) decodes clips, runs the models, then encodes
-or packs what they made. Done in turn, the GPU waits for PyAV twice per batch (at 768x512x121 decoding
-a batch of 4 takes seconds on the host, encoding a prediction's two videos more). PyAV and x264 release
-the GIL while they work, so one thread each is enough to overlap them with the models; the held-out
-set stays in this process (its skip counts are read after the pass), unlike DataLoader workers.
+or packs what they made. Done in turn, the GPU waits for PyAV twice per batch (a 768x512 window of
+121 frames took 0.6 s to decode on a 2-core CPU, its h264 encoding 2.5 s, more for noisy frames).
+PyAV and x264 release the GIL while they work, so threads overlap them with the models (reading: one;
+writing: predict.py's `writers`, as one x264 encode leaves cores idle); the held-out set stays in
+this process (its skip counts are read after the pass), unlike DataLoader workers.
 """
 
 from __future__ import annotations

@@ -435,14 +435,15 @@ def predict_inputs(
     writers: int = 1,
 ) -> dict:
     """Predict for a video or image, every video and image in a directory, or every clip of shards
-        (`*.tar`, brace patterns), in batches; each clip gives `<name>.mp4` (the future, starting at the
-        current frame) and `<name>_side_by_side.mp4` (context then prediction). A clip's instruction:
-        `prompt` if given (one text, or a list with one per chunk), else its caption (`<name>.txt` beside a
-        file, the shard's `.txt`). rollout: chunks predicted in turn, each from the last frames of the one
-        before (Predictor.rollout); the videos join them. Batch i uses seed + i. writers: threads encoding
-    one batch's videos while the next batch is predicted. Returns what was written
-        and skipped, the seconds spent predicting, the mean seconds per chunk, and clips a second end to end
-        (reading and writing included; foresight.throughput: also after the first batch)."""
+    (`*.tar`, brace patterns), in batches; each clip gives `<name>.mp4` (the future, starting at the
+    current frame) and `<name>_side_by_side.mp4` (context then prediction). A clip's instruction:
+    `prompt` if given (one text, or a list with one per chunk), else its caption (`<name>.txt` beside a
+    file, the shard's `.txt`). rollout: chunks predicted in turn, each from the last frames of the one
+    before (Predictor.rollout); the videos join them. Batch i uses seed + i. The next batch is read
+    while one is predicted; writers: threads encoding a batch's videos while the next is predicted.
+    Returns what was written and skipped, the seconds spent predicting, the mean seconds per chunk,
+    and clips a second end to end (reading and writing included; foresight.throughput: also after the
+    first batch)."""
     chunks, prompts = chunk_prompts(prompt, rollout)
     out.mkdir(parents=True, exist_ok=True)
     path = Path(source)
