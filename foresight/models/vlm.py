@@ -182,6 +182,7 @@ class FrozenVLM(nn.Module):
         self.model = freeze(
             quantize_linears(model.model, quantize, "vlm.quantize")
         )  # the LM head: never used
+        self.window_hook = None
         self.batch_windows(True)
         self.layers = list(layers)
         self.max_text_tokens = max_text_tokens
@@ -193,8 +194,11 @@ class FrozenVLM(nn.Module):
         visual = self.model.visual
         for block in visual.blocks:
             vars(block.attn).pop("forward", None)
+        if self.window_hook is not None:
+            self.window_hook.remove()
+            self.window_hook = None
         if enabled and "flash" not in str(visual.config._attn_implementation):
-            batch_window_attention(visual)
+            self.window_hook = batch_window_attention(visual)
 
     def train(self, mode: bool = True) -> "FrozenVLM":
         return super().train(False)
@@ -271,36 +275,60 @@ class FrozenVLM(nn.Module):
         return states, tok.attention_mask.to(device).bool()
 
 
-def batch_window_attention(visual: nn.Module) -> None:
-    """Qwen2.5-VL's vision attention, within windows, as one batched SDPA call per block.
+def batch_window_attention(visual: nn.Module) -> torch.utils.hooks.RemovableHandle:
+    """Qwen2.5-VL's vision attention, within windows, as one batched SDPA call per block, with no host
+    read inside the blocks. Returns the handle of the hook it adds (remove it to undo, with the
+    blocks' `forward` attributes).
 
     Without flash-attn, transformers (5.23) splits the patches by window on the host
     (`lengths.tolist()`, a device sync) and calls SDPA once per window, in each of the 32 vision
     blocks: dozens of small launches and a sync per block for a few GFLOP. Here the windows are
-    gathered into a padded batch (W, H, L, d) with a key mask, so each block is one call, and the
-    window layout is worked out (one host read) once per forward for each of the two layouts the
-    blocks use (windows, and whole temporal patches in the full-attention blocks). Same function:
-    tests/test_encoders.py compares it with transformers' own path.
+    gathered into a padded batch (W, H, L, d) with a key mask, so each block is one call; the layout
+    (which patch sits in which slot) is worked out once per forward for each of the two layouts the
+    blocks use (windows, and whole temporal patches in the full-attention blocks), and read back by a
+    gather, not a boolean mask (whose size the host would have to wait for). The padded length L, the
+    longest window, comes from the grid, which the tower reads on the host anyway: a hook hands it
+    to transformers as `max_seqlen` / `max_window_seqlen`, which it passes to every block. So while
+    the tower runs, the host never waits for the GPU, and queues the next blocks' kernels while the
+    GPU runs the last ones. Same function: tests/test_encoders.py compares it with transformers' own
+    path.
     """
     from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb_vision
 
-    layouts: list[tuple[Tensor, Tensor, Tensor]] = []  # (cu_seqlens, index, valid), this forward's
+    merge = visual.spatial_merge_size
+    side = visual.window_size // merge // visual.patch_size  # a window's side, in merged patches
 
-    def windows(cu: Tensor, length: int) -> tuple[Tensor, Tensor]:
-        for seen, index, valid in layouts:
+    def longest_sequences(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        grid = (kwargs["grid_thw"] if "grid_thw" in kwargs else args[1]).tolist()  # (N, 3): t, h, w
+        kwargs.setdefault("max_seqlen", max(h * w for _, h, w in grid))  # a temporal patch's patches
+        kwargs.setdefault(
+            "max_window_seqlen",
+            max(min(side, h // merge) * min(side, w // merge) * merge**2 for _, h, w in grid),
+        )
+        return args, kwargs
+
+    layouts: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []  # (cu_seqlens, index, valid, gather)
+
+    def windows(cu: Tensor, length: int, longest: int | None) -> tuple[Tensor, Tensor, Tensor]:
+        for seen, index, valid, gather in layouts:
             if seen is cu:  # held here, so its id cannot be reused by a later tensor
-                return index, valid
-        longest = int((cu[1:] - cu[:-1]).max())  # the one host read for this layout
+                return index, valid, gather
+        if longest is None:  # called without the hook's lengths (a caller of the blocks themselves)
+            longest = int((cu[1:] - cu[:-1]).max())
         index = cu[:-1, None] + torch.arange(longest, device=cu.device)  # (W, L) patch of each slot
         valid = index < cu[1:, None]  # (W, L): slots past a window's end are padding
-        layouts[:] = [*layouts[-1:], (cu, index.clamp(max=length - 1), valid)]
-        return layouts[-1][1], valid
+        patch = torch.arange(length, device=cu.device)
+        window = torch.searchsorted(cu[1:], patch, right=True)  # (S,) the window of each patch
+        gather = window * longest + patch - cu[window]  # (S,) its slot in the flattened (W*L) batch
+        layouts[:] = [*layouts[-1:], (cu, index.clamp(max=length - 1), valid, gather)]
+        return layouts[-1][1:]
 
     def attention(
         attn: nn.Module,
         hidden_states: Tensor,
         cu_seqlens: Tensor,
         position_embeddings: tuple[Tensor, Tensor],
+        max_seqlen: int | None = None,
         **kwargs,
     ) -> Tensor:
         s = hidden_states.shape[0]  # patches, window-major (the tower permutes them so)
@@ -308,16 +336,17 @@ def batch_window_attention(visual: nn.Module) -> None:
             attn.qkv(hidden_states).reshape(s, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
         )  # (S, H, d)
         q, k = apply_rotary_pos_emb_vision(q, k, *position_embeddings)
-        index, valid = windows(cu_seqlens, s)  # (W, L)
+        index, valid, gather = windows(cu_seqlens, s, max_seqlen)  # (W, L), (W, L), (S,)
         q, k, v = (x[index].transpose(1, 2) for x in (q, k, v))  # (W, H, L, d)
         out = nn.functional.scaled_dot_product_attention(
             q, k, v, attn_mask=valid[:, None, None, :], scale=attn.scaling
         )  # (W, H, L, d)
-        out = out.transpose(1, 2)[valid]  # (S, H, d): windows are contiguous and in order
+        out = out.transpose(1, 2).flatten(0, 1)[gather]  # (S, H, d): each patch from its slot
         return attn.proj(out.reshape(s, -1))
 
     for block in visual.blocks:
         block.attn.forward = partial(attention, block.attn)
+    return visual.register_forward_pre_hook(longest_sequences, with_kwargs=True)
 
 
 def _vision_ids(tokenizer) -> dict[str, int]:
