@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 from transformers import Qwen2_5_VLForConditionalGeneration, T5Config, T5EncoderModel
 
+from foresight.bench.host_reads import HostReads
 from foresight.models.text import T5_XXL
 from foresight.models.vlm import FrozenVLM, qwen2_5_vl_config
 
@@ -132,29 +132,6 @@ def test_batched_window_attention_equals_transformers_per_window_path(tiny_cfg):
     assert torch.allclose(ours, theirs, atol=1e-5), (ours - theirs).abs().max()
 
 
-class HostReads(TorchDispatchMode):
-    """Records the ops that make the host wait for the device, while `inside` is set: reading a value
-    back (.item(), int()), and ops whose output size depends on values (nonzero, boolean masks)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.inside, self.seen = False, []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        reads = func in (
-            torch.ops.aten._local_scalar_dense.default,
-            torch.ops.aten.nonzero.default,
-            torch.ops.aten.masked_select.default,
-        ) or (
-            func is torch.ops.aten.index.Tensor
-            and any(i is not None and i.dtype == torch.bool for i in args[1])
-        )
-        if reads and self.inside:
-            self.seen.append(str(func))
-        return func(*args, **kwargs)
-
-
 def test_the_vision_blocks_never_make_the_host_wait_for_the_gpu(tiny_cfg):
     # a host read inside a block stalls the host until the GPU has run every queued block, so on a GPU
     # the host cannot queue ahead (the VLM stage is host-bound); the tower's own reads, before its
@@ -162,16 +139,17 @@ def test_the_vision_blocks_never_make_the_host_wait_for_the_gpu(tiny_cfg):
     vlm = FrozenVLM(tiny_cfg.vlm.pretrained, twin="tiny", max_pixels=196 * 252)
     frames = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, 4, 196, 252, 3), dtype=np.uint8))
     mode = HostReads()
+    mode.recording = False  # only inside the blocks
     for block in vlm.model.visual.blocks:
-        block.register_forward_pre_hook(lambda *_: setattr(mode, "inside", True))
-        block.register_forward_hook(lambda *_: setattr(mode, "inside", False))
+        block.register_forward_pre_hook(lambda *_: setattr(mode, "recording", True))
+        block.register_forward_hook(lambda *_: setattr(mode, "recording", False))
     with mode:
         vlm(frames, ["the ball rolls left", "a hand opens the door"])
-    assert mode.seen == []
-    mode.inside, x = True, torch.arange(4.0)
+    assert not mode.reads, mode.reads
+    mode.recording, x = True, torch.arange(4.0)
     with mode:  # what the blocks did before: a window length read back, patches picked by a mask
         int(x.max()), x[x > 0]
-    assert len(mode.seen) == 2
+    assert sorted(op for op, _ in mode.reads) == ["aten._local_scalar_dense.default", "aten.index.Tensor"]
 
 
 def test_frozen_parts_stay_in_eval(tiny_vlm):
