@@ -77,6 +77,7 @@ PREDICT = (
     ("seed", _whole(0), "a whole number, 0 or more"),
     ("rollout", _whole(1, null=True), "a number of chunks, 1 or more (or null)"),
     ("writers", _whole(1), "a number of threads, 1 or more"),
+    ("side_by_side", lambda v: isinstance(v, bool), "true or false"),
 )
 EVALUATE = (*PREDICT, ("limit", _whole(1, null=True), f"{CLIPS} (or null: all)"))
 

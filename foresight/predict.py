@@ -359,14 +359,21 @@ class OutputNames:
 
 
 def write_prediction(
-    out: Path, name: str, context: np.ndarray, frames: np.ndarray, fps: float, borders: tuple[int, ...] = ()
+    out: Path,
+    name: str,
+    context: np.ndarray,
+    frames: np.ndarray,
+    fps: float,
+    borders: tuple[int, ...] = (),
+    beside: bool = True,
 ) -> None:
-    """`<name>.mp4` (the future) and `<name>_side_by_side.mp4` in out; name: from OutputNames; borders:
-    where a rollout's chunks begin (outlined in the side-by-side)."""
+    """`<name>.mp4` (the future) and, with `beside`, `<name>_side_by_side.mp4` in out; name: from
+    OutputNames; borders: where a rollout's chunks begin (outlined in the side-by-side)."""
     (out / f"{name}.mp4").write_bytes(encode_mp4(frames, fps))
-    (out / f"{name}_side_by_side.mp4").write_bytes(
-        encode_mp4(side_by_side(context, frames, borders=borders), fps)
-    )
+    if beside:
+        (out / f"{name}_side_by_side.mp4").write_bytes(
+            encode_mp4(side_by_side(context, frames, borders=borders), fps)
+        )
 
 
 def chunk_prompts(prompt: str | Sequence[str] | None, rollout: int | None) -> tuple[int, list[str] | None]:
@@ -433,10 +440,12 @@ def predict_inputs(
     rollout: int | None = None,
     latent_continuation: bool = False,
     writers: int = 1,
+    beside: bool = True,
 ) -> dict:
     """Predict for a video or image, every video and image in a directory, or every clip of shards
     (`*.tar`, brace patterns), in batches; each clip gives `<name>.mp4` (the future, starting at the
-    current frame) and `<name>_side_by_side.mp4` (context then prediction). A clip's instruction:
+    current frame) and, with `beside`, `<name>_side_by_side.mp4` (context then prediction; it is the
+    larger of the two to encode). A clip's instruction:
     `prompt` if given (one text, or a list with one per chunk), else its caption (`<name>.txt` beside a
     file, the shard's `.txt`). rollout: chunks predicted in turn, each from the last frames of the one
     before (Predictor.rollout); the videos join them. Batch i uses seed + i. The next batch is read
@@ -497,6 +506,7 @@ def predict_inputs(
                         future,
                         clip["fps"],
                         run.borders(),
+                        beside,
                     )
                     for clip, future in zip(batch, run.joined(), strict=True)
                 ]
@@ -536,6 +546,7 @@ def main(cfg) -> dict:
         rollout=cfg.get("rollout"),
         latent_continuation=cfg.get("latent_continuation", False),
         writers=cfg.get("writers", 1),
+        beside=cfg.get("side_by_side", True),
     )
     renamed = report["renamed"]
     chunks = (
@@ -548,7 +559,9 @@ def main(cfg) -> dict:
         else ""
     )
     print(
-        f"wrote {len(report['written'])} prediction(s) and side-by-side videos to {out} in "
+        f"wrote {len(report['written'])} prediction(s)"
+        + (" and side-by-side videos" if cfg.get("side_by_side", True) else "")
+        + f" to {out} in "
         f"{report['seconds']:.2f} s of predicting{chunks}; end to end {rate_text(report)}"
         + (f"; skipped {report['skipped']}" if report["skipped"] else "")
         + (

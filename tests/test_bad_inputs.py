@@ -397,6 +397,12 @@ CASES = [
         Error(r"writers=0: must be a number of threads, 1 or more"),
     ),
     (
+        "predict: side_by_side not a switch",
+        "predict",
+        ["ckpt={run}", "input={missing}", "side_by_side=maybe"],
+        Error(r"side_by_side='maybe': must be true or false"),
+    ),
+    (
         "evaluate: limit 0",
         "evaluate",
         ["ckpt={run}", "limit=0"],

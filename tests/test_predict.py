@@ -112,16 +112,18 @@ def test_predict_py_on_a_directory_and_on_shards_in_batches(run_dir, tmp_path):
         *common,
         f"input={ROOT / 'data/sample/val-000000.tar'}",
         f"out_dir={tmp_path / 'shards'}",
+        "side_by_side=false",  # the futures alone
         timeout=300,
     )
     assert shards.returncode == 0, shards.stderr[-2000:]
-    videos = sorted((tmp_path / "shards").glob("*_side_by_side.mp4"))
+    videos = sorted((tmp_path / "shards").glob("*.mp4"))
     assert (
-        len(videos) == 16 and "wrote 16 prediction(s)" in shards.stdout
-    )  # every clip of the shard, captions as prompts
+        len(videos) == 16 and "wrote 16 prediction(s) to" in shards.stdout
+    )  # every clip of the shard, captions as prompts, no side-by-side
+    assert not any(v.name.endswith("_side_by_side.mp4") for v in videos)
     assert "end to end" in shards.stdout and "after the first batch" in shards.stdout  # 8 batches
     with av.open(str(videos[0])) as c:
-        assert c.streams.video[0].frames == 4 + 17 - 1
+        assert c.streams.video[0].frames == 17  # the future, from the current frame
 
 
 def test_checkpoint_naming_former_targets_still_loads(run_dir, tmp_path):
