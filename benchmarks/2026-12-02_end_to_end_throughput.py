@@ -2,11 +2,11 @@
 
 Renders clips at the size with sample_world, trains option B for a few steps through train.py (live:
 the VLM and T5 encode every clip; it writes the checkpoint the rest read), then runs evaluate.py (each
-`--compile` setting), predict.py (each `--writers` setting) and preprocess.py on the held-out clips,
-each a fresh process as a user runs it, `--repeats` times. Each reports clips a second over its whole
-run and after its first batch (foresight.throughput); they are collected into $OUT/end_to_end.json,
-rewritten after each run; what they read and write stays under $WORK (default $OUT), so later stages
-can run in later calls.
+`--compile` setting), predict.py (each pair of `--writers` and `--side-by-side` settings) and
+preprocess.py on the held-out clips, each a fresh process as a user runs it, `--repeats` times. Each
+reports clips a second over its whole run and after its first batch (foresight.throughput); they are
+collected into $OUT/end_to_end.json, rewritten after each run; what they read and write stays under
+$WORK (default $OUT), so later stages can run in later calls.
 Models: `model.twin=random`, `vlm.twin=random` (full-size 2B DiT + T5-XXL, Qwen2.5-VL-7B; nothing is
 downloaded or written), tensor preprocessing for the VLM; B trains as its experiment does (LoRA r=16).
 
@@ -92,6 +92,9 @@ def main() -> None:
         "--compile", nargs="+", default=["false", "true"], help="evaluate.py's compile settings"
     )
     parser.add_argument("--writers", nargs="+", default=["2"], help="predict.py's writers settings")
+    parser.add_argument(
+        "--side-by-side", nargs="+", default=["true"], help="predict.py's side_by_side settings"
+    )
     parser.add_argument("--repeats", type=int, default=1, help="processes per timed setting")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -147,17 +150,24 @@ def main() -> None:
                         **{k: result[k] for k in keys},
                     },
                 )
-        for writers in args.writers if "predict" in args.stages else []:
+        settings = [(w, b) for w in args.writers for b in args.side_by_side]
+        for writers, beside in settings if "predict" in args.stages else []:
             text = run(
                 "predict.py",
                 f"ckpt={RUN}",
                 f"input={CLIPS}/val-000000.tar",
                 f"batch_size={args.batch}",
                 f"writers={writers}",
+                f"side_by_side={beside}",
                 f"out_dir={WORK / 'predictions'}",
                 "overwrite=true",
             )
-            row = {"stage": "predict.py", "batch": args.batch, "writers": int(writers)}
+            row = {
+                "stage": "predict.py",
+                "batch": args.batch,
+                "writers": int(writers),
+                "side_by_side": beside,
+            }
             record(rows, {**row, **printed_rates(text)})
         if "preprocess" in args.stages:
             features = WORK / "features"
