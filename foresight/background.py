@@ -65,7 +65,8 @@ def read_ahead(items: Iterable[T], depth: int = 1) -> Iterator[T]:
 class BackgroundWriter:
     """Runs write jobs on `workers` threads, at most `pending` batches behind the caller: `submit` waits
     for the oldest batch's jobs first (bounding the frames held in memory) and raises their error;
-    `close` (or leaving the `with` block) waits for all of them."""
+    `close` (or leaving the `with` block) waits for all of them. Leaving the block on an error (or
+    Ctrl-C) cancels the jobs not yet started instead, and raises that error, not a write's."""
 
     def __init__(self, workers: int = 1, pending: int = 1) -> None:
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="writer")
@@ -92,5 +93,8 @@ class BackgroundWriter:
     def __enter__(self) -> BackgroundWriter:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, error_type, error, traceback) -> None:
+        if error_type is None:
+            self.close()
+        else:  # the jobs running finish (a file is never left half written by us), the rest are dropped
+            self.pool.shutdown(wait=True, cancel_futures=True)

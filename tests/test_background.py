@@ -85,3 +85,20 @@ def test_a_failed_write_is_raised_to_the_caller():
     with pytest.raises(OSError, match="disk full"):
         with BackgroundWriter() as writer:
             writer.submit([fails])
+
+
+def test_an_error_in_the_loop_drops_the_writes_not_yet_started_and_is_the_one_raised():
+    started, release, done = threading.Event(), threading.Event(), []
+
+    def slow():
+        started.set()
+        release.wait(timeout=5)
+        done.append("running")
+
+    with pytest.raises(KeyboardInterrupt):
+        with BackgroundWriter(pending=2) as writer:
+            writer.submit([slow, lambda: done.append("queued")])
+            assert started.wait(timeout=5)
+            threading.Timer(0.2, release.set).start()
+            raise KeyboardInterrupt  # Ctrl-C while a batch is being written
+    assert done == ["running"]  # the job that had started finished; the queued one never ran
