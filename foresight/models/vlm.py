@@ -317,9 +317,10 @@ def batch_window_attention(visual: nn.Module) -> torch.utils.hooks.RemovableHand
             longest = int((cu[1:] - cu[:-1]).max())
         index = cu[:-1, None] + torch.arange(longest, device=cu.device)  # (W, L) patch of each slot
         valid = index < cu[1:, None]  # (W, L): slots past a window's end are padding
+        bounds = cu.long()  # transformers' int32 boundaries, in the dtype of the patch numbers
         patch = torch.arange(length, device=cu.device)
-        window = torch.searchsorted(cu[1:], patch, right=True)  # (S,) the window of each patch
-        gather = window * longest + patch - cu[window]  # (S,) its slot in the flattened (W*L) batch
+        window = torch.searchsorted(bounds[1:], patch, right=True)  # (S,) the window of each patch
+        gather = window * longest + patch - bounds[window]  # (S,) its slot in the flattened (W*L) batch
         layouts[:] = [*layouts[-1:], (cu, index.clamp(max=length - 1), valid, gather)]
         return layouts[-1][1:]
 
