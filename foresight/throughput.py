@@ -1,4 +1,4 @@
-"""Clips a second over a loop of batches (evaluate.py, its rollouts, preprocess.py).
+"""Clips a second over a loop of batches (evaluate.py, its rollouts, predict.py, preprocess.py).
 
 The first batch pays for what later ones reuse (torch.compile's compilation, cuDNN's algorithm search,
 the allocator's first blocks), so beside the rate over the whole loop the rate after the first batch

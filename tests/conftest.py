@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -58,14 +57,6 @@ def tiny_vlm(tiny_cfg):
 @pytest.fixture(scope="session")
 def batch():
     """A fixed batch of two synthetic clips, windowed as the loader does (target[0] = context[-1])."""
-    from foresight.data.sample_world import render_clip
+    from foresight.data.sample_world import clip_batch
 
-    clips = [render_clip(seed=s, num_frames=20, width=64, height=64) for s in (3, 4)]
-    frames = torch.stack([torch.from_numpy(c.frames) for c in clips])  # (2, 20, 64, 64, 3) uint8
-    return {
-        "context": frames[:, :4],
-        "target": frames[:, 3:20],
-        "caption": [c.caption for c in clips],
-        "fps": torch.tensor([24.0, 24.0]),
-        "key": ["a", "b"],
-    }
+    return clip_batch()  # context (2, 4, 64, 64, 3), target (2, 17, 64, 64, 3)

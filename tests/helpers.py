@@ -9,9 +9,9 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
 
 from foresight.config import ROOT, compose
+from foresight.training.module import module_from_config
 
 
 def tiny_run(out: Path, twin_dir: Path, experiment: str, steps: int, *overrides: str) -> Path:
@@ -38,13 +38,7 @@ def tiny_run(out: Path, twin_dir: Path, experiment: str, steps: int, *overrides:
 def build(option: str, twin_dir, overrides=()):
     cfg = compose([f"paths.cache_dir={twin_dir}", f"option={option}", "logger=none", *overrides])
     torch.manual_seed(0)
-    module = instantiate(cfg.module)(
-        vlm=instantiate(cfg.vlm),
-        ltx=instantiate(cfg.model),
-        option=instantiate(cfg.option),
-        adapter=instantiate(cfg.adapter),
-    )
-    return module
+    return module_from_config(cfg)
 
 
 # A random frozen DiT is no pretrained one: its frozen output projection cannot reach arbitrary

@@ -63,29 +63,15 @@ class HostReads(TorchDispatchMode):
 def option_reads(option: str, cache_dir: str | None = None) -> dict[str, Counter]:
     """The host reads of one option's training step (loss and backward) and of its prediction
     (sampling and decoding), on the tiny twins and a two-clip batch of the sample world."""
-    from hydra.utils import instantiate
-
     from foresight.config import compose
-    from foresight.data.sample_world import render_clip
+    from foresight.data.sample_world import clip_batch
     from foresight.features import encode_batch
+    from foresight.training.module import module_from_config
 
     cache = [f"paths.cache_dir={cache_dir}"] if cache_dir else []  # where the tiny twins are built
-    cfg = compose([*cache, f"option={option}", "logger=none"])
     torch.manual_seed(0)
-    module = instantiate(cfg.module)(
-        vlm=instantiate(cfg.vlm),
-        ltx=instantiate(cfg.model),
-        option=instantiate(cfg.option),
-        adapter=instantiate(cfg.adapter),
-    )
-    clips = [render_clip(seed=s, num_frames=20, width=64, height=64) for s in (3, 4)]
-    frames = torch.stack([torch.from_numpy(c.frames) for c in clips])  # (2, 20, 64, 64, 3) uint8
-    batch = {
-        "context": frames[:, :4],
-        "target": frames[:, 3:20],
-        "caption": [c.caption for c in clips],
-        "fps": torch.tensor([24.0, 24.0]),
-    }
+    module = module_from_config(compose([*cache, f"option={option}", "logger=none"]))
+    batch = clip_batch()
     feats = encode_batch(batch, module.vlm, module.ltx, context_latents=module.option.needs_context_latents)
     step, prediction = HostReads(), HostReads()
     with step:

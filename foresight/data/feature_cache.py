@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import webdataset as wds
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch.utils.data import DataLoader
 
 from foresight.background import read_ahead
@@ -50,8 +51,7 @@ def write_feature_shard(
     loader = DataLoader(windows, batch_size=None)  # windows batch themselves, one bucket a batch
     with wds.TarWriter(str(tmp)) as sink:
         for batch in read_ahead(loader):  # the next batch is decoded while this one is encoded
-            on_device = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-            feats = encode_batch(on_device, vlm, ltx, context_latents=True)
+            feats = encode_batch(move_data_to_device(batch, device), vlm, ltx, context_latents=True)
             for i, key in enumerate(batch["key"]):
                 n_vlm = int(feats.vlm_mask[i].sum())  # right-padded: keep the real tokens only
                 sample = {

@@ -96,6 +96,23 @@ def render_clip(seed: int, num_frames: int = 40, width: int = 96, height: int = 
     return Clip(frames, " and ".join(phrases), float(fps), seed)
 
 
+def clip_batch(seeds: tuple[int, ...] = (3, 4), context: int = 4, frames: int = 20, size: int = 64) -> dict:
+    """A batch of rendered clips windowed as the loader cuts them (target[0] = context[-1]): context
+    (B, C, H, W, 3) and target (B, F, H, W, 3) uint8, captions, fps, keys. Tests and the host-read
+    bench run on it."""
+    import torch
+
+    clips = [render_clip(seed=s, num_frames=frames, width=size, height=size) for s in seeds]
+    video = torch.stack([torch.from_numpy(c.frames) for c in clips])  # (B, frames, size, size, 3)
+    return {
+        "context": video[:, :context],
+        "target": video[:, context - 1 :],
+        "caption": [c.caption for c in clips],
+        "fps": torch.tensor([c.fps for c in clips]),
+        "key": [chr(ord("a") + i) for i in range(len(clips))],
+    }
+
+
 def write_split(out: Path, split: str, seeds: list[int], **shape: int) -> list[Path]:
     """Write clips for `seeds` as `<split>-000000.tar`, ... with PER_SHARD clips each; shape: render_clip's
     num_frames, width and height (its defaults: the bundled sample)."""

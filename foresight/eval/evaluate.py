@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 import torch
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from omegaconf import OmegaConf
 
 from foresight import checks
@@ -99,7 +100,7 @@ def evaluate(
     sums: dict[str, torch.Tensor] = {}
     throughput = Throughput()  # counts the clips
     for index, batch in enumerate(read_ahead(torch.utils.data.DataLoader(windows, batch_size=None))):
-        batch = {k: v.to(module.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        batch = move_data_to_device(batch, module.device)
         size = len(batch["caption"])
         with predictor.precision():  # as the run's validation scored
             scores = scorer(

@@ -257,6 +257,18 @@ class ForesightModule(L.LightningModule):
                 self.log(f"data/val_skipped_{reason}", float(n))
 
 
+def module_from_config(cfg) -> ForesightModule:
+    """The module a composed config describes, every part built from it (the frozen encoders live)."""
+    from hydra.utils import instantiate
+
+    return instantiate(cfg.module)(
+        vlm=instantiate(cfg.vlm),
+        ltx=instantiate(cfg.model),
+        option=instantiate(cfg.option),
+        adapter=instantiate(cfg.adapter),
+    )
+
+
 def needs_next_window(own_chunk: float) -> str:
     """What a run with module.own_chunk and no next window's truth in its batches is told."""
     return (
