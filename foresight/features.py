@@ -160,7 +160,7 @@ def encode_instruction(batch: dict, vlm: FrozenVLM, ltx: LTXVideo) -> tuple[Tens
             text,
             text_mask,
         )
-    states, mask = vlm(batch["context"], batch.get("prompt", batch["caption"]))
+    states, mask = vlm(batch["context"], batch.get("prompt", batch["caption"]), fps=batch.get("fps"))
     return states, mask.bool(), text, text_mask.bool()
 
 

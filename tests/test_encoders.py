@@ -152,6 +152,36 @@ def test_the_vision_blocks_never_make_the_host_wait_for_the_gpu(tiny_cfg):
     assert sorted(op for op, _ in mode.reads) == ["aten._local_scalar_dense.default", "aten.index.Tensor"]
 
 
+def test_the_language_model_reads_video_tokens_at_qwen_m_rope_positions(tiny_cfg):
+    # Qwen2.5-VL's M-RoPE: text tokens step all three position ids together; a video's merged patches
+    # share the text position where the video starts, plus their row (height id), column (width id)
+    # and time (temporal id: a temporal patch of 2 frames lasts 2/fps s, tokens_per_second=2 ids a
+    # second, floored); the text after it resumes at the start + the grid's longer side
+    vlm = FrozenVLM(tiny_cfg.vlm.pretrained, twin="tiny", max_pixels=196 * 252)  # 7x9 merged patches
+    assert vlm.model.config.vision_config.tokens_per_second == 2  # the published configs' value
+    frames = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, 4, 196, 252, 3), dtype=np.uint8))
+    seen = []
+    vlm.model.language_model.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs["position_ids"]), with_kwargs=True
+    )
+    _, mask = vlm(frames, ["the ball rolls left and then stops", "a hand"], fps=torch.tensor([2.0, 24.0]))
+    positions = seen[0]  # (3, B, L)
+    assert positions is not None and positions.shape == (3, *mask.shape)
+    video = vlm.model.config.video_token_id
+    for clip, per_temporal_patch in [(0, 2), (1, 0)]:  # 2 frames at 2 fps: 1 s; at 24 fps: 1/12 s
+        ids = vlm.tokenizer(vlm.prompt(126, "x"))  # only to find where the video starts
+        start = ids.input_ids.index(video)
+        pos = positions[:, clip, : int(mask[clip].sum())]  # (3, real tokens)
+        assert torch.equal(pos[:, :start], torch.arange(start).expand(3, -1))
+        t, h, w = torch.meshgrid(torch.arange(2), torch.arange(7), torch.arange(9), indexing="ij")
+        expected = torch.stack([t * per_temporal_patch, h, w]).reshape(3, -1) + start  # (3, 126)
+        assert torch.equal(pos[:, start : start + 126], expected)
+        after = pos[:, start + 126 :]
+        assert torch.equal(after, torch.arange(after.shape[1]).expand(3, -1) + start + 9)
+    states, _ = vlm(frames[:1], ["the ball rolls left and then stops"], fps=2.0)
+    assert not torch.allclose(states, vlm(frames[:1], ["the ball rolls left and then stops"], fps=24.0)[0])
+
+
 def test_frozen_parts_stay_in_eval(tiny_vlm):
     tiny_vlm.train()
     assert not tiny_vlm.model.training

@@ -48,6 +48,8 @@ SPECIAL = [
     "<|video_pad|>",
 ]
 SYSTEM = "You are a helpful assistant."
+VIDEO = 2  # mm_token_type_ids of a video placeholder token (text 0, image 1), as Qwen's processor marks them
+DEFAULT_FPS = 24.0  # the frame rate transformers assumes for a video given without metadata
 PREPROCESS = ("pil", "tensor")  # where the frames are resized and patched: the host's PIL, or tensor ops
 
 _VISION = dict(
@@ -60,6 +62,7 @@ _VISION = dict(
     temporal_patch_size=2,
     window_size=112,
     fullatt_block_indexes=[7, 15, 23, 31],
+    tokens_per_second=2,  # the published configs' (transformers' class default is 4)
 )
 _TEXT_7B = dict(
     vocab_size=152064,
@@ -250,7 +253,11 @@ class FrozenVLM(nn.Module):
         )
 
     @torch.no_grad()
-    def forward(self, context: Tensor, prompts: list[str]) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, context: Tensor, prompts: list[str], fps: Tensor | list[float] | float | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """fps: the context's frame rate (one, or one per clip; None: transformers' 24). Qwen2.5-VL places
+        a video's temporal patches in absolute time (`tokens_per_second` position steps a second)."""
         merge, device = self.image_processor.merge_size**2, self.model.device
         if self.preprocess == "tensor":
             pixels, grids = self.video_patches_tensor(context.to(device))
@@ -263,9 +270,11 @@ class FrozenVLM(nn.Module):
             words = self.tokenizer(instruction, add_special_tokens=False).input_ids[: self.max_text_tokens]
             texts.append(self.prompt(count, self.tokenizer.decode(words)))
         tok = self.tokenizer(texts, padding=True, return_tensors="pt", padding_side="right")
+        positions = self.positions(tok.input_ids, tok.attention_mask, grids, fps)  # (3, B, L)
         out = self.model(
             input_ids=tok.input_ids.to(device),
             attention_mask=tok.attention_mask.to(device),
+            position_ids=positions.to(device),
             pixel_values_videos=pixels.to(device, self.model.dtype),
             video_grid_thw=grids.to(device),
             output_hidden_states=True,
@@ -273,6 +282,29 @@ class FrozenVLM(nn.Module):
         )
         states = torch.cat([out.hidden_states[i] for i in self.layers], dim=-1)  # (B, L, out_dim)
         return states, tok.attention_mask.to(device).bool()
+
+    def positions(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        grids: Tensor,
+        fps: Tensor | list[float] | float | None,
+    ) -> Tensor:
+        """(B, L) host tokens and mask, (B, 3) host grids -> (3, B, L) M-RoPE position ids (temporal,
+        height, width), by transformers' own get_rope_index, on the host (no device read). Transformers
+        (5.23+) computes them only when given the processor's `mm_token_type_ids`; without them every
+        token, video patches included, gets plain 1D positions, which is not how Qwen2.5-VL reads video."""
+        kinds = (input_ids == self.model.config.video_token_id).int() * VIDEO  # (B, L)
+        rates = torch.as_tensor(DEFAULT_FPS if fps is None else fps, dtype=torch.float64).cpu()
+        seconds = self.image_processor.temporal_patch_size / rates.reshape(-1).expand(len(grids))  # (B,)
+        positions, _ = self.model.get_rope_index(
+            input_ids,
+            mm_token_type_ids=kinds,
+            video_grid_thw=grids.cpu(),
+            second_per_grid_ts=seconds,
+            attention_mask=attention_mask,
+        )
+        return positions
 
 
 def batch_window_attention(visual: nn.Module) -> torch.utils.hooks.RemovableHandle:
