@@ -46,7 +46,9 @@ SHARD_PATTERN = re.compile(r"[{*?\[]|\.tar$")  # input= that names shards (brace
 
 def run_settings(cfg) -> dict:
     """What predict.py and evaluate.py set on top of a checkpoint's own config (conf/predict.yaml)."""
-    return {key: cfg.get(key) for key in ("quantize", "dit_quantize", "compile", "compile_mode")}
+    return {
+        key: cfg.get(key) for key in ("quantize", "dit_quantize", "compile", "compile_mode", "vlm_graphs")
+    }
 
 
 class Predictor:
@@ -59,6 +61,7 @@ class Predictor:
         dit_quantize: str | None = None,
         compile: bool | None = None,
         compile_mode: str | None = None,
+        vlm_graphs: bool | None = None,
     ) -> None:
         """ckpt: a run directory or a weights file written by train.py. ckpt=None with `config` (composed
         from conf/, never read from a file): a baseline with nothing to train (option=i2v).
@@ -66,7 +69,9 @@ class Predictor:
         dit_quantize: "fp8" runs the DiT's block linears as fp8 matmuls (null: as the run trained).
         compile: torch.compile the DiT blocks and VAE decoder (model.compile; null: as the run trained).
         compile_mode: torch.compile's mode for the DiT blocks (model.compile_mode; "reduce-overhead"
-        replays each as a CUDA graph, "default" is torch's own; null: as the run trained)."""
+        replays each as a CUDA graph, "default" is torch's own; null: as the run trained).
+        vlm_graphs: on a GPU, the VLM's forward replayed as CUDA graphs (vlm.cuda_graphs; null: as the
+        run trained)."""
         check_quantize(quantize, "quantize")
         check_dit(dit_quantize, "dit_quantize")
         check_compile_mode(compile_mode, "compile_mode")
@@ -89,6 +94,8 @@ class Predictor:
             cfg.model.compile = compile
         if compile_mode is not None:
             cfg.model.compile_mode = compile_mode
+        if vlm_graphs is not None:
+            cfg.vlm.cuda_graphs = vlm_graphs
         self.cfg = cfg
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         source = str(self.path or "the composed config")
@@ -127,6 +134,7 @@ class Predictor:
             "dit_quantize": self.dit_quantize,
             "compile": bool(self.cfg.model.get("compile")),
             "compile_mode": self.cfg.model.get("compile_mode"),
+            "vlm_graphs": bool(self.cfg.vlm.get("cuda_graphs")),
         }
 
     def precision(self) -> contextlib.AbstractContextManager:

@@ -1,5 +1,6 @@
 """Qwen2.5-VL and T5 readers: twins through the real loaders, masks, layers, published sizes."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ from transformers import Qwen2_5_VLForConditionalGeneration, T5Config, T5Encoder
 
 from foresight.bench.host_reads import HostReads
 from foresight.models.text import T5_XXL
-from foresight.models.vlm import FrozenVLM, qwen2_5_vl_config
+from foresight.models.vlm import FrozenVLM, GraphedStates, qwen2_5_vl_config
 
 
 @pytest.mark.parametrize(
@@ -78,7 +79,7 @@ def test_vlm_twin_shapes_masks_and_padding(tiny_vlm):
     g = torch.Generator().manual_seed(0)
     context = torch.randint(0, 256, (2, 4, 64, 64, 3), generator=g, dtype=torch.uint8)
     outputs = []
-    hook = tiny_vlm.model.register_forward_hook(lambda module, args, out: outputs.append(out))
+    hook = tiny_vlm.model.language_model.register_forward_hook(lambda module, args, out: outputs.append(out))
     states, mask = tiny_vlm(context, ["a red circle moves right and a blue square moves up", "a ball"])
     hook.remove()
     assert outputs[0].cache is None  # a single forward builds no KV cache (host time on every layer)
@@ -132,26 +133,6 @@ def test_batched_window_attention_equals_transformers_per_window_path(tiny_cfg):
     assert torch.allclose(ours, theirs, atol=1e-5), (ours - theirs).abs().max()
 
 
-def test_the_vision_blocks_never_make_the_host_wait_for_the_gpu(tiny_cfg):
-    # a host read inside a block stalls the host until the GPU has run every queued block, so on a GPU
-    # the host cannot queue ahead (the VLM stage is host-bound); the tower's own reads, before its
-    # blocks, cost little
-    vlm = FrozenVLM(tiny_cfg.vlm.pretrained, twin="tiny", max_pixels=196 * 252)
-    frames = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, 4, 196, 252, 3), dtype=np.uint8))
-    mode = HostReads()
-    mode.recording = False  # only inside the blocks
-    for block in vlm.model.visual.blocks:
-        block.register_forward_pre_hook(lambda *_: setattr(mode, "recording", True))
-        block.register_forward_hook(lambda *_: setattr(mode, "recording", False))
-    with mode:
-        vlm(frames, ["the ball rolls left", "a hand opens the door"])
-    assert not mode.reads, mode.reads
-    mode.recording, x = True, torch.arange(4.0)
-    with mode:  # what the blocks did before: a window length read back, patches picked by a mask
-        int(x.max()), x[x > 0]
-    assert sorted(op for op, _ in mode.reads) == ["aten._local_scalar_dense.default", "aten.index.Tensor"]
-
-
 def test_the_language_model_reads_video_tokens_at_qwen_m_rope_positions(tiny_cfg):
     # Qwen2.5-VL's M-RoPE: text tokens step all three position ids together; a video's merged patches
     # share the text position where the video starts, plus their row (height id), column (width id)
@@ -180,6 +161,88 @@ def test_the_language_model_reads_video_tokens_at_qwen_m_rope_positions(tiny_cfg
         assert torch.equal(after, torch.arange(after.shape[1]).expand(3, -1) + start + 9)
     states, _ = vlm(frames[:1], ["the ball rolls left and then stops"], fps=2.0)
     assert not torch.allclose(states, vlm(frames[:1], ["the ball rolls left and then stops"], fps=24.0)[0])
+
+
+def test_the_prepared_forward_equals_transformers_own(tiny_cfg):
+    # FrozenVLM prepares positions, window layout and mask on the host and runs the tower and the
+    # language model itself; transformers' Qwen2_5_VLModel.forward, given what Qwen's processor
+    # gives it (mm_token_type_ids, second_per_grid_ts), must read the same clips the same way
+    vlm = FrozenVLM(tiny_cfg.vlm.pretrained, twin="tiny", max_pixels=196 * 252)
+    frames = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, 4, 196, 252, 3), dtype=np.uint8))
+    prompts, fps = ["the ball rolls left and then stops", "a hand"], torch.tensor([2.0, 30.0])
+    ours, mask = vlm(frames, prompts, fps=fps)
+    inputs = vlm.inputs(frames, prompts, fps)
+    vlm.batch_windows(False)  # transformers' own vision attention too
+    ids = inputs.input_ids
+    out = vlm.model(
+        input_ids=ids,
+        attention_mask=inputs.attention_mask.long(),
+        pixel_values_videos=inputs.pixels,
+        video_grid_thw=inputs.grids,
+        mm_token_type_ids=(ids == vlm.model.config.video_token_id).int() * 2,  # the processor's marks
+        second_per_grid_ts=2 / fps,  # the processor's: temporal_patch_size / fps
+        output_hidden_states=True,
+        use_cache=False,
+    )
+    theirs = out.hidden_states[-1]
+    assert torch.allclose(ours[mask], theirs[mask], atol=1e-5), (ours[mask] - theirs[mask]).abs().max()
+
+
+def test_the_vlm_forward_never_makes_the_host_wait_for_the_gpu(tiny_cfg):
+    # a host read stalls the host until the GPU has run everything queued (the VLM stage is host-bound
+    # on a GPU) and cannot be captured in a CUDA graph (vlm.cuda_graphs): every value the host needs is
+    # worked out before the forward (FrozenVLM.inputs), none inside it
+    vlm = FrozenVLM(tiny_cfg.vlm.pretrained, twin="tiny", max_pixels=196 * 252)
+    frames = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, 4, 196, 252, 3), dtype=np.uint8))
+    inputs = vlm.inputs(frames, ["the ball rolls left", "a hand opens the door"], fps=24.0)
+    with HostReads() as mode:
+        vlm.states(inputs)
+    assert not mode.reads, mode.reads
+    with HostReads() as mode:  # what the vision blocks did before: a window length read, a boolean mask
+        x = torch.arange(4.0)
+        int(x.max()), x[x > 0]
+    assert sorted(op for op, _ in mode.reads) == ["aten._local_scalar_dense.default", "aten.index.Tensor"]
+
+
+def test_graphed_states_capture_once_per_shape_and_copy_in_and_out(tiny_cfg, monkeypatch):
+    # the capture itself needs a GPU (the prediction bench compares its states with the eager
+    # forward's: vlm_graphs_error); here a stand-in graph replays the eager forward on the captured
+    # inputs, so the bookkeeping around it is checked: one capture per input shape, new inputs copied
+    # into the captured ones, the output copied out, the least recently used graph dropped
+    vlm = FrozenVLM(tiny_cfg.vlm.pretrained, twin="tiny")
+    captured = []
+
+    class StandIn:
+        def __init__(self, static):
+            self.static, self.out = static, vlm.states(static)
+
+        def replay(self):
+            self.out.copy_(vlm.states(self.static))
+
+    def capture(inputs):
+        static = replace(inputs, **{k: v.clone() for k, v in inputs.tensors().items()})
+        captured.append(inputs.key())
+        graph = StandIn(static)
+        return graph, static, graph.out
+
+    graphs = GraphedStates(vlm.states, limit=2)
+    monkeypatch.setattr(graphs, "capture", capture)
+    g = torch.Generator().manual_seed(0)
+    clips = [torch.randint(0, 256, (n, 4, 64, 64, 3), generator=g, dtype=torch.uint8) for n in (1, 1, 2)]
+    for clip, prompt in [
+        (clips[0], "a ball"),
+        (clips[1], "a cube"),
+        (clips[2], "a ball"),
+        (clips[0], "a ball"),
+    ]:
+        inputs = vlm.inputs(clip, [prompt] * len(clip), None)
+        out = graphs(inputs)
+        assert torch.equal(out, vlm.states(inputs))  # this call's inputs, not the captured ones
+        assert all(out.data_ptr() != graph[2].data_ptr() for graph in graphs.graphs.values())
+    assert len(captured) == 2 and len(graphs.graphs) == 2  # "a cube" has the tokens of "a ball"
+    inputs = vlm.inputs(clips[0], ["the ball rolls left"], None)  # a third shape: the oldest goes
+    graphs(inputs)
+    assert len(captured) == 3 and list(graphs.graphs) == [captured[0], captured[2]]  # the 2-clip one
 
 
 def test_frozen_parts_stay_in_eval(tiny_vlm):

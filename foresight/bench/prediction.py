@@ -36,7 +36,7 @@ from foresight.features import Features
 from foresight.models.adapter import QueryAdapter
 from foresight.models.ltx import LTXVideo, grid_positions, latent_grid, rope_coords, unpack
 from foresight.models.quantize import Fp8Linear
-from foresight.models.vlm import FrozenVLM
+from foresight.models.vlm import FrozenVLM, GraphedStates
 from foresight.options.clean_latents import CleanLatents
 from foresight.options.image_path import ImagePath
 from foresight.options.partial_diffusion import PartialDiffusion
@@ -114,10 +114,13 @@ def bench_size(
     batch: int = 1,
     rollouts: bool = True,
     dit_quantize: str | None = None,
+    vlm_graphs: bool = False,
 ) -> dict:
     """One row of stage and prediction times at `size`; batch > 1 also times each option's prediction
     of `batch` clips at once and its throughput (clips per second). dit_quantize: the DiT's linears
-    are quantised here (ltx.quantize_dit), after one velocity in its own dtype to measure the error."""
+    are quantised here (ltx.quantize_dit), after one velocity in its own dtype to measure the error.
+    vlm_graphs: the predictions' VLM replays its forward as CUDA graphs (vlm.cuda_graphs; on a GPU the
+    graphed stage is timed and its error against the eager forward measured either way)."""
     width, height, frames = size
     grid = latent_grid(frames, height, width)
     n = grid[0] * grid[1] * grid[2]
@@ -133,7 +136,12 @@ def bench_size(
     # the part of it spent on the CPU resizing and patching the frames (the image processor's PIL path)
     row["vlm_preprocess_ms"], _ = timed(lambda: vlm.video_patches(context[0].numpy()), device, iters)
     vlm.preprocess = "tensor"  # the same steps as tensor ops on the device (vlm.preprocess=tensor)
-    row["vlm_tensor_ms"], _ = timed(lambda: vlm(context, [PROMPT]), device, iters)
+    row["vlm_tensor_ms"], (eager, _) = timed(lambda: vlm(context, [PROMPT]), device, iters)
+    if device.type == "cuda":  # the same forward replayed as CUDA graphs (vlm.cuda_graphs)
+        vlm.graphs = GraphedStates(vlm.states)
+        row["vlm_tensor_graphs_ms"], (graphed, _) = timed(lambda: vlm(context, [PROMPT]), device, iters)
+        row["vlm_graphs_error"] = ((graphed.float() - eager.float()).norm() / eager.float().norm()).item()
+    vlm.graphs = GraphedStates(vlm.states) if vlm_graphs else None
     row["vlm_tensor_preprocess_ms"], _ = timed(
         lambda: vlm.video_patches_tensor(context.to(device)), device, iters
     )
@@ -434,6 +442,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         help="how the predictions' VLM prepares frames (vlm.preprocess; both are timed as stages)",
     )
     parser.add_argument(
+        "--vlm-graphs",
+        action="store_true",
+        help="the predictions' VLM replays its forward as CUDA graphs (vlm.cuda_graphs; both are timed)",
+    )
+    parser.add_argument(
         "--no-train",
         action="store_true",
         help="prediction stages only (training steps through the trainer: foresight.bench.training)",
@@ -497,6 +510,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             batch=args.batch,
             rollouts=not args.no_rollouts,
             dit_quantize=args.dit_quantize,
+            vlm_graphs=args.vlm_graphs,
         )
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -506,6 +520,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     meta["cudnn_benchmark"] = args.cudnn_benchmark
     meta["batch"] = args.batch
     meta["dit_quantize"] = args.dit_quantize
+    meta["vlm_graphs"] = args.vlm_graphs
     meta["compile_mode"] = args.compile_mode
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     return rows

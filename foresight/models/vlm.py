@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -32,6 +35,7 @@ from transformers import (
     Qwen2VLImageProcessorPil,
 )
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+from transformers.vision_utils import get_vision_cu_seqlens, get_vision_position_ids, get_vision_window_index
 
 from foresight.models.hub import freeze, own_rng, resolve_pretrained, torch_dtype
 from foresight.models.quantize import check as check_quantize
@@ -151,12 +155,14 @@ class FrozenVLM(nn.Module):
         device: str | None = None,
         preprocess: str = "pil",
         quantize: str | None = None,
+        cuda_graphs: bool = False,
     ) -> None:
         """twin="tiny": build a tiny twin into `pretrained` if absent, then load it. twin="random":
         random weights of the published `size` ("7b", "3b") in memory on `device`, with the offline
         tokenizer (speed benchmarks: only token counts matter, not ids). preprocess: "pil" (the image
         processor itself, on the host) or "tensor" (the same steps as tensor ops on the model's device).
-        quantize: "int8" stores the linear weights as int8 (foresight.models.quantize), null keeps dtype."""
+        quantize: "int8" stores the linear weights as int8 (foresight.models.quantize), null keeps dtype.
+        cuda_graphs: on a GPU, replay the forward as a CUDA graph per input shape (GraphedStates)."""
         super().__init__()
         check_quantize(quantize, "vlm.quantize")
         if preprocess not in PREPROCESS:
@@ -190,6 +196,7 @@ class FrozenVLM(nn.Module):
         self.layers = list(layers)
         self.max_text_tokens = max_text_tokens
         self.out_dim = model.config.text_config.hidden_size * len(self.layers)
+        self.graphs = GraphedStates(self.states) if cuda_graphs else None
 
     def batch_windows(self, enabled: bool) -> None:
         """The vision tower's windowed attention as one call per block (see batch_window_attention), or
@@ -258,6 +265,16 @@ class FrozenVLM(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """fps: the context's frame rate (one, or one per clip; None: transformers' 24). Qwen2.5-VL places
         a video's temporal patches in absolute time (`tokens_per_second` position steps a second)."""
+        inputs = self.inputs(context, prompts, fps)
+        graphed = self.graphs is not None and inputs.pixels.is_cuda
+        return (self.graphs(inputs) if graphed else self.states(inputs)), inputs.attention_mask
+
+    def inputs(
+        self, context: Tensor, prompts: list[str], fps: Tensor | list[float] | float | None
+    ) -> VLMInputs:
+        """Everything a forward reads, worked out on the host and sent to the model's device: the frames'
+        patches, the chat tokens, their M-RoPE positions and the vision tower's window layout, so that
+        `states` never waits for the GPU (and can be replayed as a CUDA graph)."""
         merge, device = self.image_processor.merge_size**2, self.model.device
         if self.preprocess == "tensor":
             pixels, grids = self.video_patches_tensor(context.to(device))
@@ -270,41 +287,146 @@ class FrozenVLM(nn.Module):
             words = self.tokenizer(instruction, add_special_tokens=False).input_ids[: self.max_text_tokens]
             texts.append(self.prompt(count, self.tokenizer.decode(words)))
         tok = self.tokenizer(texts, padding=True, return_tensors="pt", padding_side="right")
-        positions = self.positions(tok.input_ids, tok.attention_mask, grids, fps)  # (3, B, L)
-        out = self.model(
-            input_ids=tok.input_ids.to(device),
-            attention_mask=tok.attention_mask.to(device),
-            position_ids=positions.to(device),
-            pixel_values_videos=pixels.to(device, self.model.dtype),
-            video_grid_thw=grids.to(device),
-            output_hidden_states=True,
-            use_cache=False,  # one forward, no generation: no KV cache to build layer by layer
+        ids, mask = tok.input_ids, tok.attention_mask.bool()  # (B, L) on the host
+        visual = self.model.visual
+        m = visual.spatial_merge_size
+        window_index, cu_windows = get_vision_window_index(grids, m, visual.window_size, visual.patch_size)
+        longest, longest_window = longest_sequences(visual, grids)
+        causal = torch.ones(ids.shape[1], ids.shape[1], dtype=torch.bool).tril()  # (L, L)
+        return VLMInputs(
+            pixels=pixels.to(device, self.model.dtype),
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            positions=self.positions(ids, mask, grids, fps).to(device),
+            slots=(ids == self.model.config.video_token_id).flatten().nonzero()[:, 0].to(device),
+            attention=None if mask.all() else (causal & mask[:, None, None, :]).to(device),
+            vision_positions=get_vision_position_ids(grids, m).to(device),
+            cu_seqlens=get_vision_cu_seqlens(grids).to(device),
+            window_index=window_index.to(device),
+            cu_window_seqlens=cu_windows.to(device),
+            grids=grids,
+            max_seqlen=longest,
+            max_window_seqlen=longest_window,
         )
-        states = torch.cat([out.hidden_states[i] for i in self.layers], dim=-1)  # (B, L, out_dim)
-        return states, tok.attention_mask.to(device).bool()
 
-    def positions(
-        self,
-        input_ids: Tensor,
-        attention_mask: Tensor,
-        grids: Tensor,
-        fps: Tensor | list[float] | float | None,
-    ) -> Tensor:
+    def positions(self, input_ids: Tensor, attention_mask: Tensor, grids: Tensor, fps) -> Tensor:
         """(B, L) host tokens and mask, (B, 3) host grids -> (3, B, L) M-RoPE position ids (temporal,
-        height, width), by transformers' own get_rope_index, on the host (no device read). Transformers
-        (5.23+) computes them only when given the processor's `mm_token_type_ids`; without them every
-        token, video patches included, gets plain 1D positions, which is not how Qwen2.5-VL reads video."""
+        height, width), by transformers' own get_rope_index, on the host. Transformers (5.23+) computes
+        them only when given the processor's `mm_token_type_ids`; without them every token, video
+        patches included, gets plain 1D positions, which is not how Qwen2.5-VL reads video."""
         kinds = (input_ids == self.model.config.video_token_id).int() * VIDEO  # (B, L)
         rates = torch.as_tensor(DEFAULT_FPS if fps is None else fps, dtype=torch.float64).cpu()
         seconds = self.image_processor.temporal_patch_size / rates.reshape(-1).expand(len(grids))  # (B,)
         positions, _ = self.model.get_rope_index(
             input_ids,
             mm_token_type_ids=kinds,
-            video_grid_thw=grids.cpu(),
+            video_grid_thw=grids,
             second_per_grid_ts=seconds,
             attention_mask=attention_mask,
         )
         return positions
+
+    def states(self, inputs: VLMInputs) -> Tensor:
+        """Prepared inputs -> (B, L, hidden x len(layers)): the vision tower, its tokens put in the video
+        placeholders' slots, the language model. What transformers' Qwen2_5_VLModel.forward does, with
+        every host-side value precomputed (tests/test_encoders.py compares the two): no host reads."""
+        model = self.model
+        video = model.visual(
+            inputs.pixels,
+            grid_thw=inputs.grids,
+            position_ids=inputs.vision_positions,
+            cu_seqlens=inputs.cu_seqlens,
+            max_seqlen=inputs.max_seqlen,
+            window_index=inputs.window_index,
+            cu_window_seqlens=inputs.cu_window_seqlens,
+            max_window_seqlen=inputs.max_window_seqlen,
+        ).pooler_output  # (V, D): the video tokens of every clip, in order
+        embeds = model.get_input_embeddings()(inputs.input_ids)  # (B, L, D)
+        embeds = embeds.flatten(0, 1).index_copy(0, inputs.slots, video.to(embeds.dtype)).view_as(embeds)
+        out = model.language_model(
+            inputs_embeds=embeds,
+            position_ids=inputs.positions,
+            attention_mask={"full_attention": inputs.attention},  # None: no padding, the causal kernel
+            output_hidden_states=True,
+            use_cache=False,  # one forward, no generation: no KV cache to build layer by layer
+        )
+        return torch.cat([out.hidden_states[i] for i in self.layers], dim=-1)  # (B, L, out_dim)
+
+
+@dataclass
+class VLMInputs:
+    """One forward's inputs, prepared on the host (FrozenVLM.inputs); tensors on the model's device but
+    `grids`. B clips, L tokens (right-padded), N patches, V video tokens."""
+
+    pixels: Tensor  # (N, 3*2*14*14) normalised patches, the model's dtype
+    input_ids: Tensor  # (B, L)
+    attention_mask: Tensor  # (B, L) bool, True on real tokens
+    positions: Tensor  # (3, B, L) M-RoPE ids
+    slots: Tensor  # (V,) each video token's index in the flattened (B*L) sequence
+    attention: Tensor | None  # (B, 1, L, L) bool causal mask over real keys; None: no padding
+    vision_positions: Tensor  # (N, 2) the patches' (row, column)
+    cu_seqlens: Tensor  # (B*T + 1,) int32 temporal-patch boundaries (full-attention blocks)
+    window_index: Tensor  # (N/4,) merged patches in window order
+    cu_window_seqlens: Tensor  # (W + 1,) int32 window boundaries
+    grids: Tensor  # (B, 3) on the host: (t, h, w) patches per clip
+    max_seqlen: int
+    max_window_seqlen: int
+
+    def tensors(self) -> dict[str, Tensor]:
+        """The device tensors (all but the host's grids): what a CUDA graph reads."""
+        return {k: v for k, v in vars(self).items() if isinstance(v, Tensor) and k != "grids"}
+
+    def key(self) -> tuple:
+        """What a CUDA graph of `states` is specific to: every shape, the grids, the padding."""
+        shapes = tuple(tuple(t.shape) for t in self.tensors().values())
+        return shapes, tuple(map(tuple, self.grids.tolist())), self.attention is None
+
+
+class GraphedStates:
+    """FrozenVLM.states replayed as CUDA graphs, one per VLMInputs.key() (the `limit` last used are
+    kept). The 7B VLM's stage is host-bound (on an H200 ~70 ms of host time queue ~36 ms of kernels):
+    a replay queues its ~2,000 kernels at once. Same kernels on the same inputs, so the same values.
+    Inputs are copied into the graph's own; the output is copied out (the next replay overwrites it)."""
+
+    def __init__(self, states: Callable[[VLMInputs], Tensor], limit: int = 4) -> None:
+        self.states, self.limit = states, limit
+        self.graphs: OrderedDict[tuple, tuple[torch.cuda.CUDAGraph, VLMInputs, Tensor]] = OrderedDict()
+
+    def __call__(self, inputs: VLMInputs) -> Tensor:
+        key = inputs.key()
+        if key not in self.graphs:
+            self.graphs[key] = self.capture(inputs)
+            while len(self.graphs) > self.limit:
+                self.graphs.popitem(last=False)  # frees that graph's memory pool
+        self.graphs.move_to_end(key)
+        graph, static, out = self.graphs[key]
+        for name, value in inputs.tensors().items():  # the host's grids are part of the key
+            getattr(static, name).copy_(value)
+        graph.replay()
+        return out.clone()
+
+    def capture(self, inputs: VLMInputs) -> tuple[torch.cuda.CUDAGraph, VLMInputs, Tensor]:
+        static = replace(inputs, **{k: v.clone() for k, v in inputs.tensors().items()})
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # cuBLAS and cuDNN set themselves up outside the capture; on
+            self.states(inputs)  # `inputs`, not `static`: the window layouts the capture derives from
+        torch.cuda.current_stream().wait_stream(side)  # static's tensors must live in the graph's memory
+        graph = torch.cuda.CUDAGraph()
+        # thread_local: a reader thread decoding the next batch may touch CUDA meanwhile
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            out = self.states(static)
+        return graph, static, out
+
+
+def longest_sequences(visual: nn.Module, grids: Tensor) -> tuple[int, int]:
+    """(B, 3) host grids -> the longest full-attention sequence (a temporal patch's patches) and the
+    longest window, in patches: the padded lengths of batch_window_attention."""
+    merge = visual.spatial_merge_size
+    side = visual.window_size // merge // visual.patch_size  # a window's side, in merged patches
+    grid = grids.tolist()
+    longest = max(h * w for _, h, w in grid)
+    return longest, max(min(side, h // merge) * min(side, w // merge) * merge**2 for _, h, w in grid)
 
 
 def batch_window_attention(visual: nn.Module) -> torch.utils.hooks.RemovableHandle:
@@ -327,16 +449,11 @@ def batch_window_attention(visual: nn.Module) -> torch.utils.hooks.RemovableHand
     """
     from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb_vision
 
-    merge = visual.spatial_merge_size
-    side = visual.window_size // merge // visual.patch_size  # a window's side, in merged patches
-
-    def longest_sequences(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        grid = (kwargs["grid_thw"] if "grid_thw" in kwargs else args[1]).tolist()  # (N, 3): t, h, w
-        kwargs.setdefault("max_seqlen", max(h * w for _, h, w in grid))  # a temporal patch's patches
-        kwargs.setdefault(
-            "max_window_seqlen",
-            max(min(side, h // merge) * min(side, w // merge) * merge**2 for _, h, w in grid),
-        )
+    def with_longest(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        grid = kwargs["grid_thw"] if "grid_thw" in kwargs else args[1]  # (N, 3): t, h, w
+        longest, longest_window = longest_sequences(visual, grid)
+        kwargs.setdefault("max_seqlen", longest)
+        kwargs.setdefault("max_window_seqlen", longest_window)
         return args, kwargs
 
     layouts: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []  # (cu_seqlens, index, valid, gather)
@@ -379,7 +496,7 @@ def batch_window_attention(visual: nn.Module) -> torch.utils.hooks.RemovableHand
 
     for block in visual.blocks:
         block.attn.forward = partial(attention, block.attn)
-    return visual.register_forward_pre_hook(longest_sequences, with_kwargs=True)
+    return visual.register_forward_pre_hook(with_longest, with_kwargs=True)
 
 
 def _vision_ids(tokenizer) -> dict[str, int]:
