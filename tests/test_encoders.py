@@ -245,6 +245,22 @@ def test_graphed_states_capture_once_per_shape_and_copy_in_and_out(tiny_cfg, mon
     assert len(captured) == 3 and list(graphs.graphs) == [captured[0], captured[2]]  # the 2-clip one
 
 
+def test_with_cuda_graphs_prompts_of_other_lengths_share_a_graph_and_read_the_same(tiny_cfg, tiny_vlm):
+    graphed = FrozenVLM(tiny_cfg.vlm.pretrained, twin="tiny", cuda_graphs=True)  # on the CPU: eager
+    context = torch.randint(
+        0, 256, (2, 4, 64, 64, 3), generator=torch.Generator().manual_seed(0), dtype=torch.uint8
+    )
+    keys = set()
+    for prompts in (["a ball", "the ball rolls left"], ["a red circle moves right", "a cube"]):
+        keys.add(graphed.inputs(context, prompts, None).key())
+        states, mask = graphed(context, prompts)
+        plain, plain_mask = tiny_vlm(context, prompts)
+        assert states.shape[1] % 64 == 0 and states.shape[1] > plain.shape[1]  # padded to the bucket
+        assert torch.equal(mask[:, : plain.shape[1]], plain_mask) and not mask[:, plain.shape[1] :].any()
+        assert torch.allclose(states[:, : plain.shape[1]][plain_mask], plain[plain_mask], atol=1e-5)
+    assert len(keys) == 1  # one graph for both batches
+
+
 def test_frozen_parts_stay_in_eval(tiny_vlm):
     tiny_vlm.train()
     assert not tiny_vlm.model.training

@@ -53,6 +53,9 @@ SPECIAL = [
 ]
 SYSTEM = "You are a helpful assistant."
 VIDEO = 2  # mm_token_type_ids of a video placeholder token (text 0, image 1), as Qwen's processor marks them
+GRAPH_TOKENS = (
+    64  # with cuda_graphs, sequences are padded to a multiple: prompts of other lengths share a graph
+)
 DEFAULT_FPS = 24.0  # the frame rate transformers assumes for a video given without metadata
 PREPROCESS = ("pil", "tensor")  # where the frames are resized and patched: the host's PIL, or tensor ops
 
@@ -162,7 +165,9 @@ class FrozenVLM(nn.Module):
         tokenizer (speed benchmarks: only token counts matter, not ids). preprocess: "pil" (the image
         processor itself, on the host) or "tensor" (the same steps as tensor ops on the model's device).
         quantize: "int8" stores the linear weights as int8 (foresight.models.quantize), null keeps dtype.
-        cuda_graphs: on a GPU, replay the forward as a CUDA graph per input shape (GraphedStates)."""
+        cuda_graphs: on a GPU, replay the forward as a CUDA graph per input shape (GraphedStates); the
+        token sequences are then right-padded to a multiple of GRAPH_TOKENS, so that prompts of other
+        lengths share a graph (the padding is masked: real tokens' states are unchanged)."""
         super().__init__()
         check_quantize(quantize, "vlm.quantize")
         if preprocess not in PREPROCESS:
@@ -286,7 +291,13 @@ class FrozenVLM(nn.Module):
         for count, instruction in zip(tokens, prompts, strict=True):
             words = self.tokenizer(instruction, add_special_tokens=False).input_ids[: self.max_text_tokens]
             texts.append(self.prompt(count, self.tokenizer.decode(words)))
-        tok = self.tokenizer(texts, padding=True, return_tensors="pt", padding_side="right")
+        tok = self.tokenizer(
+            texts,
+            padding=True,
+            pad_to_multiple_of=GRAPH_TOKENS if self.graphs is not None else None,
+            return_tensors="pt",
+            padding_side="right",
+        )
         ids, mask = tok.input_ids, tok.attention_mask.bool()  # (B, L) on the host
         visual = self.model.visual
         m = visual.spatial_merge_size
