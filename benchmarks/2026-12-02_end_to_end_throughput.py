@@ -2,7 +2,7 @@
 
 Renders clips at the size with sample_world, trains option B for a few steps through train.py (live:
 the VLM and T5 encode every clip; it writes the checkpoint the rest read), then runs evaluate.py (each
-`--compile` setting), predict.py (each pair of `--writers` and `--side-by-side` settings) and
+`--compile` setting), predict.py (each combination of `--writers`, `--side-by-side` and `--vlm-graphs`) and
 preprocess.py on the held-out clips, each a fresh process as a user runs it, `--repeats` times. Each
 reports clips a second over its whole run and after its first batch (foresight.throughput); they are
 collected into $OUT/end_to_end.json, rewritten after each run; what they read and write stays under
@@ -95,6 +95,7 @@ def main() -> None:
     parser.add_argument(
         "--side-by-side", nargs="+", default=["true"], help="predict.py's side_by_side settings"
     )
+    parser.add_argument("--vlm-graphs", nargs="+", default=["false"], help="predict.py's vlm_graphs settings")
     parser.add_argument("--repeats", type=int, default=1, help="processes per timed setting")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -150,8 +151,8 @@ def main() -> None:
                         **{k: result[k] for k in keys},
                     },
                 )
-        settings = [(w, b) for w in args.writers for b in args.side_by_side]
-        for writers, beside in settings if "predict" in args.stages else []:
+        settings = [(w, b, g) for w in args.writers for b in args.side_by_side for g in args.vlm_graphs]
+        for writers, beside, graphs in settings if "predict" in args.stages else []:
             text = run(
                 "predict.py",
                 f"ckpt={RUN}",
@@ -159,6 +160,7 @@ def main() -> None:
                 f"batch_size={args.batch}",
                 f"writers={writers}",
                 f"side_by_side={beside}",
+                f"vlm_graphs={graphs}",
                 f"out_dir={WORK / 'predictions'}",
                 "overwrite=true",
             )
@@ -167,6 +169,7 @@ def main() -> None:
                 "batch": args.batch,
                 "writers": int(writers),
                 "side_by_side": beside,
+                "vlm_graphs": graphs,
             }
             record(rows, {**row, **printed_rates(text)})
         if "preprocess" in args.stages:
