@@ -111,6 +111,31 @@ def test_a_cache_written_for_another_dit_is_refused_before_training(tmp_path, tw
         )
 
 
+def test_a_cache_of_an_older_format_is_refused_before_training(tmp_path):
+    # written before the VLM read video at M-RoPE positions: its states are not what the VLM gives now
+    import json
+
+    import webdataset as wds
+
+    from foresight.bench.data import write_feature_shard
+    from foresight.data.stream import shard_samples
+
+    write_feature_shard(tmp_path / "new.tar", 1, vlm=(5, 64), text=(32, 64), grid=(3, 2, 2))
+    with wds.TarWriter(str(tmp_path / "old.tar")) as sink:
+        for _, sample in shard_samples(str(tmp_path / "new.tar")):
+            meta = json.loads(sample["meta.json"])
+            del meta["format"]  # what preprocess.py wrote before
+            kept = {k: v for k, v in sample.items() if k == "__key__" or not k.startswith("_")}
+            sink.write({**kept, "meta.json": json.dumps(meta)})
+    new = FeatureDataModule(str(tmp_path / "new.tar"), str(tmp_path / "new.tar"))
+    assert new.cached_widths() == {"vlm": 64, "text": 64}
+    old = FeatureDataModule(str(tmp_path / "old.tar"), str(tmp_path / "old.tar"))
+    with pytest.raises(
+        ValueError, match="format 1, and this Foresight reads format 2.*re-run python preprocess.py"
+    ):
+        old.cached_widths()
+
+
 def test_missing_cache_says_how_to_make_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="python preprocess.py"):
         FeatureDataModule(str(tmp_path / "train-{000000..000003}.tar"), str(tmp_path / "val-000000.tar"))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from foresight.data.feature_cache import FeatureDataModule, _npy
+from foresight.data.feature_cache import FEATURE_FORMAT, FeatureDataModule, _npy
 from foresight.data.sample_world import render_clip
 from foresight.data.video import decode_window, encode_mp4, probe
 
@@ -60,7 +60,7 @@ def write_feature_shard(
                     "text.npy": _npy(rng.standard_normal(text, dtype=np.float32)),
                     "text_mask.npy": _npy(np.ones(text[0], dtype=bool)),
                     "latents.npy": _npy(rng.standard_normal((128, *grid), dtype=np.float32)),
-                    "meta.json": json.dumps({"fps": 24.0, "caption": "x"}),
+                    "meta.json": json.dumps({"fps": 24.0, "caption": "x", "format": FEATURE_FORMAT}),
                 }
             )
 

@@ -4,9 +4,10 @@
 shards and writes, per input shard, a feature shard of the same name: per clip `vlm.npy` (L, D),
 `vlm_mask.npy` (L,), `text.npy` (T, D), `text_mask.npy` (T,), `latents.npy` (128, f, h, w),
 `context_latents.npy` (128, C-1, h, w: the earlier context frames, each encoded alone, for the prefix
-baseline) and `meta.json` (fps, caption); with `frames: true` also `context.npy` / `target.npy` (uint8), which
-validation needs for pixel metrics and the copy-last-frame baseline. Only `.npy` and `.json`:
-nothing is ever unpickled (`np.load(allow_pickle=False)`). The record and the cache: docs/features.md.
+baseline) and `meta.json` (fps, caption, FEATURE_FORMAT); with `frames: true` also `context.npy` /
+`target.npy` (uint8), which validation needs for pixel metrics and the copy-last-frame baseline. Only
+`.npy` and `.json`: nothing is ever unpickled (`np.load(allow_pickle=False)`). The record and the
+cache: docs/features.md.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ from foresight.data.loader import ClipWindows, expand_shards
 from foresight.data.stream import BadSample, ResumableBatches, ResumableData, shard_samples
 from foresight.features import Features, encode_batch
 from foresight.throughput import Throughput
+
+# in each sample's meta.json. 2 (2026-12-02): the VLM reads the video at Qwen2.5-VL's M-RoPE positions;
+# a cache without it (1) holds VLM states of the video read at plain 1D positions, which neither
+# live training nor predict.py produce any more: training on it would teach the adapter other states
+FEATURE_FORMAT = 2
 
 
 def _npy(array: np.ndarray) -> bytes:
@@ -62,7 +68,9 @@ def write_feature_shard(
                     "text_mask.npy": _npy(feats.text_mask[i].cpu().numpy()),
                     "latents.npy": _npy(feats.target[i].float().cpu().numpy()),
                     "context_latents.npy": _npy(feats.context_latents[i].float().cpu().numpy()),
-                    "meta.json": json.dumps({"fps": float(feats.fps[i]), "caption": batch["caption"][i]}),
+                    "meta.json": json.dumps(
+                        {"fps": float(feats.fps[i]), "caption": batch["caption"][i], "format": FEATURE_FORMAT}
+                    ),
                 }
                 if frames:
                     sample["context.npy"] = _npy(batch["context"][i].numpy())
@@ -161,16 +169,26 @@ class FeatureDataModule(ResumableData):
 
     def cached_widths(self) -> dict[str, int]:
         """{"vlm": width of the cached VLM states, "text": of the caption states}, from the first sample:
-        training from the cache needs these instead of the frozen encoders themselves."""
+        training from the cache needs these instead of the frozen encoders themselves. A cache of
+        another FEATURE_FORMAT is refused here, before anything trains on it."""
         url = self.train_urls[0]
         for _, sample in shard_samples(url):
             try:
-                return {name: int(_load_npy(sample[f"{name}.npy"]).shape[-1]) for name in ("vlm", "text")}
+                meta = json.loads(sample["meta.json"])
+                widths = {name: int(_load_npy(sample[f"{name}.npy"]).shape[-1]) for name in ("vlm", "text")}
             except (KeyError, ValueError) as e:
                 raise ValueError(
                     f"{url}: its first sample holds no readable cached features ({e}); "
                     f"re-run python preprocess.py"
                 ) from None
+            written = meta.get("format", 1)
+            if written != FEATURE_FORMAT:
+                raise ValueError(
+                    f"{url}: a feature cache of format {written}, and this Foresight reads format "
+                    f"{FEATURE_FORMAT} (since 2026-12-02 the VLM reads the video at Qwen2.5-VL's M-RoPE "
+                    f"positions); re-run python preprocess.py into a new preprocess.out_dir"
+                )
+            return widths
         raise ValueError(f"{url} holds no samples; re-run python preprocess.py")
 
 
