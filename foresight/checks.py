@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
+from foresight.data.video import X264_PRESETS
+
 _ABSENT = object()
 
 
@@ -78,6 +80,7 @@ PREDICT = (
     ("rollout", _whole(1, null=True), "a number of chunks, 1 or more (or null)"),
     ("writers", _whole(1), "a number of threads, 1 or more"),
     ("side_by_side", lambda v: isinstance(v, bool), "true or false"),
+    ("preset", lambda v: v in X264_PRESETS, f"one of x264's presets: {', '.join(X264_PRESETS)}"),
     ("vlm_graphs", lambda v: v is None or isinstance(v, bool), "true, false or null (as the run trained)"),
 )
 EVALUATE = (*PREDICT, ("limit", _whole(1, null=True), f"{CLIPS} (or null: all)"))

@@ -374,13 +374,14 @@ def write_prediction(
     fps: float,
     borders: tuple[int, ...] = (),
     beside: bool = True,
+    preset: str = "medium",
 ) -> None:
     """`<name>.mp4` (the future) and, with `beside`, `<name>_side_by_side.mp4` in out; name: from
-    OutputNames; borders: where a rollout's chunks begin (outlined in the side-by-side)."""
-    (out / f"{name}.mp4").write_bytes(encode_mp4(frames, fps))
+    OutputNames; borders: where a rollout's chunks begin (outlined in the side-by-side); preset: x264's."""
+    (out / f"{name}.mp4").write_bytes(encode_mp4(frames, fps, preset=preset))
     if beside:
         (out / f"{name}_side_by_side.mp4").write_bytes(
-            encode_mp4(side_by_side(context, frames, borders=borders), fps)
+            encode_mp4(side_by_side(context, frames, borders=borders), fps, preset=preset)
         )
 
 
@@ -449,6 +450,7 @@ def predict_inputs(
     latent_continuation: bool = False,
     writers: int = 1,
     beside: bool = True,
+    preset: str = "medium",
 ) -> dict:
     """Predict for a video or image, every video and image in a directory, or every clip of shards
     (`*.tar`, brace patterns), in batches; each clip gives `<name>.mp4` (the future, starting at the
@@ -457,7 +459,8 @@ def predict_inputs(
     `prompt` if given (one text, or a list with one per chunk), else its caption (`<name>.txt` beside a
     file, the shard's `.txt`). rollout: chunks predicted in turn, each from the last frames of the one
     before (Predictor.rollout); the videos join them. Batch i uses seed + i. The next batch is read
-    while one is predicted; writers: threads encoding a batch's videos while the next is predicted.
+    while one is predicted; writers: threads encoding a batch's videos while the next is predicted;
+    preset: x264's (faster ones write bigger files at the same quality).
     Returns what was written and skipped, the seconds spent predicting, the mean seconds per chunk,
     and clips a second end to end (reading and writing included; foresight.throughput: also after the
     first batch)."""
@@ -515,6 +518,7 @@ def predict_inputs(
                         clip["fps"],
                         run.borders(),
                         beside,
+                        preset,
                     )
                     for clip, future in zip(batch, run.joined(), strict=True)
                 ]
@@ -555,6 +559,7 @@ def main(cfg) -> dict:
         latent_continuation=cfg.get("latent_continuation", False),
         writers=cfg.get("writers", 1),
         beside=cfg.get("side_by_side", True),
+        preset=cfg.get("preset", "medium"),
     )
     renamed = report["renamed"]
     chunks = (

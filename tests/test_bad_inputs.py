@@ -403,6 +403,12 @@ CASES = [
         Error(r"side_by_side='maybe': must be true or false"),
     ),
     (
+        "predict: not an x264 preset",
+        "predict",
+        ["ckpt={run}", "input={missing}", "preset=quick"],
+        Error(r"preset='quick': must be one of x264's presets: ultrafast, superfast"),
+    ),
+    (
         "evaluate: limit 0",
         "evaluate",
         ["ckpt={run}", "limit=0"],

@@ -113,6 +113,7 @@ def test_predict_py_on_a_directory_and_on_shards_in_batches(run_dir, tmp_path):
         f"input={ROOT / 'data/sample/val-000000.tar'}",
         f"out_dir={tmp_path / 'shards'}",
         "side_by_side=false",  # the futures alone
+        "preset=ultrafast",  # x264's fastest: the writer bounds predict.py at full size
         timeout=300,
     )
     assert shards.returncode == 0, shards.stderr[-2000:]

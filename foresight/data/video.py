@@ -312,9 +312,25 @@ def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
     return np.concatenate([y.ravel(), u.ravel(), v.ravel()]).astype(np.uint8).reshape(h * 3 // 2, w)
 
 
-def encode_mp4(frames: np.ndarray, fps: float, reproducible: bool = False, lossless: bool = False) -> bytes:
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+)
+
+
+def encode_mp4(
+    frames: np.ndarray, fps: float, reproducible: bool = False, lossless: bool = False, preset: str = "medium"
+) -> bytes:
     """(F, H, W, 3) uint8 -> h264 mp4 bytes (H and W even): yuv420p, or with lossless RGB h264 at qp 0,
-    which decodes to exactly these frames.
+    which decodes to exactly these frames. preset: x264's speed against size at the same quality
+    (crf 20): faster presets write bigger files (X264_PRESETS; BENCHMARKS.md measures them).
 
     reproducible: the same bytes on any machine with the same x264 build -- our own colour
     conversion, one encoder thread and x264's plain C code (its SIMD kernels make other choices
@@ -326,7 +342,7 @@ def encode_mp4(frames: np.ndarray, fps: float, reproducible: bool = False, lossl
         stream = container.add_stream("libx264rgb" if lossless else "libx264", rate=int(fps))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "rgb24" if lossless else "yuv420p"
-        stream.options = {"qp": "0", "preset": "medium"} if lossless else {"crf": "20", "preset": "medium"}
+        stream.options = {"qp": "0", "preset": preset} if lossless else {"crf": "20", "preset": preset}
         if reproducible:
             stream.options = {**stream.options, "x264-params": "asm=0"}
             stream.codec_context.thread_count = 1
