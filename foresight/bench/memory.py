@@ -25,17 +25,16 @@ from hydra.utils import instantiate
 from foresight.bench.prediction import (
     PROMPT,
     add_run_arguments,
-    architecture,
     peak_gib,
+    random_ltx,
+    random_vlm,
     repeat_in_processes,
     run_meta,
     time_train_step,
 )
 from foresight.config import compose
 from foresight.features import frames_to_video
-from foresight.models.ltx import LTXVideo
 from foresight.models.quantize import quantize_encoders
-from foresight.models.vlm import FrozenVLM
 
 CAPTION = "a red ball rolls to the left across a wooden table"
 
@@ -71,25 +70,15 @@ def build(args, device: torch.device, dtype_name: str):
         vlm = instantiate(cfg.vlm, preprocess="tensor")
     else:
         cfg = compose([*common, f"model={args.model}", f"vlm=qwen2_5_vl_{args.vlm}"])
-        ltx = LTXVideo(
-            "",
-            twin="random",
-            architecture=architecture(args.model),
-            dtype=dtype_name,
-            device=str(device),
+        ltx = random_ltx(
+            args.model,
+            device,
+            dtype_name,
             gradient_checkpointing=args.checkpointing,
             vae_tiling=args.vae_tiling,
             attention_backend=args.attention,
         )
-        vlm = FrozenVLM(
-            "",
-            twin="random",
-            size=args.vlm,
-            dtype=dtype_name,
-            device=str(device),
-            max_pixels=448 * 448,
-            preprocess="tensor",
-        )
+        vlm = random_vlm(args.vlm, device, dtype_name, preprocess="tensor")
     option = instantiate(cfg.option)
     module = instantiate(cfg.module)(vlm=vlm, ltx=ltx, option=option, adapter=instantiate(cfg.adapter))
     return module.to(device), cfg

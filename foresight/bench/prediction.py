@@ -58,6 +58,22 @@ def architecture(model: str) -> dict:
     return arch
 
 
+def random_ltx(model: str, device: torch.device, dtype: str, **levers) -> LTXVideo:
+    """conf/model/<model>.yaml's DiT and VAE with random weights, built on `device` (speed does not
+    depend on weight values; nothing is downloaded): what every bench times. levers: LTXVideo's own
+    (text_encoder, compile, gradient_checkpointing, attention_backend, ...)."""
+    arch = architecture(model)
+    return LTXVideo("", twin="random", architecture=arch, dtype=dtype, device=str(device), **levers)
+
+
+def random_vlm(size: str, device: torch.device, dtype: str, **levers) -> FrozenVLM:
+    """Qwen2.5-VL of the published `size` ("7b", "3b"; "tiny") with random weights on `device`, reading
+    frames at conf/vlm's 448 x 448 pixels unless levers say otherwise (max_pixels, preprocess, ...)."""
+    return FrozenVLM(
+        "", twin="random", size=size, dtype=dtype, device=str(device), **{"max_pixels": 448 * 448, **levers}
+    )
+
+
 def timed(fn, device: torch.device, iters: int, warmup: int = 2) -> tuple[float, object]:
     """Median wall time in ms of fn() (synchronised on GPU), and its last result."""
     out = None
@@ -473,23 +489,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
     model, vlm_size = ("tiny", "tiny") if args.tiny else (args.model, args.vlm)
     torch.manual_seed(0)
-    ltx = LTXVideo(
-        "",
-        twin="random",
+    ltx = random_ltx(
+        model,
+        device,
+        dt_name,
         text_encoder=False,  # no T5: captions are random states here
-        architecture=architecture(model),
-        dtype=dt_name,
-        device=str(device),
         compile=args.compile,
         compile_mode=args.compile_mode,
         attention_backend=args.attention,
     )
-    vlm = FrozenVLM(
-        "",
-        twin="random",
-        size=vlm_size,
-        dtype=dt_name,
-        device=str(device),
+    vlm = random_vlm(
+        vlm_size,
+        device,
+        dt_name,
         max_pixels=448 * 448 if not args.tiny else 56 * 56,
         preprocess=args.vlm_preprocess,
     )

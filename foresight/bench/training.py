@@ -39,16 +39,16 @@ import torch
 from foresight.bench.data import write_feature_shard
 from foresight.bench.prediction import (
     add_run_arguments,
-    architecture,
     bare_lora_loss,
     lora_step_flops,
     mfu,
+    random_ltx,
     repeat_in_processes,
     run_meta,
     time_train_step,
 )
 from foresight.config import compose
-from foresight.models.ltx import LTXVideo, latent_grid
+from foresight.models.ltx import latent_grid
 from foresight.models.vlm import SIZES
 from foresight.training.train import train
 
@@ -118,13 +118,11 @@ def free_memory() -> None:
 
 def bare_steps(args, grids: set[tuple[int, int, int]], caption: tuple[int, int], device, dtype) -> dict:
     """Bare DiT LoRA step per grid (and with gradient checkpointing): {(grid, ckpt): (ms, peak)}."""
-    ltx = LTXVideo(
-        "",
-        twin="random",
+    ltx = random_ltx(
+        args.model,
+        device,
+        str(dtype).split(".")[-1],
         text_encoder=False,  # no T5: captions are random states here
-        architecture=architecture(args.model),
-        dtype=str(dtype).split(".")[-1],
-        device=str(device),
         compile=args.compile,
         attention_backend=args.attention,
     )
