@@ -217,6 +217,8 @@ def preprocess(cfg) -> dict[str, float]:
     out = Path(cfg.preprocess.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = preprocess_device(cfg.preprocess.get("device"), rank)
+    if device.type == "cuda":  # what allocates on "the current GPU" (streams, handles) uses this rank's
+        torch.cuda.set_device(device)
     vlm, ltx = instantiate(cfg.vlm).to(device), instantiate(cfg.model).to(device)
     written = {"written": 0, "skipped_shards": 0}
     throughput = Throughput()

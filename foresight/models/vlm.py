@@ -418,15 +418,16 @@ class GraphedStates:
 
     def capture(self, inputs: VLMInputs) -> tuple[torch.cuda.CUDAGraph, VLMInputs, Tensor]:
         static = replace(inputs, **{k: v.clone() for k, v in inputs.tensors().items()})
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):  # cuBLAS and cuDNN set themselves up outside the capture; on
-            self.states(inputs)  # `inputs`, not `static`: the window layouts the capture derives from
-        torch.cuda.current_stream().wait_stream(side)  # static's tensors must live in the graph's memory
-        graph = torch.cuda.CUDAGraph()
-        # thread_local: a reader thread decoding the next batch may touch CUDA meanwhile
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-            out = self.states(static)
+        with torch.cuda.device(inputs.pixels.device):  # the model's GPU, whichever is current
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # cuBLAS and cuDNN set themselves up outside the capture; on
+                self.states(inputs)  # `inputs`, not `static`: the window layouts the capture derives
+            torch.cuda.current_stream().wait_stream(side)  # from static's must live in the graph's memory
+            graph = torch.cuda.CUDAGraph()
+            # thread_local: a reader thread decoding the next batch may touch CUDA meanwhile
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                out = self.states(static)
         return graph, static, out
 
 
