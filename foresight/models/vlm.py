@@ -12,6 +12,13 @@ and patch layout as tensor ops on the frames' device, for the whole batch at onc
 trip, no per-frame PIL call (74 of the 7B VLM's 167 ms per prediction on an H200 were the PIL path).
 Its resize is torch's, not Pillow's: pixels agree to within one 8-bit level but for rare edge pixels
 (tests/test_encoders.py measures it), as transformers' own torchvision processor differs from PIL.
+
+The language model reads the video tokens at Qwen2.5-VL's M-RoPE positions (temporal, height, width
+ids; the temporal ones in absolute time from the clip's fps), from transformers' own get_rope_index.
+A forward is two halves: `inputs` works out on the host everything the GPU half needs (positions,
+the vision tower's window layout, the video tokens' slots, the mask), and `states` runs the tower
+and the language model without one host read, so on a GPU it can be replayed as a CUDA graph
+(`cuda_graphs`, GraphedStates). tests/test_encoders.py holds both to transformers' own forward.
 """
 
 from __future__ import annotations
@@ -53,9 +60,8 @@ SPECIAL = [
 ]
 SYSTEM = "You are a helpful assistant."
 VIDEO = 2  # mm_token_type_ids of a video placeholder token (text 0, image 1), as Qwen's processor marks them
-GRAPH_TOKENS = (
-    64  # with cuda_graphs, sequences are padded to a multiple: prompts of other lengths share a graph
-)
+# with cuda_graphs, token sequences are padded to a multiple of this: prompts of other lengths share a graph
+GRAPH_TOKENS = 64
 DEFAULT_FPS = 24.0  # the frame rate transformers assumes for a video given without metadata
 PREPROCESS = ("pil", "tensor")  # where the frames are resized and patched: the host's PIL, or tensor ops
 
@@ -320,7 +326,13 @@ class FrozenVLM(nn.Module):
             max_window_seqlen=longest_window,
         )
 
-    def positions(self, input_ids: Tensor, attention_mask: Tensor, grids: Tensor, fps) -> Tensor:
+    def positions(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        grids: Tensor,
+        fps: Tensor | list[float] | float | None,
+    ) -> Tensor:
         """(B, L) host tokens and mask, (B, 3) host grids -> (3, B, L) M-RoPE position ids (temporal,
         height, width), by transformers' own get_rope_index, on the host. Transformers (5.23+) computes
         them only when given the processor's `mm_token_type_ids`; without them every token, video
@@ -419,11 +431,14 @@ class GraphedStates:
     def capture(self, inputs: VLMInputs) -> tuple[torch.cuda.CUDAGraph, VLMInputs, Tensor]:
         static = replace(inputs, **{k: v.clone() for k, v in inputs.tensors().items()})
         with torch.cuda.device(inputs.pixels.device):  # the model's GPU, whichever is current
+            # a warm-up outside the capture, where cuBLAS and cuDNN set themselves up; on `inputs`, not
+            # `static`: batch_window_attention caches window layouts by boundary tensor, and those
+            # the graph reads (derived from static's) must be made inside the capture, in its memory
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):  # cuBLAS and cuDNN set themselves up outside the capture; on
-                self.states(inputs)  # `inputs`, not `static`: the window layouts the capture derives
-            torch.cuda.current_stream().wait_stream(side)  # from static's must live in the graph's memory
+            with torch.cuda.stream(side):
+                self.states(inputs)
+            torch.cuda.current_stream().wait_stream(side)
             graph = torch.cuda.CUDAGraph()
             # thread_local: a reader thread decoding the next batch may touch CUDA meanwhile
             with torch.cuda.graph(graph, capture_error_mode="thread_local"):
