@@ -494,10 +494,9 @@ def predict_inputs(
             ]
             for b in torch.utils.data.DataLoader(windows, batch_size=None)
         )
-    with BackgroundWriter(
-        workers=writers
-    ) as writer:  # batch i's videos are encoded while batch i+1 is predicted
-        for index, batch in enumerate(read_ahead(batches)):  # batch i+1 decoded meanwhile too
+    # batch i's videos are encoded while batch i+1 is predicted, and batch i+1 is decoded meanwhile too
+    with BackgroundWriter(workers=writers) as writer:
+        for index, batch in enumerate(read_ahead(batches)):
             texts = prompts or [[c["text"] for c in batch]] * chunks
             run = predictor.rollout(
                 np.stack([c["context"] for c in batch]),

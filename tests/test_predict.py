@@ -125,6 +125,7 @@ def test_predict_py_on_a_directory_and_on_shards_in_batches(run_dir, tmp_path):
     assert "end to end" in shards.stdout and "after the first batch" in shards.stdout  # 8 batches
     with av.open(str(videos[0])) as c:
         assert c.streams.video[0].frames == 17  # the future, from the current frame
+    assert b"subme=0 " in videos[0].read_bytes()  # x264 wrote its ultrafast settings (medium: subme=7)
 
 
 def test_checkpoint_naming_former_targets_still_loads(run_dir, tmp_path):

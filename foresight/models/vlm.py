@@ -408,7 +408,7 @@ class VLMInputs:
 class GraphedStates:
     """FrozenVLM.states replayed as CUDA graphs, one per VLMInputs.key() (the `limit` last used are
     kept). The 7B VLM's stage is host-bound (on an H200 ~70 ms of host time queue ~36 ms of kernels):
-    a replay queues its ~2,000 kernels at once. Same kernels on the same inputs, so the same values.
+    a replay queues all its kernels at once. Same kernels on the same inputs, so the same values.
     Inputs are copied into the graph's own; the output is copied out (the next replay overwrites it)."""
 
     def __init__(self, states: Callable[[VLMInputs], Tensor], limit: int = 4) -> None:
