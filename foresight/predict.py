@@ -47,7 +47,8 @@ SHARD_PATTERN = re.compile(r"[{*?\[]|\.tar$")  # input= that names shards (brace
 def run_settings(cfg) -> dict:
     """What predict.py and evaluate.py set on top of a checkpoint's own config (conf/predict.yaml)."""
     return {
-        key: cfg.get(key) for key in ("quantize", "dit_quantize", "compile", "compile_mode", "vlm_graphs")
+        key: cfg.get(key)
+        for key in ("quantize", "dit_quantize", "compile", "compile_mode", "vlm_graphs", "dit_graphs")
     }
 
 
@@ -62,6 +63,7 @@ class Predictor:
         compile: bool | None = None,
         compile_mode: str | None = None,
         vlm_graphs: bool | None = None,
+        dit_graphs: bool | None = None,
     ) -> None:
         """ckpt: a run directory or a weights file written by train.py. ckpt=None with `config` (composed
         from conf/, never read from a file): a baseline with nothing to train (option=i2v).
@@ -71,7 +73,7 @@ class Predictor:
         compile_mode: torch.compile's mode for the DiT blocks (model.compile_mode; "reduce-overhead"
         replays each as a CUDA graph, "default" is torch's own; null: as the run trained).
         vlm_graphs: on a GPU, the VLM's forward replayed as CUDA graphs (vlm.cuda_graphs; null: as the
-        run trained)."""
+        run trained). dit_graphs: the same for each DiT forward (model.cuda_graphs)."""
         check_quantize(quantize, "quantize")
         check_dit(dit_quantize, "dit_quantize")
         check_compile_mode(compile_mode, "compile_mode")
@@ -96,6 +98,8 @@ class Predictor:
             cfg.model.compile_mode = compile_mode
         if vlm_graphs is not None:
             cfg.vlm.cuda_graphs = vlm_graphs
+        if dit_graphs is not None:
+            cfg.model.cuda_graphs = dit_graphs
         self.cfg = cfg
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         source = str(self.path or "the composed config")
@@ -135,6 +139,7 @@ class Predictor:
             "compile": bool(self.cfg.model.get("compile")),
             "compile_mode": self.cfg.model.get("compile_mode"),
             "vlm_graphs": bool(self.cfg.vlm.get("cuda_graphs")),
+            "dit_graphs": bool(self.cfg.model.get("cuda_graphs")),
         }
 
     def precision(self) -> contextlib.AbstractContextManager:

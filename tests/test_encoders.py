@@ -10,7 +10,8 @@ from transformers import Qwen2_5_VLForConditionalGeneration, T5Config, T5Encoder
 
 from foresight.bench.host_reads import HostReads
 from foresight.models.text import T5_XXL
-from foresight.models.vlm import FrozenVLM, GraphedStates, qwen2_5_vl_config
+from foresight.models.graphs import CudaGraphs
+from foresight.models.vlm import FrozenVLM, qwen2_5_vl_config
 
 
 @pytest.mark.parametrize(
@@ -204,7 +205,7 @@ def test_the_vlm_forward_never_makes_the_host_wait_for_the_gpu(tiny_cfg):
     assert sorted(op for op, _ in mode.reads) == ["aten._local_scalar_dense.default", "aten.index.Tensor"]
 
 
-def test_graphed_states_capture_once_per_shape_and_copy_in_and_out(tiny_cfg, monkeypatch):
+def test_graphed_vlm_states_capture_once_per_shape_and_copy_in_and_out(tiny_cfg, monkeypatch):
     # the capture itself needs a GPU (the prediction bench compares its states with the eager
     # forward's: vlm_graphs_error); here a stand-in graph replays the eager forward on the captured
     # inputs, so the bookkeeping around it is checked: one capture per input shape, new inputs copied
@@ -225,7 +226,7 @@ def test_graphed_states_capture_once_per_shape_and_copy_in_and_out(tiny_cfg, mon
         graph = StandIn(static)
         return graph, static, graph.out
 
-    graphs = GraphedStates(vlm.states, limit=2)
+    graphs = CudaGraphs(vlm.states, limit=2)
     monkeypatch.setattr(graphs, "capture", capture)
     g = torch.Generator().manual_seed(0)
     clips = [torch.randint(0, 256, (n, 4, 64, 64, 3), generator=g, dtype=torch.uint8) for n in (1, 1, 2)]

@@ -145,3 +145,55 @@ def test_graphed_blocks_hand_on_a_copy_of_their_output_when_no_gradient_is_recor
     compile_blocks(blocks, None)
     with torch.no_grad():
         assert blocks[0](torch.ones(3)) is graph_memory  # no CUDA graphs, nothing to copy
+
+
+def test_with_cuda_graphs_sampling_replays_one_graph_per_shape_and_training_runs_eager(
+    tiny_cfg, tiny_ltx, monkeypatch
+):
+    """model.cuda_graphs: each DiT forward without gradients is replayed from a graph captured once per
+    input shape, with this call's inputs copied in and the output copied out. The capture needs a GPU
+    (foresight.bench compares the graphed forward with the eager one there: dit_graphs_error); here a
+    stand-in graph replays the eager forward on the captured inputs, so the bookkeeping is checked."""
+    from dataclasses import replace
+
+    from hydra.utils import instantiate
+
+    from foresight.models.graphs import CudaGraphs
+
+    ltx = instantiate(tiny_cfg.model, cuda_graphs=True)
+    captured = []
+
+    class StandIn:
+        def __init__(self, static):
+            self.static, self.out = static, ltx.dit(static)
+
+        def replay(self):
+            self.out.copy_(ltx.dit(self.static))
+
+    def capture(inputs):
+        static = replace(inputs, **{k: v.clone() for k, v in inputs.tensors().items()})
+        captured.append(inputs.key())
+        graph = StandIn(static)
+        return graph, static, graph.out
+
+    monkeypatch.setattr(ltx.graphs, "capture", capture)
+    monkeypatch.setattr(CudaGraphs, "applies", staticmethod(lambda like: not torch.is_grad_enabled()))
+    plain = tiny_ltx
+    g = torch.Generator().manual_seed(0)
+    coords = rope_coords(grid_positions((2, 2, 2)), torch.tensor([24.0]))
+    text = torch.randn(1, 6, ltx.caption_dim, generator=g)
+    mask = torch.ones(1, 6, dtype=torch.bool)
+    with torch.no_grad():
+        for t in (0.9, 0.5, 0.1):  # a sampler's steps: one shape, one capture
+            x, t_tok = torch.randn(1, 8, 128, generator=g), torch.full((1, 8), t)
+            v = ltx.velocity(x, t_tok, coords, text, mask)
+            assert torch.equal(v, plain.velocity(x, t_tok, coords, text, mask))  # this call's inputs
+        ltx.velocity(x, t_tok, coords, text[:, :4], mask[:, :4])  # a shorter caption: its own graph
+    assert len(captured) == 2 and len(ltx.graphs.graphs) == 2
+    x.requires_grad_(True)
+    ltx.velocity(x, t_tok, coords, text, mask).sum().backward()  # training: eager, a gradient flows
+    assert len(captured) == 2 and x.grad.abs().sum() > 0
+    ltx.quantize_dit("fp8")  # the captured graphs read the layers now replaced: dropped
+    assert not ltx.graphs.graphs
+    with pytest.raises(ValueError, match="model.cuda_graphs=true replays the whole DiT forward"):
+        LTXVideo("/does/not/exist", cuda_graphs=True, compile_mode="reduce-overhead")  # before loading

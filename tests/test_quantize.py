@@ -91,6 +91,12 @@ def test_evaluate_runs_a_checkpoint_with_quantized_or_compiled_frozen_models(twi
     assert (graphs["compile"], graphs["compile_mode"]) == (True, "reduce-overhead") and graphs["clips"] == 4
     with pytest.raises(ValueError, match="compile_mode='fast' is not a torch.compile mode; use null or"):
         Predictor(out, compile_mode="fast")
+    # CUDA graphs of the DiT's forward (replayed on a GPU only): on over the run's config, recorded
+    assert exact["dit_graphs"] is False
+    graphed = Predictor(out, dit_graphs=True)
+    assert graphed.identity()["dit_graphs"] is True and graphed.module.ltx.graphs is not None
+    with pytest.raises(ValueError, match="model.cuda_graphs=true replays the whole DiT forward"):
+        Predictor(out, dit_graphs=True, compile_mode="reduce-overhead")
     predictor = Predictor(out, quantize="int8")
     assert any(isinstance(m, Int8Linear) for m in predictor.module.vlm.modules())
     assert any(isinstance(m, Int8Linear) for m in predictor.module.ltx.text_encoder.modules())

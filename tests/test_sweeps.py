@@ -119,3 +119,9 @@ def test_fsdp_config_shards_dit_blocks_and_loads_safetensors_state():
     assert isinstance(strategy, SafetensorsFSDP)
     policy = strategy.kwargs["auto_wrap_policy"]
     assert {c.__name__ for c in policy._module_classes} == {"LTXVideoTransformerBlock"}
+    # a DiT replayed from CUDA graphs would read weights FSDP has freed: refused in one line
+    from types import SimpleNamespace
+
+    strategy._lightning_module = SimpleNamespace(ltx=SimpleNamespace(graphs=object()))
+    with pytest.raises(ValueError, match="set model.cuda_graphs=false with trainer=fsdp"):
+        strategy.setup(None)

@@ -34,9 +34,10 @@ from foresight import flow
 from foresight.config import CONF_DIR
 from foresight.features import Features
 from foresight.models.adapter import QueryAdapter
+from foresight.models.graphs import CudaGraphs
 from foresight.models.ltx import LTXVideo, grid_positions, latent_grid, rope_coords, unpack
 from foresight.models.quantize import Fp8Linear
-from foresight.models.vlm import FrozenVLM, GraphedStates
+from foresight.models.vlm import FrozenVLM
 from foresight.options.clean_latents import CleanLatents
 from foresight.options.image_path import ImagePath
 from foresight.options.partial_diffusion import PartialDiffusion
@@ -131,12 +132,14 @@ def bench_size(
     rollouts: bool = True,
     dit_quantize: str | None = None,
     vlm_graphs: bool = False,
+    dit_graphs: bool = False,
 ) -> dict:
     """One row of stage and prediction times at `size`; batch > 1 also times each option's prediction
     of `batch` clips at once and its throughput (clips per second). dit_quantize: the DiT's linears
     are quantised here (ltx.quantize_dit), after one velocity in its own dtype to measure the error.
     vlm_graphs: the predictions' VLM replays its forward as CUDA graphs (vlm.cuda_graphs; on a GPU the
-    graphed stage is timed and its error against the eager forward measured either way)."""
+    graphed stage is timed and its error against the eager forward measured either way). dit_graphs:
+    the same for the DiT's forward (model.cuda_graphs)."""
     width, height, frames = size
     grid = latent_grid(frames, height, width)
     n = grid[0] * grid[1] * grid[2]
@@ -154,11 +157,11 @@ def bench_size(
     vlm.preprocess = "tensor"  # the same steps as tensor ops on the device (vlm.preprocess=tensor)
     row["vlm_tensor_ms"], (eager, real) = timed(lambda: vlm(context, [PROMPT]), device, iters)
     if device.type == "cuda":  # the same forward replayed as CUDA graphs (vlm.cuda_graphs), its tokens
-        vlm.graphs = GraphedStates(vlm.states)  # padded to a multiple of GRAPH_TOKENS: compare the real ones
+        vlm.graphs = CudaGraphs(vlm.states)  # padded to a multiple of GRAPH_TOKENS: compare the real ones
         row["vlm_tensor_graphs_ms"], (graphed, _) = timed(lambda: vlm(context, [PROMPT]), device, iters)
         ours, theirs = graphed[:, : eager.shape[1]][real].float(), eager[real].float()
         row["vlm_graphs_error"] = ((ours - theirs).norm() / theirs.norm()).item()
-    vlm.graphs = GraphedStates(vlm.states) if vlm_graphs else None
+    vlm.graphs = CudaGraphs(vlm.states) if vlm_graphs else None
     row["vlm_tensor_preprocess_ms"], _ = timed(
         lambda: vlm.video_patches_tensor(context.to(device)), device, iters
     )
@@ -178,7 +181,16 @@ def bench_size(
             ltx.quantize_dit(dit_quantize)
             approx = ltx.velocity(x, t_tok, coords, text, text_mask)
             row[f"dit_{dit_quantize}_velocity_error"] = ((approx - exact).norm() / exact.norm()).item()
-        row["dit_step_ms"], _ = timed(lambda: ltx.velocity(x, t_tok, coords, text, text_mask), device, iters)
+        row["dit_step_ms"], eager = timed(
+            lambda: ltx.velocity(x, t_tok, coords, text, text_mask), device, iters
+        )
+        if device.type == "cuda":  # the same forward replayed as a CUDA graph (model.cuda_graphs)
+            ltx.graphs = CudaGraphs(ltx.dit)
+            row["dit_step_graphs_ms"], graphed = timed(
+                lambda: ltx.velocity(x, t_tok, coords, text, text_mask), device, iters
+            )
+            row["dit_graphs_error"] = ((graphed - eager).norm() / eager.norm()).item()
+        ltx.graphs = CudaGraphs(ltx.dit) if dit_graphs else None
         row["decode_ms"], _ = timed(lambda: ltx.decode(unpack(x, grid), generator=g), device, iters)
 
     options = {
@@ -464,6 +476,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         help="the predictions' VLM replays its forward as CUDA graphs (vlm.cuda_graphs; both are timed)",
     )
     parser.add_argument(
+        "--dit-graphs",
+        action="store_true",
+        help="the predictions' DiT replays each forward as a CUDA graph (model.cuda_graphs; both are timed)",
+    )
+    parser.add_argument(
         "--no-train",
         action="store_true",
         help="prediction stages only (training steps through the trainer: foresight.bench.training)",
@@ -524,6 +541,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             rollouts=not args.no_rollouts,
             dit_quantize=args.dit_quantize,
             vlm_graphs=args.vlm_graphs,
+            dit_graphs=args.dit_graphs,
         )
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -534,6 +552,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     meta["batch"] = args.batch
     meta["dit_quantize"] = args.dit_quantize
     meta["vlm_graphs"] = args.vlm_graphs
+    meta["dit_graphs"] = args.dit_graphs
     meta["compile_mode"] = args.compile_mode
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     return rows

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from torch import Tensor, nn
 
 from foresight.flow import Schedule
 from foresight.models.compiled import check_compile_mode, compile_blocks
+from foresight.models.graphs import CudaGraphs
 from foresight.models.hub import freeze, own_rng, resolve_pretrained, torch_dtype
 from foresight.models.quantize import check as check_quantize
 from foresight.models.quantize import check_dit, lora_targets, quantize_dit
@@ -120,6 +122,7 @@ class LTXVideo(nn.Module):
         vae_tiling: int | None = None,
         dit_quantize: str | None = None,
         compile_mode: str | None = None,
+        cuda_graphs: bool = False,
     ) -> None:
         """twin="tiny": build a twin of `architecture` into `pretrained` if absent, then load it.
         twin="random": random weights of `architecture` in memory on `device`, T5 included unless
@@ -148,12 +151,21 @@ class LTXVideo(nn.Module):
         LoRA's input gradients (foresight.models.quantize.Fp8Linear; Ada/Hopper GPUs or CPU).
         compile_mode: torch.compile's mode for the DiT blocks (null: its default): "reduce-overhead"
         replays each block's kernels as a CUDA graph, taking the host's launch time out of small
-        steps (more memory: static buffers per graph); "max-autotune" also searches matmul kernels."""
+        steps (more memory: static buffers per graph); "max-autotune" also searches matmul kernels.
+        cuda_graphs: on a GPU, each DiT forward without gradients (sampling, validation) is replayed as
+        a CUDA graph per input shape (CudaGraphs: the same values, none of the host's launch time; each
+        graph keeps its activations' memory). Training steps run as they are."""
         super().__init__()
         self.compiled = compile
         check_quantize(text_encoder_quantize, "model.text_encoder_quantize")  # before anything loads
         check_dit(dit_quantize)
         check_compile_mode(compile_mode)
+        if cuda_graphs and compile_mode == "reduce-overhead":
+            raise ValueError(
+                "model.cuda_graphs=true replays the whole DiT forward as a CUDA graph, and "
+                "model.compile_mode=reduce-overhead each block as its own: choose one (null the other)"
+            )
+        self.graphs = CudaGraphs(self.dit) if cuda_graphs else None
         if vae_tiling is not None and (
             isinstance(vae_tiling, bool)
             or not isinstance(vae_tiling, int)
@@ -251,6 +263,12 @@ class LTXVideo(nn.Module):
         The embeddings and the projections in and out stay in the DiT's dtype: little compute, and
         the layers nearest the latents."""
         quantize_dit(self.transformer.transformer_blocks, how)
+        self.forget_graphs()
+
+    def forget_graphs(self) -> None:
+        """Drop the DiT's captured CUDA graphs: they read the layers they were captured with."""
+        if self.graphs is not None:
+            self.graphs.graphs.clear()
 
     def add_lora(self, rank: int, alpha: float, targets: list[str], dropout: float = 0.0) -> None:
         """Inject a trainable LoRA into the DiT through peft (diffusers' PeftAdapterMixin)."""
@@ -269,6 +287,7 @@ class LTXVideo(nn.Module):
             p.requires_grad_("lora_" in name)
             if "lora_" in name:
                 p.data = p.data.float()  # LoRA trains in fp32 even when the DiT runs in bf16
+        self.forget_graphs()
 
     # latents ------------------------------------------------------------------------------------
 
@@ -313,17 +332,45 @@ class LTXVideo(nn.Module):
         coords: RoPE coordinates (B, 3, N); text: caption states (B, T, D) with mask (B, T).
         """
         dt = self.transformer.dtype
-        v = self.transformer(
-            hidden_states=x.to(dt),
-            encoder_hidden_states=text.to(dt),
+        inputs = DiTInputs(
+            x=x.to(dt),
             # LTX's timestep is t x 1000 per token, kept in fp32 as diffusers' pipelines pass it:
             # bf16 would snap it to a 4-unit grid near 1000 (993.7 -> 992)
             timestep=(t_tok * 1000).float(),
-            encoder_attention_mask=text_mask.to(dt),
-            video_coords=coords.float(),
+            coords=coords.float(),
+            text=text.to(dt),
+            text_mask=text_mask.to(dt),
+        )
+        graphed = self.graphs is not None and self.graphs.applies(x)
+        return (self.graphs(inputs) if graphed else self.dit(inputs)).float()
+
+    def dit(self, inputs: DiTInputs) -> Tensor:
+        """One DiT forward: (B, N, C) in the DiT's dtype."""
+        return self.transformer(
+            hidden_states=inputs.x,
+            encoder_hidden_states=inputs.text,
+            timestep=inputs.timestep,
+            encoder_attention_mask=inputs.text_mask,
+            video_coords=inputs.coords,
             return_dict=False,
         )[0]
-        return v.float()
+
+
+@dataclass
+class DiTInputs:
+    """One DiT forward's inputs, in the dtypes the DiT reads (what a CUDA graph of it copies in)."""
+
+    x: Tensor  # (B, N, C) latent tokens
+    timestep: Tensor  # (B, N) fp32, flow time x 1000
+    coords: Tensor  # (B, 3, N) fp32 RoPE coordinates
+    text: Tensor  # (B, T, D) caption states
+    text_mask: Tensor  # (B, T)
+
+    def tensors(self) -> dict[str, Tensor]:
+        return dict(vars(self))
+
+    def key(self) -> tuple:
+        return tuple((name, tuple(t.shape), t.dtype, t.device) for name, t in vars(self).items())
 
 
 def latent_noise(

@@ -18,16 +18,14 @@ ids; the temporal ones in absolute time from the clip's fps), from transformers'
 A forward is two halves: `inputs` works out on the host everything the GPU half needs (positions,
 the vision tower's window layout, the video tokens' slots, the mask), and `states` runs the tower
 and the language model without one host read, so on a GPU it can be replayed as a CUDA graph
-(`cuda_graphs`, GraphedStates). tests/test_encoders.py holds both to transformers' own forward.
+(`cuda_graphs`, foresight.models.graphs). tests/test_encoders.py holds both to transformers' own forward.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -44,6 +42,7 @@ from transformers import (
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
 from transformers.vision_utils import get_vision_cu_seqlens, get_vision_position_ids, get_vision_window_index
 
+from foresight.models.graphs import CudaGraphs
 from foresight.models.hub import freeze, own_rng, resolve_pretrained, torch_dtype
 from foresight.models.quantize import check as check_quantize
 from foresight.models.quantize import quantize as quantize_linears
@@ -171,7 +170,7 @@ class FrozenVLM(nn.Module):
         tokenizer (speed benchmarks: only token counts matter, not ids). preprocess: "pil" (the image
         processor itself, on the host) or "tensor" (the same steps as tensor ops on the model's device).
         quantize: "int8" stores the linear weights as int8 (foresight.models.quantize), null keeps dtype.
-        cuda_graphs: on a GPU, replay the forward as a CUDA graph per input shape (GraphedStates); the
+        cuda_graphs: on a GPU, replay the forward as a CUDA graph per input shape (CudaGraphs); the
         token sequences are then right-padded to a multiple of GRAPH_TOKENS, so that prompts of other
         lengths share a graph (the padding is masked: real tokens' states are unchanged)."""
         super().__init__()
@@ -207,7 +206,7 @@ class FrozenVLM(nn.Module):
         self.layers = list(layers)
         self.max_text_tokens = max_text_tokens
         self.out_dim = model.config.text_config.hidden_size * len(self.layers)
-        self.graphs = GraphedStates(self.states) if cuda_graphs else None
+        self.graphs = CudaGraphs(self.states) if cuda_graphs else None
 
     def batch_windows(self, enabled: bool) -> None:
         """The vision tower's windowed attention as one call per block (see batch_window_attention), or
@@ -277,7 +276,7 @@ class FrozenVLM(nn.Module):
         """fps: the context's frame rate (one, or one per clip; None: transformers' 24). Qwen2.5-VL places
         a video's temporal patches in absolute time (`tokens_per_second` position steps a second)."""
         inputs = self.inputs(context, prompts, fps)
-        graphed = self.graphs is not None and inputs.pixels.is_cuda
+        graphed = self.graphs is not None and self.graphs.applies(inputs.pixels)
         return (self.graphs(inputs) if graphed else self.states(inputs)), inputs.attention_mask
 
     def inputs(
@@ -403,47 +402,6 @@ class VLMInputs:
         """What a CUDA graph of `states` is specific to: every shape, the grids, the padding."""
         shapes = tuple(tuple(t.shape) for t in self.tensors().values())
         return shapes, tuple(map(tuple, self.grids.tolist())), self.attention is None
-
-
-class GraphedStates:
-    """FrozenVLM.states replayed as CUDA graphs, one per VLMInputs.key() (the `limit` last used are
-    kept). The 7B VLM's stage is host-bound (on an H200 ~70 ms of host time queue ~36 ms of kernels):
-    a replay queues all its kernels at once. Same kernels on the same inputs, so the same values.
-    Inputs are copied into the graph's own; the output is copied out (the next replay overwrites it)."""
-
-    def __init__(self, states: Callable[[VLMInputs], Tensor], limit: int = 4) -> None:
-        self.states, self.limit = states, limit
-        self.graphs: OrderedDict[tuple, tuple[torch.cuda.CUDAGraph, VLMInputs, Tensor]] = OrderedDict()
-
-    def __call__(self, inputs: VLMInputs) -> Tensor:
-        key = inputs.key()
-        if key not in self.graphs:
-            self.graphs[key] = self.capture(inputs)
-            while len(self.graphs) > self.limit:
-                self.graphs.popitem(last=False)  # frees that graph's memory pool
-        self.graphs.move_to_end(key)
-        graph, static, out = self.graphs[key]
-        for name, value in inputs.tensors().items():  # the host's grids are part of the key
-            getattr(static, name).copy_(value)
-        graph.replay()
-        return out.clone()
-
-    def capture(self, inputs: VLMInputs) -> tuple[torch.cuda.CUDAGraph, VLMInputs, Tensor]:
-        static = replace(inputs, **{k: v.clone() for k, v in inputs.tensors().items()})
-        with torch.cuda.device(inputs.pixels.device):  # the model's GPU, whichever is current
-            # a warm-up outside the capture, where cuBLAS and cuDNN set themselves up; on `inputs`, not
-            # `static`: batch_window_attention caches window layouts by boundary tensor, and those
-            # the graph reads (derived from static's) must be made inside the capture, in its memory
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                self.states(inputs)
-            torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            # thread_local: a reader thread decoding the next batch may touch CUDA meanwhile
-            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                out = self.states(static)
-        return graph, static, out
 
 
 def longest_sequences(visual: nn.Module, grids: Tensor) -> tuple[int, int]:

@@ -20,9 +20,16 @@ class SafetensorsFSDP(FSDPStrategy):
       this rank's device whole (FSDP moves only what it manages);
     - a full checkpoint is read through the strategy's CheckpointIO (SafetensorsIO) where Lightning's
       FSDP loader would torch.load it; the rest of the loading (gathered module state, FSDP optimizer
-      state) is Lightning's."""
+      state) is Lightning's;
+    - it refuses `model.cuda_graphs`: a captured DiT forward would read the blocks' gathered weights
+      where one gather left them, and FSDP frees them after each block."""
 
     def setup(self, trainer: L.Trainer) -> None:
+        if getattr(self.lightning_module.ltx, "graphs", None) is not None:
+            raise ValueError(
+                "model.cuda_graphs=true cannot replay a DiT that FSDP shards (its weights are gathered "
+                "anew for every forward): set model.cuda_graphs=false with trainer=fsdp"
+            )
         frozen = self.lightning_module.frozen_encoders()
         self.kwargs["ignored_modules"] = frozen
         super().setup(trainer)

@@ -1,0 +1,78 @@
+"""A frozen forward replayed as CUDA graphs, one per input shape: the VLM's (`vlm.cuda_graphs`) and the
+DiT's (`model.cuda_graphs`).
+
+A forward whose host cannot queue kernels as fast as the GPU runs them (the 7B VLM: ~70 ms of host time
+for ~36 ms of kernels on an H200) is captured once per input shape and then replayed: one launch
+queues every kernel. The same kernels run on the same inputs, so the values are the same. What is
+captured must not read a value back to the host (such a read cannot be captured) and must not depend
+on host state that changes between calls (the weights are read where they lie, so weights updated in
+place are seen; weights moved elsewhere, as FSDP's gathered ones are, are not).
+
+Inputs are a dataclass with `tensors()` (what the graph reads: copied into the graph's own inputs
+before each replay) and `key()` (everything a graph is specific to: the shapes, and whatever else
+the forward branches on). The output is copied out: the next replay overwrites the graph's own.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import replace
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+
+class GraphInputs(Protocol):
+    def tensors(self) -> dict[str, Tensor]: ...
+
+    def key(self) -> Hashable: ...
+
+
+class CudaGraphs:
+    """forward(inputs) replayed as CUDA graphs, one per inputs.key(); the `limit` last used are kept
+    (dropping one frees its memory pool). Call where `applies`."""
+
+    def __init__(self, forward: Callable[[GraphInputs], Tensor], limit: int = 4) -> None:
+        self.forward, self.limit = forward, limit
+        self.graphs: OrderedDict[Hashable, tuple[torch.cuda.CUDAGraph, GraphInputs, Tensor]] = OrderedDict()
+
+    @staticmethod
+    def applies(like: Tensor) -> bool:
+        """Whether a forward on `like`'s device, in the current grad mode, is replayed: on a GPU, where
+        no gradient is recorded (a captured forward keeps no graph for a backward)."""
+        return like.is_cuda and not torch.is_grad_enabled()
+
+    def __call__(self, inputs: GraphInputs) -> Tensor:
+        key = inputs.key()
+        if key not in self.graphs:
+            self.graphs[key] = self.capture(inputs)
+            while len(self.graphs) > self.limit:
+                self.graphs.popitem(last=False)
+        self.graphs.move_to_end(key)
+        graph, static, out = self.graphs[key]
+        for name, value in inputs.tensors().items():
+            getattr(static, name).copy_(value)
+        graph.replay()
+        return out.clone()
+
+    def capture(self, inputs: GraphInputs) -> tuple[torch.cuda.CUDAGraph, GraphInputs, Tensor]:
+        device = next(iter(inputs.tensors().values())).device
+        # outside inference mode: the graph's inputs must take in-place copies whichever mode a later
+        # call runs in (Lightning validates under inference mode, our own loops under no_grad)
+        with torch.inference_mode(False), torch.no_grad(), torch.cuda.device(device):
+            static = replace(inputs, **{k: v.clone() for k, v in inputs.tensors().items()})
+            # a warm-up outside the capture, where cuBLAS, cuDNN and torch.compile set themselves up;
+            # on `inputs`, not `static`: a forward may cache layouts by input tensor (the VLM's
+            # batched windows), and those the graph reads must be made inside the capture
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                self.forward(inputs)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            # thread_local: a reader thread decoding the next batch may touch CUDA meanwhile
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                out = self.forward(static)
+        return graph, static, out
