@@ -172,7 +172,7 @@ class FrozenVLM(nn.Module):
         quantize: "int8" stores the linear weights as int8 (foresight.models.quantize), null keeps dtype.
         cuda_graphs: on a GPU, replay the forward as a CUDA graph per input shape (CudaGraphs); the
         token sequences are then right-padded to a multiple of GRAPH_TOKENS, so that prompts of other
-        lengths share a graph (the padding is masked: real tokens' states are unchanged)."""
+        lengths share a graph (the padding follows every real token: their states are unchanged)."""
         super().__init__()
         check_quantize(quantize, "vlm.quantize")
         if preprocess not in PREPROCESS:
@@ -308,14 +308,12 @@ class FrozenVLM(nn.Module):
         m = visual.spatial_merge_size
         window_index, cu_windows = get_vision_window_index(grids, m, visual.window_size, visual.patch_size)
         longest, longest_window = longest_sequences(visual, grids)
-        causal = torch.ones(ids.shape[1], ids.shape[1], dtype=torch.bool).tril()  # (L, L)
         return VLMInputs(
             pixels=pixels.to(device, self.model.dtype),
             input_ids=ids.to(device),
             attention_mask=mask.to(device),
             positions=self.positions(ids, mask, grids, fps).to(device),
             slots=(ids == self.model.config.video_token_id).flatten().nonzero()[:, 0].to(device),
-            attention=None if mask.all() else (causal & mask[:, None, None, :]).to(device),
             vision_positions=get_vision_position_ids(grids, m).to(device),
             cu_seqlens=get_vision_cu_seqlens(grids).to(device),
             window_index=window_index.to(device),
@@ -368,7 +366,9 @@ class FrozenVLM(nn.Module):
         out = model.language_model(
             inputs_embeds=embeds,
             position_ids=inputs.positions,
-            attention_mask={"full_attention": inputs.attention},  # None: no padding, the causal kernel
+            # the causal kernel, no mask: the padding is on the right, after every real token, so
+            # causality alone keeps real tokens from it (what the pads themselves read is masked out)
+            attention_mask={"full_attention": None},
             output_hidden_states=True,
             use_cache=False,  # one forward, no generation: no KV cache to build layer by layer
         )
@@ -385,7 +385,6 @@ class VLMInputs:
     attention_mask: Tensor  # (B, L) bool, True on real tokens
     positions: Tensor  # (3, B, L) M-RoPE ids
     slots: Tensor  # (V,) each video token's index in the flattened (B*L) sequence
-    attention: Tensor | None  # (B, 1, L, L) bool causal mask over real keys; None: no padding
     vision_positions: Tensor  # (N, 2) the patches' (row, column)
     cu_seqlens: Tensor  # (B*T + 1,) int32 temporal-patch boundaries (full-attention blocks)
     window_index: Tensor  # (N/4,) merged patches in window order
@@ -399,9 +398,9 @@ class VLMInputs:
         return {k: v for k, v in vars(self).items() if isinstance(v, Tensor) and k != "grids"}
 
     def key(self) -> tuple:
-        """What a CUDA graph of `states` is specific to: every shape, the grids, the padding."""
+        """What a CUDA graph of `states` is specific to: every shape and the grids."""
         shapes = tuple(tuple(t.shape) for t in self.tensors().values())
-        return shapes, tuple(map(tuple, self.grids.tolist())), self.attention is None
+        return shapes, tuple(map(tuple, self.grids.tolist()))
 
 
 def longest_sequences(visual: nn.Module, grids: Tensor) -> tuple[int, int]:
