@@ -379,7 +379,7 @@ def write_prediction(
     fps: float,
     borders: tuple[int, ...] = (),
     beside: bool = True,
-    preset: str = "medium",
+    preset: str = "veryfast",
 ) -> None:
     """`<name>.mp4` (the future) and, with `beside`, `<name>_side_by_side.mp4` in out; name: from
     OutputNames; borders: where a rollout's chunks begin (outlined in the side-by-side); preset: x264's."""
@@ -453,9 +453,9 @@ def predict_inputs(
     seed: int = 0,
     rollout: int | None = None,
     latent_continuation: bool = False,
-    writers: int = 1,
+    writers: int = 2,
     beside: bool = True,
-    preset: str = "medium",
+    preset: str = "veryfast",
 ) -> dict:
     """Predict for a video or image, every video and image in a directory, or every clip of shards
     (`*.tar`, brace patterns), in batches; each clip gives `<name>.mp4` (the future, starting at the
@@ -561,9 +561,9 @@ def main(cfg) -> dict:
         seed=cfg.seed,
         rollout=cfg.get("rollout"),
         latent_continuation=cfg.get("latent_continuation", False),
-        writers=cfg.get("writers", 1),
-        beside=cfg.get("side_by_side", True),
-        preset=cfg.get("preset", "medium"),
+        writers=cfg.writers,
+        beside=cfg.side_by_side,
+        preset=cfg.preset,
     )
     renamed = report["renamed"]
     chunks = (
