@@ -189,10 +189,12 @@ def test_with_cuda_graphs_sampling_replays_one_graph_per_shape_and_training_runs
             v = ltx.velocity(x, t_tok, coords, text, mask)
             assert torch.equal(v, plain.velocity(x, t_tok, coords, text, mask))  # this call's inputs
         ltx.velocity(x, t_tok, coords, text[:, :4], mask[:, :4])  # a shorter caption: its own graph
-    assert len(captured) == 2 and len(ltx.graphs.graphs) == 2
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # other autocast settings: their own graph
+            ltx.velocity(x, t_tok, coords, text, mask)
+    assert len(captured) == 3 and len(ltx.graphs.graphs) == 3
     x.requires_grad_(True)
     ltx.velocity(x, t_tok, coords, text, mask).sum().backward()  # training: eager, a gradient flows
-    assert len(captured) == 2 and x.grad.abs().sum() > 0
+    assert len(captured) == 3 and x.grad.abs().sum() > 0
     ltx.quantize_dit("fp8")  # the captured graphs read the layers now replaced: dropped
     assert not ltx.graphs.graphs
     with pytest.raises(ValueError, match="model.cuda_graphs=true replays the whole DiT forward"):

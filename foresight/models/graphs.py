@@ -10,7 +10,8 @@ place are seen; weights moved elsewhere, as FSDP's gathered ones are, are not).
 
 Inputs are a dataclass with `tensors()` (what the graph reads: copied into the graph's own inputs
 before each replay) and `key()` (everything a graph is specific to: the shapes, and whatever else
-the forward branches on). The output is copied out: the next replay overwrites the graph's own.
+the forward branches on; the autocast settings are added here). The output is copied out: the next
+replay overwrites the graph's own.
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ class CudaGraphs:
         return like.is_cuda and not torch.is_grad_enabled()
 
     def __call__(self, inputs: GraphInputs) -> Tensor:
-        key = inputs.key()
+        # a capture records the autocast casts of its moment: a call under other autocast settings
+        # (training's mixed precision, then a sample video without it) needs its own graph
+        kind = next(iter(inputs.tensors().values())).device.type
+        key = (inputs.key(), torch.is_autocast_enabled(kind), torch.get_autocast_dtype(kind))
         if key not in self.graphs:
             self.graphs[key] = self.capture(inputs)
             while len(self.graphs) > self.limit:
