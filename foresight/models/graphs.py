@@ -61,6 +61,10 @@ class CudaGraphs:
         graph.replay()
         return out.clone()
 
+    def clear(self) -> None:
+        """Drop every graph (they read the layers they were captured with: call when those change)."""
+        self.graphs.clear()
+
     def capture(self, inputs: GraphInputs) -> tuple[torch.cuda.CUDAGraph, GraphInputs, Tensor]:
         device = next(iter(inputs.tensors().values())).device
         # outside inference mode: the graph's inputs must take in-place copies whichever mode a later

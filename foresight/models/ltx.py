@@ -268,7 +268,7 @@ class LTXVideo(nn.Module):
     def forget_graphs(self) -> None:
         """Drop the DiT's captured CUDA graphs: they read the layers they were captured with."""
         if self.graphs is not None:
-            self.graphs.graphs.clear()
+            self.graphs.clear()
 
     def add_lora(self, rank: int, alpha: float, targets: list[str], dropout: float = 0.0) -> None:
         """Inject a trainable LoRA into the DiT through peft (diffusers' PeftAdapterMixin)."""
