@@ -3,6 +3,7 @@
 import json
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -109,7 +110,7 @@ def test_ddp_on_two_cpu_ranks_reads_different_samples_and_writes_one_checkpoint(
     assert len(list(run.rglob("metrics.csv"))) == 1 and (run / "checkpoints" / "last.safetensors").exists()
 
 
-def test_fsdp_config_shards_dit_blocks_and_loads_safetensors_state():
+def test_fsdp_config_shards_dit_blocks_loads_safetensors_state_and_refuses_dit_graphs():
     from hydra.utils import instantiate
 
     from foresight.config import compose
@@ -120,8 +121,6 @@ def test_fsdp_config_shards_dit_blocks_and_loads_safetensors_state():
     policy = strategy.kwargs["auto_wrap_policy"]
     assert {c.__name__ for c in policy._module_classes} == {"LTXVideoTransformerBlock"}
     # a DiT replayed from CUDA graphs would read weights FSDP has freed: refused in one line
-    from types import SimpleNamespace
-
     strategy._lightning_module = SimpleNamespace(ltx=SimpleNamespace(graphs=object()))
     with pytest.raises(ValueError, match="set model.cuda_graphs=false with trainer=fsdp"):
         strategy.setup(None)
