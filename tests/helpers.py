@@ -89,3 +89,25 @@ def run_script(
     """`python SCRIPT ARGS...` from the repository root, as a user runs it; stdout and stderr captured."""
     command = [sys.executable, script, *map(str, args)]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def stand_in_capture(forward, captured: list):
+    """A CudaGraphs.capture for the CPU (a real capture needs a GPU): its "graph" replays `forward` on
+    the captured inputs, as a CUDA graph replays its kernels on its own input buffers, so the
+    bookkeeping around a capture can be checked; each capture's inputs.key() is appended to `captured`."""
+    from dataclasses import replace
+
+    class StandIn:
+        def __init__(self, static):
+            self.static, self.out = static, forward(static)
+
+        def replay(self):
+            self.out.copy_(forward(self.static))
+
+    def capture(inputs):
+        static = replace(inputs, **{k: v.clone() for k, v in inputs.tensors().items()})
+        captured.append(inputs.key())
+        graph = StandIn(static)
+        return graph, static, graph.out
+
+    return capture

@@ -1,6 +1,5 @@
 """Qwen2.5-VL and T5 readers: twins through the real loaders, masks, layers, published sizes."""
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ from foresight.bench.host_reads import HostReads
 from foresight.models.graphs import CudaGraphs
 from foresight.models.text import T5_XXL
 from foresight.models.vlm import FrozenVLM, qwen2_5_vl_config
+from tests.helpers import stand_in_capture
 
 
 @pytest.mark.parametrize(
@@ -212,22 +212,8 @@ def test_graphed_vlm_states_capture_once_per_shape_and_copy_in_and_out(tiny_cfg,
     # into the captured ones, the output copied out, the least recently used graph dropped
     vlm = FrozenVLM(tiny_cfg.vlm.pretrained, twin="tiny")
     captured = []
-
-    class StandIn:
-        def __init__(self, static):
-            self.static, self.out = static, vlm.states(static)
-
-        def replay(self):
-            self.out.copy_(vlm.states(self.static))
-
-    def capture(inputs):
-        static = replace(inputs, **{k: v.clone() for k, v in inputs.tensors().items()})
-        captured.append(inputs.key())
-        graph = StandIn(static)
-        return graph, static, graph.out
-
     graphs = CudaGraphs(vlm.states, limit=2)
-    monkeypatch.setattr(graphs, "capture", capture)
+    monkeypatch.setattr(graphs, "capture", stand_in_capture(vlm.states, captured))
     g = torch.Generator().manual_seed(0)
     clips = [torch.randint(0, 256, (n, 4, 64, 64, 3), generator=g, dtype=torch.uint8) for n in (1, 1, 2)]
     for clip, prompt in [

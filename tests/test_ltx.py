@@ -5,6 +5,7 @@ import torch
 from omegaconf import OmegaConf
 
 from foresight.models.ltx import LTXVideo, build_twin, grid_positions, latent_grid, pack, rope_coords, unpack
+from tests.helpers import stand_in_capture
 
 
 def test_tiny_twin_keeps_real_compression_and_decoder(tiny_ltx):
@@ -154,29 +155,13 @@ def test_with_cuda_graphs_sampling_replays_one_graph_per_shape_and_training_runs
     input shape, with this call's inputs copied in and the output copied out. The capture needs a GPU
     (foresight.bench compares the graphed forward with the eager one there: dit_graphs_error); here a
     stand-in graph replays the eager forward on the captured inputs, so the bookkeeping is checked."""
-    from dataclasses import replace
-
     from hydra.utils import instantiate
 
     from foresight.models.graphs import CudaGraphs
 
     ltx = instantiate(tiny_cfg.model, cuda_graphs=True)
     captured = []
-
-    class StandIn:
-        def __init__(self, static):
-            self.static, self.out = static, ltx.dit(static)
-
-        def replay(self):
-            self.out.copy_(ltx.dit(self.static))
-
-    def capture(inputs):
-        static = replace(inputs, **{k: v.clone() for k, v in inputs.tensors().items()})
-        captured.append(inputs.key())
-        graph = StandIn(static)
-        return graph, static, graph.out
-
-    monkeypatch.setattr(ltx.graphs, "capture", capture)
+    monkeypatch.setattr(ltx.graphs, "capture", stand_in_capture(ltx.dit, captured))
     monkeypatch.setattr(CudaGraphs, "applies", staticmethod(lambda like: not torch.is_grad_enabled()))
     plain = tiny_ltx
     g = torch.Generator().manual_seed(0)
