@@ -68,10 +68,10 @@ def test_optuna_study_optimises_the_validation_metric(tmp_path, twin_dir):
 
 
 @pytest.mark.slow
-def test_submitit_local_launcher_runs_a_two_job_sweep(tmp_path, twin_dir):
+def test_the_local_launcher_runs_a_two_job_sweep(tmp_path, twin_dir):
     train_py(
         "-m",
-        "hydra/launcher=submitit_local",
+        "hydra/launcher=local",
         "+experiment=optionA",
         "seed=0,1",
         "logger=csv",
@@ -81,6 +81,9 @@ def test_submitit_local_launcher_runs_a_two_job_sweep(tmp_path, twin_dir):
     )
     (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
     assert sorted(p.parent.parent.name for p in sweep.glob("*/checkpoints/last.safetensors")) == ["0", "1"]
+    # every job's log in one folder made before any job starts (a folder per job races with the job)
+    logs = sweep / ".submitit"
+    assert len(list(logs.glob("*_0_log.out"))) == 2 and not [d for d in logs.iterdir() if d.is_dir()]
 
 
 @pytest.mark.slow
