@@ -28,6 +28,7 @@ from foresight.bench.prediction import (
     peak_gib,
     random_ltx,
     random_vlm,
+    relative_error,
     repeat_in_processes,
     run_meta,
     time_train_step,
@@ -37,10 +38,6 @@ from foresight.features import frames_to_video
 from foresight.models.quantize import quantize_encoders
 
 CAPTION = "a red ball rolls to the left across a wooden table"
-
-
-def relative_error(approx: torch.Tensor, exact: torch.Tensor) -> float:
-    return float((approx.float() - exact.float()).norm() / exact.float().norm())
 
 
 def build(args, device: torch.device, dtype_name: str):

@@ -75,6 +75,11 @@ def random_vlm(size: str, device: torch.device, dtype: str, **levers) -> FrozenV
     )
 
 
+def relative_error(approx: Tensor, exact: Tensor) -> float:
+    """|approx - exact| / |exact| over all elements, in fp32."""
+    return float((approx.float() - exact.float()).norm() / exact.float().norm())
+
+
 def timed(fn, device: torch.device, iters: int, warmup: int = 2) -> tuple[float, object]:
     """Median wall time in ms of fn() (synchronised on GPU), and its last result."""
     out = None
@@ -161,11 +166,10 @@ def bench_size(
         vlm.graphs = CudaGraphs(vlm.states)  # padded to a multiple of GRAPH_TOKENS
         row["vlm_tensor_graphs_ms"], (graphed, _) = timed(lambda: vlm(context, [PROMPT]), device, iters)
         padded = vlm.states(vlm.inputs(context, [PROMPT], None))  # the same padded inputs, eager
-        row["vlm_graphs_error"] = ((graphed - padded).norm() / padded.norm()).item()
+        row["vlm_graphs_error"] = relative_error(graphed, padded)
         # what the padding changes in the real tokens' states: in fp32 nothing (tests/test_encoders.py,
         # tiny twin); in bf16 the rounding of kernels tiling a longer sequence, amplified by the layers
-        ours, theirs = padded[:, : eager.shape[1]][real].float(), eager[real].float()
-        row["vlm_padding_error"] = ((ours - theirs).norm() / theirs.norm()).item()
+        row["vlm_padding_error"] = relative_error(padded[:, : eager.shape[1]][real], eager[real])
     vlm.graphs = CudaGraphs(vlm.states) if vlm_graphs else None
     row["vlm_tensor_preprocess_ms"], _ = timed(
         lambda: vlm.video_patches_tensor(context.to(device)), device, iters
@@ -185,7 +189,7 @@ def bench_size(
             exact = ltx.velocity(x, t_tok, coords, text, text_mask)
             ltx.quantize_dit(dit_quantize)
             approx = ltx.velocity(x, t_tok, coords, text, text_mask)
-            row[f"dit_{dit_quantize}_velocity_error"] = ((approx - exact).norm() / exact.norm()).item()
+            row[f"dit_{dit_quantize}_velocity_error"] = relative_error(approx, exact)
         row["dit_step_ms"], eager = timed(
             lambda: ltx.velocity(x, t_tok, coords, text, text_mask), device, iters
         )
@@ -194,7 +198,7 @@ def bench_size(
             row["dit_step_graphs_ms"], graphed = timed(
                 lambda: ltx.velocity(x, t_tok, coords, text, text_mask), device, iters
             )
-            row["dit_graphs_error"] = ((graphed - eager).norm() / eager.norm()).item()
+            row["dit_graphs_error"] = relative_error(graphed, eager)
         ltx.graphs = CudaGraphs(ltx.dit) if dit_graphs else None
         row["decode_ms"], _ = timed(lambda: ltx.decode(unpack(x, grid), generator=g), device, iters)
 
@@ -240,7 +244,7 @@ def bench_size(
 
         with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
             row[f"predict_{name}_ms"], _ = timed(predict, device, iters)
-            if ltx.graphs is not None:  # the same prediction with the eager DiT, in this process
+            if dit_graphs and device.type == "cuda":  # the same prediction with the eager DiT, here
                 ltx.graphs, graphs = None, ltx.graphs
                 row[f"predict_{name}_dit_eager_ms"], _ = timed(predict, device, iters)
                 ltx.graphs = graphs
