@@ -10,14 +10,15 @@ place are seen; weights moved elsewhere, as FSDP's gathered ones are, are not).
 
 Inputs are a dataclass with `tensors()` (what the graph reads: copied into the graph's own inputs
 before each replay) and `key()` (everything a graph is specific to: the shapes, and whatever else
-the forward branches on; the autocast settings are added here). The output is copied out: the next
-replay overwrites the graph's own.
+the forward branches on; the inputs' strides and the autocast settings are added here). The output
+is copied out: the next replay overwrites the graph's own.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Protocol
 
@@ -46,10 +47,15 @@ class CudaGraphs:
         return like.is_cuda and not torch.is_grad_enabled()
 
     def __call__(self, inputs: GraphInputs) -> Tensor:
-        # a capture records the autocast casts of its moment: a call under other autocast settings
-        # (training's mixed precision, then a sample video without it) needs its own graph
-        kind = next(iter(inputs.tensors().values())).device.type
-        key = (inputs.key(), torch.is_autocast_enabled(kind), torch.get_autocast_dtype(kind))
+        # a capture records the kernels chosen for its inputs' layout and the autocast casts of its
+        # moment: an input laid out otherwise (validation's loss reads channels-first latent tokens,
+        # its sampler contiguous ones) would be copied into the captured layout and run on kernels
+        # that round otherwise than the eager forward's, and a call under other autocast settings
+        # (training's mixed precision, then a sample video without it) needs its own graph too
+        tensors = inputs.tensors().values()
+        kind = next(iter(tensors)).device.type
+        layout = tuple(t.stride() for t in tensors)
+        key = (inputs.key(), layout, torch.is_autocast_enabled(kind), torch.get_autocast_dtype(kind))
         if key not in self.graphs:
             self.graphs[key] = self.capture(inputs)
             while len(self.graphs) > self.limit:
@@ -69,7 +75,7 @@ class CudaGraphs:
         device = next(iter(inputs.tensors().values())).device
         # outside inference mode: the graph's inputs must take in-place copies whichever mode a later
         # call runs in (Lightning validates under inference mode, our own loops under no_grad)
-        with torch.inference_mode(False), torch.no_grad(), torch.cuda.device(device):
+        with torch.inference_mode(False), torch.no_grad(), torch.cuda.device(device), autocast_cache_off():
             static = replace(inputs, **{k: v.clone() for k, v in inputs.tensors().items()})
             # a warm-up outside the capture, where cuBLAS, cuDNN and torch.compile set themselves up;
             # on `inputs`, not `static`: a forward may cache layouts by input tensor (the VLM's
@@ -84,3 +90,21 @@ class CudaGraphs:
             with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 out = self.forward(static)
         return graph, static, out
+
+
+@contextmanager
+def autocast_cache_off() -> Iterator[None]:
+    """Autocast without its cache of casts, in whatever autocast region this runs in.
+
+    Autocast keeps the bf16 copy of each trainable fp32 leaf (LoRA's weights) for the length of its
+    region. A capture that finds such a copy records no cast, only reads of the copy's memory; the
+    region's end frees that memory, and every later replay reads whatever lies there then (a stale
+    or foreign tensor, not the weights). Without the cache the capture records the casts, reading the
+    weights where they lie, so a replay sees the optimizer's updates. (torch's make_graphed_callables
+    refuses a cached autocast for the same reason.)"""
+    before = torch.is_autocast_cache_enabled()
+    torch.set_autocast_cache_enabled(False)
+    try:
+        yield
+    finally:
+        torch.set_autocast_cache_enabled(before)
