@@ -4,8 +4,9 @@ At the training shape of 768x512x121 (6144 tokens, 32 heads of 64, bf16, batch 1
 of option B's 176 ms step: SDPA unforced (the default row), cuDNN's kernels, PyTorch's built-in flash
 kernels (FlashAttention-2), memory-efficient attention, and FlashAttention-4 or -3 when installed
 (activated through torch.nn.attention.activate_flash_attention_impl, which routes SDPA's flash
-backend to them). Each: median of 20 calls after 5, TFLOP/s (4·N²·d·heads forward, 2.5x that for the
-backward), and the output's relative error against the math backend in fp32. Rows to $OUT/attention.json.
+backend to them, and FA4's own flash_attn.cute entry point). Each: median of 20 calls after 5,
+TFLOP/s (4·N²·d·heads forward, 2.5x that for the backward), and the output's relative error
+against the math backend in fp32. Rows to $OUT/attention.json.
 
     OUT=. python benchmarks/2026-12-02_attention_backends.py
     OUT=/tmp python benchmarks/2026-12-02_attention_backends.py --tiny     # the script's own check, CPU
@@ -39,6 +40,18 @@ def timed(fn, cuda: bool, iters: int = 20, warmup: int = 5) -> float:
     return statistics.median(times)
 
 
+def cute_attention():
+    """FlashAttention-4's own entry point on SDPA's (B, H, N, D) tensors: it reads (B, N, H, D), the
+    layout diffusers' attention holds q, k, v in before it transposes them for SDPA."""
+    from flash_attn.cute import flash_attn_func
+
+    def attend(q, k, v):
+        out, _ = flash_attn_func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        return out.transpose(1, 2)
+
+    return attend
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="a small shape on the CPU (checks the script)")
@@ -63,24 +76,28 @@ def main() -> None:
             ("memory-efficient", SDPBackend.EFFICIENT_ATTENTION, None),
             ("FA3", SDPBackend.FLASH_ATTENTION, "FA3"),
             ("FA4", SDPBackend.FLASH_ATTENTION, "FA4"),
+            ("FA4, flash_attn.cute called directly", None, "cute"),
         ]
     rows = []
     for name, backend, impl in backends:
         row = {"backend": name, "tokens": n, "heads": heads, "head_dim": dim, "dtype": str(dtype)}
         try:
-            if impl:
+            attend = F.scaled_dot_product_attention
+            if impl == "cute":
+                attend = cute_attention()  # ImportError: not installed
+            elif impl:
                 if not hasattr(attention, "activate_flash_attention_impl"):
                     raise RuntimeError(f"torch {torch.__version__} cannot route SDPA to {impl}")
                 attention.activate_flash_attention_impl(impl)  # ImportError: not installed
             with sdpa_kernel(backend) if backend is not None else contextlib.nullcontext():
 
-                def forward():
-                    return F.scaled_dot_product_attention(q, k, v)
+                def forward(attend=attend):
+                    return attend(q, k, v)
 
-                def forward_backward():
+                def forward_backward(attend=attend):
                     for t in leaves:
                         t.grad = None  # each call writes its gradients afresh, as a training step does
-                    F.scaled_dot_product_attention(*leaves).backward(grad)
+                    attend(*leaves).backward(grad)
 
                 out = forward()
                 row["rel_error"] = ((out.float() - exact).norm() / exact.norm()).item()

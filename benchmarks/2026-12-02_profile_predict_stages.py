@@ -9,10 +9,15 @@ arithmetic shows). Stages, at 768x512x121 with random full-size weights in bf16:
           then the fp8 DiT compiled and with graphs (fp8 is not undone, so it comes last)
   decode  the 0.9.5 denoising decoder, eager and compiled, each in the default layout and in
           channels_last_3d (what LTXVideo uses on a GPU), then the latter with cudnn.benchmark
+  tuning  the fp8 DiT compiled and the channels-last decoder compiled (prediction's stages as
+          LTXVideo runs them on a GPU) under inductor's tuning settings (INDUCTOR below): do better
+          generated kernels take the fused norms, activations and fp8 casts nearer the bandwidth?
+          `--tuning-stages dit decode` picks which (each setting compiles afresh: minutes)
   vlm     the 7B VLM on 4 frames + prompt, tensor preprocessing: without the KV cache (as
           FrozenVLM runs), with it (transformers' default), with its vision and text blocks compiled
 
     OUT=. python benchmarks/2026-12-02_profile_predict_stages.py --stages dit decode vlm
+    OUT=. python benchmarks/2026-12-02_profile_predict_stages.py --stages tuning --tuning-stages dit
     OUT=/tmp python benchmarks/2026-12-02_profile_predict_stages.py --tiny     # the script's own check, CPU
 
 Writes $OUT/predict_stages.json (rows, rewritten after each variant: what finished survives a
@@ -99,6 +104,16 @@ def measure(stage: str, variant: str, fn, iters: int, reference: torch.Tensor | 
     return out
 
 
+# torch._inductor.config settings the tuning stage compiles under, each against the first
+INDUCTOR = {
+    "default": {},
+    # inductor times neighbouring launch configurations (block sizes, warps) of each generated kernel
+    "coordinate_descent": {"coordinate_descent_tuning": True},
+    # ... and autotunes pointwise/reduction kernels and the matmuls as mode="max-autotune" does
+    "max_autotune": {"max_autotune": True, "max_autotune_pointwise": True, "coordinate_descent_tuning": True},
+}
+
+
 def recompile(blocks, mode: str | None) -> None:
     """The blocks compiled as LTXVideo and FrozenVLM compile them, in `mode` ("eager": not at all),
     dynamo's caches and CUDA graphs cleared first."""
@@ -169,6 +184,47 @@ def dit_and_decode(stages: list[str], iters: int) -> None:
             torch.backends.cudnn.benchmark = False
 
 
+def tuning(stages: list[str], iters: int) -> None:
+    """Prediction's compiled stages as LTXVideo runs them on a GPU, under each INDUCTOR setting."""
+    torch.manual_seed(0)
+    ltx = LTXVideo(
+        "",
+        twin="random",
+        text_encoder=False,
+        architecture=architecture("tiny" if TINY else "ltx_2b"),
+        dtype=DTYPE,
+        device=str(DEVICE),
+        dit_quantize=None if TINY else "fp8",
+    )
+    grid = latent_grid(FRAMES, HEIGHT, WIDTH)
+    n = grid[0] * grid[1] * grid[2]
+    g = torch.Generator(DEVICE).manual_seed(0)
+    x = torch.randn(1, n, ltx.latent_channels, device=DEVICE, generator=g)
+    t_tok = torch.full((1, n), 0.5, device=DEVICE)
+    coords = rope_coords(grid_positions(grid, device=DEVICE), torch.tensor([24.0], device=DEVICE))
+    text = torch.randn(1, 256, ltx.caption_dim, device=DEVICE, generator=g)
+    text_mask = torch.ones(1, 256, dtype=torch.bool, device=DEVICE)
+    latents = unpack(x, grid)
+    if not TINY:
+        ltx.vae.decoder.to(memory_format=torch.channels_last_3d)
+    calls = {
+        "dit": (ltx.transformer.transformer_blocks, lambda: ltx.velocity(x, t_tok, coords, text, text_mask)),
+        "decode": (
+            [ltx.vae.decoder],
+            lambda: ltx.decode(latents, generator=torch.Generator(DEVICE).manual_seed(1)),
+        ),
+    }
+    with torch.no_grad():
+        for stage in stages:
+            blocks, fn = calls[stage]
+            ref = None
+            for name, settings in INDUCTOR.items():
+                with torch._inductor.config.patch(settings):
+                    recompile(blocks, None)
+                    out = measure(f"{stage}_tuning", name, fn, iters, ref)
+                ref = out if ref is None else ref
+
+
 def vlm_stage(iters: int) -> None:
     torch.manual_seed(0)
     vlm = FrozenVLM(
@@ -198,12 +254,15 @@ def vlm_stage(iters: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--stages", nargs="+", default=["dit", "decode", "vlm"], choices=["dit", "decode", "vlm"]
+        "--stages", nargs="+", default=["dit", "decode", "vlm"], choices=["dit", "decode", "vlm", "tuning"]
     )
+    parser.add_argument("--tuning-stages", nargs="+", default=["dit", "decode"], choices=["dit", "decode"])
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--tiny", action="store_true", help="tiny twins on the CPU (checks the script)")
     args = parser.parse_args()
     if {"dit", "decode"} & set(args.stages):
         dit_and_decode(args.stages, args.iters)  # its models are freed on return, before the VLM loads
+    if "tuning" in args.stages:
+        tuning(args.tuning_stages, args.iters)
     if "vlm" in args.stages:
         vlm_stage(args.iters)
