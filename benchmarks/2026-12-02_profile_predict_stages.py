@@ -33,6 +33,7 @@ import time
 import traceback
 
 import torch
+from torch import Tensor
 from torch.profiler import ProfilerActivity, profile
 
 from foresight.bench.prediction import PROMPT, architecture
@@ -124,15 +125,18 @@ def recompile(blocks, mode: str | None) -> None:
         compile_blocks(blocks, mode)
 
 
-def dit_and_decode(stages: list[str], iters: int) -> None:
+def random_ltx(dit_quantize: str | None = None) -> tuple[LTXVideo, tuple[Tensor, ...], tuple[int, int, int]]:
+    """The random video model (no T5: captions are random states here), one DiT call's inputs
+    (x, t_tok, coords, text, text_mask) at the profiled size, and its latent grid."""
     torch.manual_seed(0)
     ltx = LTXVideo(
         "",
         twin="random",
-        text_encoder=False,  # no T5: captions are random states here
+        text_encoder=False,
         architecture=architecture("tiny" if TINY else "ltx_2b"),
         dtype=DTYPE,
         device=str(DEVICE),
+        dit_quantize=dit_quantize,
     )
     grid = latent_grid(FRAMES, HEIGHT, WIDTH)
     n = grid[0] * grid[1] * grid[2]
@@ -142,6 +146,11 @@ def dit_and_decode(stages: list[str], iters: int) -> None:
     coords = rope_coords(grid_positions(grid, device=DEVICE), torch.tensor([24.0], device=DEVICE))
     text = torch.randn(1, 256, ltx.caption_dim, device=DEVICE, generator=g)
     text_mask = torch.ones(1, 256, dtype=torch.bool, device=DEVICE)
+    return ltx, (x, t_tok, coords, text, text_mask), grid
+
+
+def dit_and_decode(stages: list[str], iters: int) -> None:
+    ltx, (x, t_tok, coords, text, text_mask), grid = random_ltx()
     blocks = ltx.transformer.transformer_blocks
     with torch.no_grad():
         if "dit" in stages:
@@ -186,24 +195,7 @@ def dit_and_decode(stages: list[str], iters: int) -> None:
 
 def tuning(stages: list[str], iters: int) -> None:
     """Prediction's compiled stages as LTXVideo runs them on a GPU, under each INDUCTOR setting."""
-    torch.manual_seed(0)
-    ltx = LTXVideo(
-        "",
-        twin="random",
-        text_encoder=False,
-        architecture=architecture("tiny" if TINY else "ltx_2b"),
-        dtype=DTYPE,
-        device=str(DEVICE),
-        dit_quantize=None if TINY else "fp8",
-    )
-    grid = latent_grid(FRAMES, HEIGHT, WIDTH)
-    n = grid[0] * grid[1] * grid[2]
-    g = torch.Generator(DEVICE).manual_seed(0)
-    x = torch.randn(1, n, ltx.latent_channels, device=DEVICE, generator=g)
-    t_tok = torch.full((1, n), 0.5, device=DEVICE)
-    coords = rope_coords(grid_positions(grid, device=DEVICE), torch.tensor([24.0], device=DEVICE))
-    text = torch.randn(1, 256, ltx.caption_dim, device=DEVICE, generator=g)
-    text_mask = torch.ones(1, 256, dtype=torch.bool, device=DEVICE)
+    ltx, (x, t_tok, coords, text, text_mask), grid = random_ltx(None if TINY else "fp8")
     latents = unpack(x, grid)
     if not TINY:
         ltx.vae.decoder.to(memory_format=torch.channels_last_3d)
