@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -33,7 +33,7 @@ from foresight.background import BackgroundWriter, read_ahead
 from foresight.data.loader import VIDEO_EXTS, ClipWindows, expand_shards
 from foresight.data.video import VideoError, decode_window, encode_mp4, probe, side_by_side, to_bucket
 from foresight.features import encode_batch, next_context, video_to_frames
-from foresight.models.compiled import check_compile_mode
+from foresight.models.compiled import check_compile_mode, check_compile_options
 from foresight.models.quantize import check as check_quantize
 from foresight.models.quantize import check_dit, quantize_encoders
 from foresight.throughput import Throughput, rate_text
@@ -48,7 +48,15 @@ def run_settings(cfg) -> dict:
     """What predict.py and evaluate.py set on top of a checkpoint's own config (conf/predict.yaml)."""
     return {
         key: cfg.get(key)
-        for key in ("quantize", "dit_quantize", "compile", "compile_mode", "vlm_graphs", "dit_graphs")
+        for key in (
+            "quantize",
+            "dit_quantize",
+            "compile",
+            "compile_mode",
+            "compile_options",
+            "vlm_graphs",
+            "dit_graphs",
+        )
     }
 
 
@@ -62,6 +70,7 @@ class Predictor:
         dit_quantize: str | None = None,
         compile: bool | None = None,
         compile_mode: str | None = None,
+        compile_options: Mapping | None = None,
         vlm_graphs: bool | None = None,
         dit_graphs: bool | None = None,
     ) -> None:
@@ -72,11 +81,14 @@ class Predictor:
         compile: torch.compile the DiT blocks and VAE decoder (model.compile; null: as the run trained).
         compile_mode: torch.compile's mode for the DiT blocks (model.compile_mode; "reduce-overhead"
         replays each as a CUDA graph, "default" is torch's own; null: as the run trained).
+        compile_options: inductor options on top of the mode's (model.compile_options, e.g.
+        {coordinate_descent_tuning: true}; null: as the run trained).
         vlm_graphs: on a GPU, the VLM's forward replayed as CUDA graphs (vlm.cuda_graphs; null: as the
         run trained). dit_graphs: the same for each DiT forward (model.cuda_graphs)."""
         check_quantize(quantize, "quantize")
         check_dit(dit_quantize, "dit_quantize")
         check_compile_mode(compile_mode, "compile_mode")
+        check_compile_options(compile_options, "compile_options")
         if ckpt is None:
             option = build(config.option, "the composed config", "option")
             if option.trains:
@@ -96,6 +108,8 @@ class Predictor:
             cfg.model.compile = compile
         if compile_mode is not None:
             cfg.model.compile_mode = compile_mode
+        if compile_options is not None:
+            cfg.model.compile_options = dict(compile_options)
         if vlm_graphs is not None:
             cfg.vlm.cuda_graphs = vlm_graphs
         if dit_graphs is not None:
@@ -126,6 +140,7 @@ class Predictor:
         keys `foresight compare` groups by (a baseline's group is its name), the quantisation and the
         compilation it ran with."""
         trained = self.meta.get("config", {})
+        options = self.cfg.model.get("compile_options")
         return {
             "checkpoint": str(self.path or "none (nothing trained)"),
             "option": self.meta.get("option"),
@@ -138,6 +153,7 @@ class Predictor:
             "dit_quantize": self.dit_quantize,
             "compile": bool(self.cfg.model.get("compile")),
             "compile_mode": self.cfg.model.get("compile_mode"),
+            "compile_options": None if options is None else OmegaConf.to_container(options),
             "vlm_graphs": bool(self.cfg.vlm.get("cuda_graphs")),
             "dit_graphs": bool(self.cfg.model.get("cuda_graphs")),
         }

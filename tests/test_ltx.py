@@ -119,6 +119,17 @@ def test_compile_mode_reaches_the_dit_blocks_and_a_bad_one_fails_in_one_line(tin
     assert decoder == [{"dynamic": False, "mode": None}]  # torch's default mode
     with pytest.raises(ValueError, match="model.compile_mode='fast' is not a torch.compile mode; use null"):
         LTXVideo("/does/not/exist", compile_mode="fast")  # before anything loads
+    # inductor options on top of the mode's own (torch.compile takes a mode or options, not both)
+    calls.clear()
+    tuning = {"coordinate_descent_tuning": True}
+    instantiate(tiny_cfg.model, compile=True, compile_mode="reduce-overhead", compile_options=tuning)
+    blocks = [kw for name, kw in calls if name == "LTXVideoTransformerBlock"]
+    graphs_and_tuning = {"triton.cudagraphs": True, "coordinate_descent_tuning": True}
+    assert len(blocks) == 2 and all(kw == {"dynamic": False, "options": graphs_and_tuning} for kw in blocks)
+    decoder = [kw for name, kw in calls if name == "LTXVideoDecoder3d"]
+    assert decoder == [{"dynamic": False, "options": tuning}]
+    with pytest.raises(ValueError, match="model.compile_options has 'coordinate_descent', not an option"):
+        LTXVideo("/does/not/exist", compile_options={"coordinate_descent": True})
 
 
 def test_graphed_blocks_hand_on_a_copy_of_their_output_when_no_gradient_is_recorded(monkeypatch):

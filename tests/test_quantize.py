@@ -91,6 +91,11 @@ def test_evaluate_runs_a_checkpoint_with_quantized_or_compiled_frozen_models(twi
     assert (graphs["compile"], graphs["compile_mode"]) == (True, "reduce-overhead") and graphs["clips"] == 4
     with pytest.raises(ValueError, match="compile_mode='fast' is not a torch.compile mode; use null or"):
         Predictor(out, compile_mode="fast")
+    tuned = Predictor(out, compile=True, compile_options={"coordinate_descent_tuning": True})
+    assert exact["compile_options"] is None
+    assert tuned.identity()["compile_options"] == {"coordinate_descent_tuning": True}
+    with pytest.raises(ValueError, match="compile_options has 'fast_mode', not an option of torch._inductor"):
+        Predictor(out, compile_options={"fast_mode": True})
     # CUDA graphs of the DiT's forward (replayed on a GPU only): on over the run's config, recorded
     assert exact["dit_graphs"] is False
     graphed = Predictor(out, dit_graphs=True)

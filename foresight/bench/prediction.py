@@ -467,6 +467,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         help="model.compile_mode of the DiT blocks (reduce-overhead: CUDA graphs)",
     )
     parser.add_argument(
+        "--compile-options",
+        type=json.loads,
+        default=None,
+        help="model.compile_options as JSON, e.g. '{\"coordinate_descent_tuning\": true}'",
+    )
+    parser.add_argument(
         "--batch",
         type=int,
         default=1,
@@ -527,6 +533,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         text_encoder=False,  # no T5: captions are random states here
         compile=args.compile,
         compile_mode=args.compile_mode,
+        compile_options=args.compile_options,
         attention_backend=args.attention,
     )
     vlm = random_vlm(
@@ -567,6 +574,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     meta["vlm_graphs"] = args.vlm_graphs
     meta["dit_graphs"] = args.dit_graphs
     meta["compile_mode"] = args.compile_mode
+    meta["compile_options"] = args.compile_options
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     return rows
 

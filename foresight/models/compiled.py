@@ -12,7 +12,7 @@ few microseconds). With gradients (training) a pending backward keeps the genera
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn
@@ -30,13 +30,33 @@ def check_compile_mode(mode: str | None, key: str = "model.compile_mode") -> Non
         )
 
 
-def compile_blocks(blocks: Iterable[nn.Module], mode: str | None = None) -> None:
-    """torch.compile each block in `mode` (null: torch's default), static shapes."""
+def check_compile_options(options: Mapping | None, key: str = "model.compile_options") -> None:
+    """One line naming the unknown inductor options, before anything loads (torch checks at first call)."""
+    from torch._inductor import list_options
+
+    unknown = sorted(set(options or {}) - set(list_options()))
+    if unknown:
+        raise ValueError(
+            f"{key} has {', '.join(map(repr, unknown))}, not an option of torch._inductor.config; "
+            f"e.g. {key}={{coordinate_descent_tuning: true}} (python -c 'import torch._inductor as i; "
+            f"print(i.list_options())' lists them)"
+        )
+
+
+def compile_blocks(
+    blocks: Iterable[nn.Module], mode: str | None = None, options: Mapping | None = None
+) -> None:
+    """torch.compile each block in `mode` (null: torch's default), static shapes, with inductor
+    `options` on top of the mode's own (e.g. coordinate_descent_tuning)."""
+    from torch._inductor import list_mode_options
+
     # one graph per (shape, grad mode, autocast, checkpointing): training with validation, or a
     # benchmark over sizes, needs more than dynamo's default 8 variants
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+    # torch.compile takes a mode or options, not both: a mode is its options
+    how = {"options": {**list_mode_options(mode or "default"), **options}} if options else {"mode": mode}
     for block in blocks:
-        block.compile(dynamic=False, mode=mode)
+        block.compile(dynamic=False, **how)
         if mode == "reduce-overhead":
             block._compiled_call_impl = outputs_kept(block._compiled_call_impl)  # nn.Module.compile's slot
 

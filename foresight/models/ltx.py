@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from diffusers import AutoencoderKLLTXVideo, LTXVideoTransformer3DModel
 from torch import Tensor, nn
 
 from foresight.flow import Schedule
-from foresight.models.compiled import check_compile_mode, compile_blocks
+from foresight.models.compiled import check_compile_mode, check_compile_options, compile_blocks
 from foresight.models.graphs import CudaGraphs
 from foresight.models.hub import freeze, own_rng, resolve_pretrained, torch_dtype
 from foresight.models.quantize import check as check_quantize
@@ -122,6 +123,7 @@ class LTXVideo(nn.Module):
         vae_tiling: int | None = None,
         dit_quantize: str | None = None,
         compile_mode: str | None = None,
+        compile_options: Mapping | None = None,
         cuda_graphs: bool = False,
     ) -> None:
         """twin="tiny": build a twin of `architecture` into `pretrained` if absent, then load it.
@@ -152,6 +154,9 @@ class LTXVideo(nn.Module):
         compile_mode: torch.compile's mode for the DiT blocks (null: its default): "reduce-overhead"
         replays each block's kernels as a CUDA graph, taking the host's launch time out of small
         steps (more memory: static buffers per graph); "max-autotune" also searches matmul kernels.
+        compile_options: torch._inductor.config options for the DiT blocks and the decoder, on top of
+        the mode's (e.g. {coordinate_descent_tuning: true}: each fused kernel's launch configuration
+        chosen by timing, BENCHMARKS.md; the first compile takes longer).
         cuda_graphs: on a GPU, each DiT forward without gradients (sampling, validation) is replayed as
         a CUDA graph per input shape (CudaGraphs: the same values, none of the host's launch time; each
         graph keeps its activations' memory). Training steps run as they are."""
@@ -160,6 +165,7 @@ class LTXVideo(nn.Module):
         check_quantize(text_encoder_quantize, "model.text_encoder_quantize")  # before anything loads
         check_dit(dit_quantize)
         check_compile_mode(compile_mode)
+        check_compile_options(compile_options)
         if cuda_graphs and compile_mode == "reduce-overhead":
             raise ValueError(
                 "model.cuda_graphs=true replays the whole DiT forward as a CUDA graph, and "
@@ -234,8 +240,9 @@ class LTXVideo(nn.Module):
             )
         self.vae_layout_for_device()
         if compile:
-            compile_blocks(self.transformer.transformer_blocks, compile_mode)
-            compile_blocks([self.vae.decoder])  # conv3d stacks: fused norms and activations
+            compile_blocks(self.transformer.transformer_blocks, compile_mode, compile_options)
+            # conv3d stacks: fused norms and activations
+            compile_blocks([self.vae.decoder], options=compile_options)
         self.latent_channels = self.vae.config.latent_channels
         self.caption_dim = self.transformer.config.caption_channels
 
