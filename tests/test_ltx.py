@@ -157,6 +157,10 @@ def test_graphed_blocks_hand_on_a_copy_of_their_output_when_no_gradient_is_recor
     compile_blocks(blocks, None)
     with torch.no_grad():
         assert blocks[0](torch.ones(3)) is graph_memory  # no CUDA graphs, nothing to copy
+    for mode, options in (("max-autotune", None), (None, {"triton.cudagraphs": True})):  # graphed too
+        compile_blocks(blocks, mode, options)
+        with torch.no_grad():
+            assert blocks[0](torch.ones(3)) is not graph_memory
 
 
 def test_with_cuda_graphs_sampling_replays_one_graph_per_shape_and_training_runs_eager(
@@ -195,3 +199,5 @@ def test_with_cuda_graphs_sampling_replays_one_graph_per_shape_and_training_runs
     assert not ltx.graphs.graphs
     with pytest.raises(ValueError, match="model.cuda_graphs=true replays the whole DiT forward"):
         LTXVideo("/does/not/exist", cuda_graphs=True, compile_mode="reduce-overhead")  # before loading
+    with pytest.raises(ValueError, match="model.cuda_graphs=true replays the whole DiT forward"):
+        LTXVideo("/does/not/exist", cuda_graphs=True, compile_options={"triton.cudagraphs": True})

@@ -43,21 +43,32 @@ def check_compile_options(options: Mapping | None, key: str = "model.compile_opt
         )
 
 
+def inductor_options(mode: str | None, options: Mapping | None) -> dict:
+    """What torch.compile runs with: the mode's own inductor options, then `options` over them."""
+    from torch._inductor import list_mode_options
+
+    return {**list_mode_options(mode or "default"), **(options or {})}
+
+
+def graphs_blocks(mode: str | None, options: Mapping | None = None) -> bool:
+    """Whether blocks compiled so replay their kernels as CUDA graphs (reduce-overhead, max-autotune,
+    or triton.cudagraphs set in the options)."""
+    return bool(inductor_options(mode, options).get("triton.cudagraphs"))
+
+
 def compile_blocks(
     blocks: Iterable[nn.Module], mode: str | None = None, options: Mapping | None = None
 ) -> None:
     """torch.compile each block in `mode` (null: torch's default), static shapes, with inductor
     `options` on top of the mode's own (e.g. coordinate_descent_tuning)."""
-    from torch._inductor import list_mode_options
-
     # one graph per (shape, grad mode, autocast, checkpointing): training with validation, or a
     # benchmark over sizes, needs more than dynamo's default 8 variants
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
     # torch.compile takes a mode or options, not both: a mode is its options
-    how = {"options": {**list_mode_options(mode or "default"), **options}} if options else {"mode": mode}
+    how = {"options": inductor_options(mode, options)} if options else {"mode": mode}
     for block in blocks:
         block.compile(dynamic=False, **how)
-        if mode == "reduce-overhead":
+        if graphs_blocks(mode, options):
             block._compiled_call_impl = outputs_kept(block._compiled_call_impl)  # nn.Module.compile's slot
 
 

@@ -28,7 +28,12 @@ from diffusers import AutoencoderKLLTXVideo, LTXVideoTransformer3DModel
 from torch import Tensor, nn
 
 from foresight.flow import Schedule
-from foresight.models.compiled import check_compile_mode, check_compile_options, compile_blocks
+from foresight.models.compiled import (
+    check_compile_mode,
+    check_compile_options,
+    compile_blocks,
+    graphs_blocks,
+)
 from foresight.models.graphs import CudaGraphs
 from foresight.models.hub import freeze, own_rng, resolve_pretrained, torch_dtype
 from foresight.models.quantize import check as check_quantize
@@ -166,10 +171,11 @@ class LTXVideo(nn.Module):
         check_dit(dit_quantize)
         check_compile_mode(compile_mode)
         check_compile_options(compile_options)
-        if cuda_graphs and compile_mode == "reduce-overhead":
+        if cuda_graphs and graphs_blocks(compile_mode, compile_options):
             raise ValueError(
                 "model.cuda_graphs=true replays the whole DiT forward as a CUDA graph, and "
-                "model.compile_mode=reduce-overhead each block as its own: choose one (null the other)"
+                f"model.compile_mode={compile_mode} (with model.compile_options) each block as its own "
+                "(inductor's triton.cudagraphs): choose one (null the other)"
             )
         self.graphs = CudaGraphs(self.dit) if cuda_graphs else None
         if vae_tiling is not None and (
