@@ -188,6 +188,8 @@ def test_with_cuda_graphs_sampling_replays_one_graph_per_shape_and_training_runs
             x, t_tok = torch.randn(1, 8, 128, generator=g), torch.full((1, 8), t)
             v = ltx.velocity(x, t_tok, coords, text, mask)
             assert torch.equal(v, plain.velocity(x, t_tok, coords, text, mask))  # this call's inputs
+        channels_first = x.mT.contiguous().mT  # as the flow loss hands packed latents: the same graph
+        assert torch.equal(ltx.velocity(channels_first, t_tok, coords, text, mask), v)
         ltx.velocity(x, t_tok, coords, text[:, :4], mask[:, :4])  # a shorter caption: its own graph
         with torch.autocast("cpu", dtype=torch.bfloat16):  # other autocast settings: their own graph
             ltx.velocity(x, t_tok, coords, text, mask)

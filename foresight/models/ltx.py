@@ -345,14 +345,17 @@ class LTXVideo(nn.Module):
         coords: RoPE coordinates (B, 3, N); text: caption states (B, T, D) with mask (B, T).
         """
         dt = self.transformer.dtype
+        # contiguous whoever calls: the loss hands channels-first views of packed latents, the sampler
+        # contiguous tokens; one layout gives every call the same kernels, and with model.cuda_graphs
+        # one graph (and one graph's memory) per shape
         inputs = DiTInputs(
-            x=x.to(dt),
+            x=x.to(dt).contiguous(),
             # LTX's timestep is t x 1000 per token, kept in fp32 as diffusers' pipelines pass it:
             # bf16 would snap it to a 4-unit grid near 1000 (993.7 -> 992)
-            timestep=(t_tok * 1000).float(),
-            coords=coords.float(),
-            text=text.to(dt),
-            text_mask=text_mask.to(dt),
+            timestep=(t_tok * 1000).float().contiguous(),
+            coords=coords.float().contiguous(),
+            text=text.to(dt).contiguous(),
+            text_mask=text_mask.to(dt).contiguous(),
         )
         graphed = self.graphs is not None and self.graphs.applies(x)
         return (self.graphs(inputs) if graphed else self.dit(inputs)).float()
