@@ -36,11 +36,10 @@ import torch
 from torch import Tensor
 from torch.profiler import ProfilerActivity, profile
 
-from foresight.bench.prediction import PROMPT, architecture
+from foresight.bench.prediction import PROMPT, random_ltx, random_vlm, relative_error
 from foresight.bench.profiling import busy_ms, ms_by_kind
 from foresight.models.compiled import compile_blocks
 from foresight.models.ltx import LTXVideo, grid_positions, latent_grid, rope_coords, unpack
-from foresight.models.vlm import FrozenVLM
 
 OUT = os.environ.get("OUT", ".")
 ROWS: list[dict] = []
@@ -82,7 +81,7 @@ def measure(stage: str, variant: str, fn, iters: int, reference: torch.Tensor | 
             "kernel_ms_by_kind": {k: round(v / 3, 2) for k, v in ms_by_kind(events).items()},
         }
         if reference is not None:
-            row["rel_error_vs_first"] = ((out - reference).norm() / reference.norm()).item()
+            row["rel_error_vs_first"] = relative_error(out, reference)
         table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=30, max_name_column_width=90)
         with open(os.path.join(OUT, "profiles.txt"), "a") as f:
             f.write(f"\n{stage} {variant}\n{table}")
@@ -125,18 +124,14 @@ def recompile(blocks, mode: str | None) -> None:
         compile_blocks(blocks, mode)
 
 
-def random_ltx(dit_quantize: str | None = None) -> tuple[LTXVideo, tuple[Tensor, ...], tuple[int, int, int]]:
+def ltx_and_inputs(
+    dit_quantize: str | None = None,
+) -> tuple[LTXVideo, tuple[Tensor, ...], tuple[int, int, int]]:
     """The random video model (no T5: captions are random states here), one DiT call's inputs
     (x, t_tok, coords, text, text_mask) at the profiled size, and its latent grid."""
     torch.manual_seed(0)
-    ltx = LTXVideo(
-        "",
-        twin="random",
-        text_encoder=False,
-        architecture=architecture("tiny" if TINY else "ltx_2b"),
-        dtype=DTYPE,
-        device=str(DEVICE),
-        dit_quantize=dit_quantize,
+    ltx = random_ltx(
+        "tiny" if TINY else "ltx_2b", DEVICE, DTYPE, text_encoder=False, dit_quantize=dit_quantize
     )
     grid = latent_grid(FRAMES, HEIGHT, WIDTH)
     n = grid[0] * grid[1] * grid[2]
@@ -150,7 +145,7 @@ def random_ltx(dit_quantize: str | None = None) -> tuple[LTXVideo, tuple[Tensor,
 
 
 def dit_and_decode(stages: list[str], iters: int) -> None:
-    ltx, (x, t_tok, coords, text, text_mask), grid = random_ltx()
+    ltx, (x, t_tok, coords, text, text_mask), grid = ltx_and_inputs()
     blocks = ltx.transformer.transformer_blocks
     with torch.no_grad():
         if "dit" in stages:
@@ -195,7 +190,7 @@ def dit_and_decode(stages: list[str], iters: int) -> None:
 
 def tuning(stages: list[str], iters: int) -> None:
     """Prediction's compiled stages as LTXVideo runs them on a GPU, under each INDUCTOR setting."""
-    ltx, (x, t_tok, coords, text, text_mask), grid = random_ltx(None if TINY else "fp8")
+    ltx, (x, t_tok, coords, text, text_mask), grid = ltx_and_inputs(None if TINY else "fp8")
     latents = unpack(x, grid)
     if not TINY:
         ltx.vae.decoder.to(memory_format=torch.channels_last_3d)
@@ -219,12 +214,10 @@ def tuning(stages: list[str], iters: int) -> None:
 
 def vlm_stage(iters: int) -> None:
     torch.manual_seed(0)
-    vlm = FrozenVLM(
-        "",
-        twin="random",
-        size="tiny" if TINY else "7b",
-        dtype=DTYPE,
-        device=str(DEVICE),
+    vlm = random_vlm(
+        "tiny" if TINY else "7b",
+        DEVICE,
+        DTYPE,
         max_pixels=56 * 56 if TINY else 448 * 448,
         preprocess="tensor",
     )

@@ -74,16 +74,15 @@ def test_a_graph_captured_in_inference_mode_takes_inputs_in_either_mode(cpu_capt
         out.copy_(forward(static))
 
     cpu_capture.replay = replay
-    inputs = dit_inputs
     graphs = CudaGraphs(forward)
     with torch.inference_mode():
-        first = inputs(0)
+        first = dit_inputs(0)
         out = graphs(first)  # captured here
     static = graphs.graphs[next(iter(graphs.graphs))][1]
     assert not static.x.is_inference()
     assert torch.allclose(out, first.x @ weight + first.timestep[..., None])
     with torch.no_grad():
-        second = inputs(1)
+        second = dit_inputs(1)
         out = graphs(second)  # replayed on this call's inputs, outside inference mode
     assert torch.allclose(out, second.x @ weight + second.timestep[..., None]) and len(graphs.graphs) == 1
     with torch.inference_mode():
@@ -110,10 +109,11 @@ def test_a_capture_under_autocast_records_the_casts_instead_of_reading_autocasts
 
 
 def test_inputs_of_one_shape_laid_out_otherwise_get_their_own_graph_in_their_own_layout(cpu_capture):
-    """Validation's flow loss hands the DiT channels-first latent tokens and its sampler contiguous
+    """Validation's flow loss handed the DiT channels-first latent tokens and its sampler contiguous
     ones, of one shape: replayed on a graph captured for the other layout, the kernels chosen for
     that layout rounded otherwise than the eager forward (bf16 outputs 3 ulps apart, sampled latent
-    MSE 0.3% off). Each layout is captured on its own, its graph's inputs laid out as the call's."""
+    MSE 0.3% off). Whatever a caller hands in, each layout is captured on its own, its graph's
+    inputs laid out as the call's."""
     graphs = CudaGraphs(lambda inputs: inputs.x * 2)
     contiguous = dit_inputs(0)
     channels_first = DiTInputs(**{**contiguous.tensors(), "x": contiguous.x.mT.contiguous().mT})

@@ -48,10 +48,10 @@ class CudaGraphs:
 
     def __call__(self, inputs: GraphInputs) -> Tensor:
         # a capture records the kernels chosen for its inputs' layout and the autocast casts of its
-        # moment: an input laid out otherwise (validation's loss reads channels-first latent tokens,
-        # its sampler contiguous ones) would be copied into the captured layout and run on kernels
-        # that round otherwise than the eager forward's, and a call under other autocast settings
-        # (training's mixed precision, then a sample video without it) needs its own graph too
+        # moment: an input of the same shape laid out otherwise (a channels-first view, say) would be
+        # copied into the captured layout and run on kernels that round otherwise than the eager
+        # forward's, and a call under other autocast settings (training's mixed precision, then a
+        # sample video without it) needs its own graph too
         tensors = inputs.tensors().values()
         kind = next(iter(tensors)).device.type
         layout = tuple(t.stride() for t in tensors)
