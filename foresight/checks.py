@@ -83,6 +83,7 @@ PREDICT = (
     ("preset", lambda v: v in X264_PRESETS, f"one of x264's presets: {', '.join(X264_PRESETS)}"),
     ("vlm_graphs", lambda v: v is None or isinstance(v, bool), "true, false or null (as the run trained)"),
     ("dit_graphs", lambda v: v is None or isinstance(v, bool), "true, false or null (as the run trained)"),
+    ("merge_lora", lambda v: isinstance(v, bool), "true or false"),
 )
 EVALUATE = (*PREDICT, ("limit", _whole(1, null=True), f"{CLIPS} (or null: all)"))
 

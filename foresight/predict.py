@@ -56,6 +56,7 @@ def run_settings(cfg) -> dict:
             "compile_options",
             "vlm_graphs",
             "dit_graphs",
+            "merge_lora",
         )
     }
 
@@ -73,6 +74,7 @@ class Predictor:
         compile_options: Mapping | None = None,
         vlm_graphs: bool | None = None,
         dit_graphs: bool | None = None,
+        merge_lora: bool = False,
     ) -> None:
         """ckpt: a run directory or a weights file written by train.py. ckpt=None with `config` (composed
         from conf/, never read from a file): a baseline with nothing to train (option=i2v).
@@ -84,7 +86,9 @@ class Predictor:
         compile_options: inductor options on top of the mode's (model.compile_options, e.g.
         {coordinate_descent_tuning: true}; null: as the run trained).
         vlm_graphs: on a GPU, the VLM's forward replayed as CUDA graphs (vlm.cuda_graphs; null: as the
-        run trained). dit_graphs: the same for each DiT forward (model.cuda_graphs)."""
+        run trained). dit_graphs: the same for each DiT forward (model.cuda_graphs).
+        merge_lora: the trained LoRA folded into the DiT's weights before any quantisation
+        (LTXVideo.merge_lora): faster sampling steps, the velocity within one rounding of the weights."""
         check_quantize(quantize, "quantize")
         check_dit(dit_quantize, "dit_quantize")
         check_compile_mode(compile_mode, "compile_mode")
@@ -126,9 +130,11 @@ class Predictor:
         )
         if self.path is not None:
             load_trainable(module, self.path)
+        if merge_lora:
+            module.ltx.merge_lora()
         quantize_encoders(module.vlm, module.ltx.text_encoder, quantize, "quantize")
         module.ltx.quantize_dit(dit_quantize)  # after LoRA: its frozen base layers are the fp8 ones
-        self.quantize, self.dit_quantize = quantize, dit_quantize
+        self.quantize, self.dit_quantize, self.merge_lora = quantize, dit_quantize, merge_lora
         self.module = module.eval().to(self.device)
         data = cfg.data
         self.context_frames, self.future_frames = data.context_frames, data.future_frames
@@ -156,6 +162,7 @@ class Predictor:
             "compile_options": None if options is None else OmegaConf.to_container(options),
             "vlm_graphs": bool(self.cfg.vlm.get("cuda_graphs")),
             "dit_graphs": bool(self.cfg.model.get("cuda_graphs")),
+            "merge_lora": self.merge_lora,
         }
 
     def precision(self) -> contextlib.AbstractContextManager:

@@ -229,3 +229,20 @@ def test_train_evaluate_and_preprocess_run_on_random_frozen_models(tmp_path):
     counts = preprocess(compose([*random, f"preprocess.out_dir={tmp_path / 'features'}"], "preprocess"))
     assert counts["written"] == 8 and counts["clips_per_second"] > 0
     assert len(list((tmp_path / "features").glob("*.tar"))) == 2
+
+
+def test_bench_times_predictions_with_a_trained_lora_merged_before_fp8(tmp_path):
+    out = str(tmp_path / "bench.json")
+    common = ["--tiny", "--no-train", "--no-rollouts", "--dit-quantize", "fp8", "--prediction-lora", "4"]
+    (row,) = main([*common, "--merge-lora", "--out", out])
+    meta = json.loads((tmp_path / "bench.json").read_text())["meta"]
+    assert (meta["prediction_lora"], meta["merge_lora"]) == (4, True)
+    # fp32 twin: folding the update into the weights changes the velocity by rounding alone
+    assert 0 <= row["dit_merge_lora_error"] < 1e-5 and row["dit_fp8_velocity_error"] > 0
+    assert row["predict_C_ms"] > 0 and row["predict_D_ms"] > 0
+    (wrapped,) = main([*common, "--out", out])
+    assert "dit_merge_lora_error" not in wrapped and wrapped["dit_step_ms"] > 0
+    with pytest.raises(SystemExit):  # argparse's one line: the LoRA's rank is missing
+        main(["--tiny", "--no-train", "--merge-lora", "--out", out])
+    with pytest.raises(SystemExit):  # the predictions' LoRA with training steps: --no-train needed
+        main(["--tiny", "--prediction-lora", "4", "--out", out])

@@ -203,3 +203,59 @@ def test_with_cuda_graphs_sampling_replays_one_graph_per_shape_and_training_runs
         LTXVideo("/does/not/exist", cuda_graphs=True, compile_mode="reduce-overhead")  # before loading
     with pytest.raises(ValueError, match="model.cuda_graphs=true replays the whole DiT forward"):
         LTXVideo("/does/not/exist", cuda_graphs=True, compile_options={"triton.cudagraphs": True})
+
+
+def test_merged_lora_gives_the_wrapped_dits_velocity_and_refuses_fp8_weights(tiny_cfg):
+    from hydra.utils import instantiate
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    from foresight.models.quantize import Fp8Linear
+
+    torch.manual_seed(0)
+    ltx = instantiate(tiny_cfg.model)  # its own: merging changes the weights
+    ltx.add_lora(rank=4, alpha=8, targets=["to_q", "to_k", "to_v", "to_out.0"])
+    for name, p in ltx.transformer.named_parameters():
+        if "lora_B" in name:  # a trained LoRA's update, not peft's zero start
+            p.data.normal_(0, 0.05)
+    grid = (2, 2, 2)
+    x = torch.randn(1, 8, 128)
+    coords = rope_coords(grid_positions(grid), torch.tensor([24.0]))
+    text, mask = ltx.text_encoder(["a red circle moves right"])
+    t = torch.full((1, 8), 0.5)
+    with torch.no_grad():
+        wrapped = ltx.velocity(x, t, coords, text, mask)
+        ltx.merge_lora()
+        merged = ltx.velocity(x, t, coords, text, mask)
+    assert not any(isinstance(m, BaseTunerLayer) for m in ltx.transformer.modules())
+    assert not any("lora_" in n for n, _ in ltx.transformer.named_parameters())
+    # the tiny twin is fp32: merged and wrapped differ by fp32 rounding only; the update is not lost
+    torch.testing.assert_close(merged, wrapped, rtol=1e-4, atol=1e-5)
+    fp8 = instantiate(tiny_cfg.model, dit_quantize="fp8")
+    fp8.add_lora(rank=4, alpha=8, targets=["to_q"])
+    with pytest.raises(ValueError, match="merge_lora=true needs the DiT.s own weights"):
+        fp8.merge_lora()
+    ltx.quantize_dit("fp8")  # merged first, then fp8: the bare DiT's layers
+    assert isinstance(ltx.transformer.transformer_blocks[0].attn1.to_q, Fp8Linear)
+
+
+def test_the_compiled_dit_serves_eager_and_captured_forwards_with_one_compilation(tiny_cfg):
+    """A CUDA graph's capture runs without autocast's cache (graphs.autocast_cache_off), and that setting
+    is one of torch.compile's guards: eager forwards in the other setting compiled a second variant of
+    each block, tuned apart, whose kernels could round otherwise (graphed and eager velocities 1%
+    apart on an H200). Every DiT forward now runs in the capture's setting: no recompilation."""
+    from hydra.utils import instantiate
+
+    from foresight.models.graphs import autocast_cache_off
+
+    ltx = instantiate(tiny_cfg.model, compile=True)
+    x = torch.randn(1, 8, 128)
+    coords = rope_coords(grid_positions((2, 2, 2)), torch.tensor([24.0]))
+    text, mask = ltx.text_encoder(["a red circle moves right"])
+    t = torch.full((1, 8), 0.5)
+    with torch.no_grad():
+        eager = ltx.velocity(x, t, coords, text, mask)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        # CudaGraphs.capture's state
+        with torch.inference_mode(False), torch.no_grad(), autocast_cache_off():
+            captured = ltx.velocity(x, t, coords, text, mask)
+    assert torch.equal(captured, eager)

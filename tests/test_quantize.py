@@ -102,6 +102,14 @@ def test_evaluate_runs_a_checkpoint_with_quantized_or_compiled_frozen_models(twi
     assert graphed.identity()["dit_graphs"] is True and graphed.module.ltx.graphs is not None
     with pytest.raises(ValueError, match="model.cuda_graphs=true replays the whole DiT forward"):
         Predictor(out, dit_graphs=True, compile_mode="reduce-overhead")
+    # the LoRA folded into the DiT's weights: the same scores to fp32 rounding; then fp8 over them
+    merged = evaluate(out, limit=4, merge_lora=True)
+    assert exact["merge_lora"] is False and merged["merge_lora"] is True and merged["clips"] == 4
+    for key, value in exact["metrics"].items():
+        # abs: the instruction gaps are differences of PSNRs near 20 dB
+        assert merged["metrics"][key] == pytest.approx(value, rel=1e-4, abs=1e-4), key
+    block = Predictor(out, merge_lora=True, dit_quantize="fp8").module.ltx.transformer.transformer_blocks[0]
+    assert isinstance(block.attn1.to_q, Fp8Linear)  # no wrapper left: the merged weight is the fp8 one
     predictor = Predictor(out, quantize="int8")
     assert any(isinstance(m, Int8Linear) for m in predictor.module.vlm.modules())
     assert any(isinstance(m, Int8Linear) for m in predictor.module.ltx.text_encoder.modules())

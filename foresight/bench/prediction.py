@@ -75,6 +75,18 @@ def random_vlm(size: str, device: torch.device, dtype: str, **levers) -> FrozenV
     )
 
 
+def trained_lora(ltx: LTXVideo, rank: int, generator: torch.Generator) -> None:
+    """The IC-LoRA a trained B, C or D checkpoint carries into its predictions (conf/option/lora/
+    ic_lora.yaml's targets, alpha = rank), with a trained LoRA's nonzero B (peft starts it at 0): B drawn
+    so that the update's RMS is ~10% of a weight's (A's rows and a random DiT's weights have the same
+    RMS at peft's and torch's default inits). Speed does not depend on the values; the merge's error does."""
+    targets = yaml.safe_load((CONF_DIR / "option" / "lora" / "ic_lora.yaml").read_text())["targets"]
+    ltx.add_lora(rank=rank, alpha=rank, targets=targets)
+    for name, p in ltx.transformer.named_parameters():
+        if "lora_B" in name:
+            p.data.normal_(0, 0.1 / rank**0.5, generator=generator)
+
+
 def relative_error(approx: Tensor, exact: Tensor) -> float:
     """|approx - exact| / |exact| over all elements, in fp32."""
     return float((approx.float() - exact.float()).norm() / exact.float().norm())
@@ -138,13 +150,15 @@ def bench_size(
     dit_quantize: str | None = None,
     vlm_graphs: bool = False,
     dit_graphs: bool = False,
+    merge_lora: bool = False,
 ) -> dict:
     """One row of stage and prediction times at `size`; batch > 1 also times each option's prediction
     of `batch` clips at once and its throughput (clips per second). dit_quantize: the DiT's linears
     are quantised here (ltx.quantize_dit), after one velocity in its own dtype to measure the error.
     vlm_graphs: the predictions' VLM replays its forward as CUDA graphs (vlm.cuda_graphs; on a GPU the
     graphed stage is timed and its error against the eager forward measured either way). dit_graphs:
-    the same for the DiT's forward (model.cuda_graphs)."""
+    the same for the DiT's forward (model.cuda_graphs). merge_lora: the DiT's LoRA (trained_lora) is
+    folded into its weights before they are quantised (predict.py's merge_lora), the error measured."""
     width, height, frames = size
     grid = latent_grid(frames, height, width)
     n = grid[0] * grid[1] * grid[2]
@@ -184,7 +198,13 @@ def bench_size(
     x = torch.randn(1, n, ltx.latent_channels, device=device, generator=g)
     t_tok = torch.full((1, n), 0.5, device=device)
     coords = rope_coords(grid_positions(grid, device=device), feats.fps)
-    with torch.no_grad():
+    # the DiT as predictions run it: bf16 autocast on a GPU (a LoRA's fp32 weights then run in bf16)
+    with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
+        if merge_lora and any("lora_" in n for n, _ in ltx.transformer.named_parameters()):
+            wrapped = ltx.velocity(x, t_tok, coords, text, text_mask)
+            ltx.merge_lora()
+            merged = ltx.velocity(x, t_tok, coords, text, text_mask)
+            row["dit_merge_lora_error"] = relative_error(merged, wrapped)
         if dit_quantize and not any(isinstance(m, Fp8Linear) for m in ltx.transformer.modules()):
             exact = ltx.velocity(x, t_tok, coords, text, text_mask)
             ltx.quantize_dit(dit_quantize)
@@ -199,6 +219,7 @@ def bench_size(
                 lambda: ltx.velocity(x, t_tok, coords, text, text_mask), device, iters
             )
             row["dit_graphs_error"] = relative_error(graphed, eager)
+    with torch.no_grad():
         ltx.graphs = CudaGraphs(ltx.dit) if dit_graphs else None
         row["decode_ms"], _ = timed(lambda: ltx.decode(unpack(x, grid), generator=g), device, iters)
 
@@ -513,8 +534,27 @@ def main(argv: list[str] | None = None) -> list[dict]:
         default=None,
         help="model.dit_quantize: the DiT's linears as fp8 matmuls (the error against bf16 is reported)",
     )
+    parser.add_argument(
+        "--prediction-lora",
+        type=int,
+        default=0,
+        metavar="RANK",
+        help="predictions run with the IC-LoRA of this rank that trained B, C and D checkpoints carry "
+        "(conf/option/lora/ic_lora.yaml: 16); 0: the bare DiT, as series before 2026-12-03",
+    )
+    parser.add_argument(
+        "--merge-lora",
+        action="store_true",
+        help="that LoRA folded into the DiT's weights first (predict.py's merge_lora; the error is reported)",
+    )
     add_run_arguments(parser, default_out="bench.json")
     args = parser.parse_args(argv)
+    if args.prediction_lora and not args.no_train:
+        parser.error(
+            "--prediction-lora times predictions only: add --no-train (training: foresight.bench.training)"
+        )
+    if args.merge_lora and not args.prediction_lora:
+        parser.error("--merge-lora folds the predictions' LoRA: give --prediction-lora RANK too")
     if args.repeats > 1:
         return repeat_in_processes(
             "foresight.bench", sys.argv[1:] if argv is None else argv, args.repeats, args.out
@@ -543,6 +583,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         max_pixels=448 * 448 if not args.tiny else 56 * 56,
         preprocess=args.vlm_preprocess,
     )
+    if args.prediction_lora:
+        trained_lora(ltx, args.prediction_lora, torch.Generator(device).manual_seed(1))
     sizes = [tuple(int(v) for v in s.split("x")) for s in (["64x64x17"] if args.tiny else args.sizes)]
     rows = []
     for size in sizes:
@@ -562,6 +604,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             dit_quantize=args.dit_quantize,
             vlm_graphs=args.vlm_graphs,
             dit_graphs=args.dit_graphs,
+            merge_lora=args.merge_lora,
         )
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -575,6 +618,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     meta["dit_graphs"] = args.dit_graphs
     meta["compile_mode"] = args.compile_mode
     meta["compile_options"] = args.compile_options
+    meta["prediction_lora"] = args.prediction_lora
+    meta["merge_lora"] = args.merge_lora
     args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     return rows
 

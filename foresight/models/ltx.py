@@ -34,10 +34,10 @@ from foresight.models.compiled import (
     compile_blocks,
     graphs_blocks,
 )
-from foresight.models.graphs import CudaGraphs
+from foresight.models.graphs import CudaGraphs, autocast_cache_off
 from foresight.models.hub import freeze, own_rng, resolve_pretrained, torch_dtype
+from foresight.models.quantize import Fp8Linear, check_dit, lora_targets, quantize_dit
 from foresight.models.quantize import check as check_quantize
-from foresight.models.quantize import check_dit, lora_targets, quantize_dit
 from foresight.models.text import FrozenTextEncoder, build_tiny_text_encoder
 
 SPATIAL = 32  # pixels per latent row/column
@@ -302,6 +302,27 @@ class LTXVideo(nn.Module):
                 p.data = p.data.float()  # LoRA trains in fp32 even when the DiT runs in bf16
         self.forget_graphs()
 
+    def merge_lora(self) -> None:
+        """Fold the LoRA into the DiT's weights and drop its wrappers (diffusers' fuse_lora, then
+        unload_lora): W <- W + (alpha/r) B A, the update computed in fp32 from the fp32 LoRA weights and
+        rounded once to W's dtype. A sampling step then runs the bare DiT's matmuls instead of two more
+        small ones and an add per target layer; the velocity moves only by that rounding (BENCHMARKS.md).
+        Prediction only: afterwards there is no LoRA to train or save. Before quantize_dit: an fp8
+        weight's step (~6% of it) is far larger than a LoRA's update, which would be rounded away."""
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        wrappers = [m for m in self.transformer.modules() if isinstance(m, BaseTunerLayer)]
+        if not wrappers:
+            return
+        if any(isinstance(w.get_base_layer(), Fp8Linear) for w in wrappers):
+            raise ValueError(
+                "merge_lora=true needs the DiT's own weights, and this one was built in fp8 "
+                "(model.dit_quantize=fp8 in the run's config): use merge_lora=false"
+            )
+        self.transformer.fuse_lora()
+        self.transformer.unload_lora()  # the wrappers go, the fused base weights stay
+        self.forget_graphs()
+
     # latents ------------------------------------------------------------------------------------
 
     def _stats(self, like: Tensor) -> tuple[Tensor, Tensor]:
@@ -361,15 +382,22 @@ class LTXVideo(nn.Module):
         return (self.graphs(inputs) if graphed else self.dit(inputs)).float()
 
     def dit(self, inputs: DiTInputs) -> Tensor:
-        """One DiT forward: (B, N, C) in the DiT's dtype."""
-        return self.transformer(
-            hidden_states=inputs.x,
-            encoder_hidden_states=inputs.text,
-            timestep=inputs.timestep,
-            encoder_attention_mask=inputs.text_mask,
-            video_coords=inputs.coords,
-            return_dict=False,
-        )[0]
+        """One DiT forward: (B, N, C) in the DiT's dtype.
+
+        Always without autocast's cache of casts, as a CUDA graph's capture must run (graphs.py): that
+        setting is one of torch.compile's guards, so eager forwards in another one would compile, and
+        tune, a second variant of each block apart from the captured one's, free to pick kernels that
+        round otherwise (1% on a random 2B DiT's velocity, BENCHMARKS.md). The cache would only spare
+        re-casting a LoRA weight used twice in one autocast region, which the DiT does not."""
+        with autocast_cache_off():
+            return self.transformer(
+                hidden_states=inputs.x,
+                encoder_hidden_states=inputs.text,
+                timestep=inputs.timestep,
+                encoder_attention_mask=inputs.text_mask,
+                video_coords=inputs.coords,
+                return_dict=False,
+            )[0]
 
 
 @dataclass
