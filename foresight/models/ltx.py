@@ -387,8 +387,8 @@ class LTXVideo(nn.Module):
         Always without autocast's cache of casts, as a CUDA graph's capture must run (graphs.py): that
         setting is one of torch.compile's guards, so eager forwards in another one would compile, and
         tune, a second variant of each block apart from the captured one's, free to pick kernels that
-        round otherwise (1% on a random 2B DiT's velocity, BENCHMARKS.md). The cache would only spare
-        re-casting a LoRA weight used twice in one autocast region, which the DiT does not."""
+        round otherwise (1% on a random 2B DiT's velocity, BENCHMARKS.md). What the cache would spare:
+        re-casting the LoRA's fp32 weights (a few MB) at each forward of one autocast region."""
         with autocast_cache_off():
             return self.transformer(
                 hidden_states=inputs.x,
