@@ -4,9 +4,12 @@ At the training shape of 768x512x121 (6144 tokens, 32 heads of 64, bf16, batch 1
 of option B's 176 ms step: SDPA unforced (the default row), cuDNN's kernels, PyTorch's built-in flash
 kernels (FlashAttention-2), memory-efficient attention, and FlashAttention-4 or -3 when installed
 (activated through torch.nn.attention.activate_flash_attention_impl, which routes SDPA's flash
-backend to them, and FA4's own flash_attn.cute entry point). Each: median of 20 calls after 5,
-TFLOP/s (4·N²·d·heads forward, 2.5x that for the backward), and the output's relative error
-against the math backend in fp32. Rows to $OUT/attention.json.
+backend to them, and FA4's own flash_attn.cute entry point), and SageAttention when installed
+(sageattention 1.0.6, PyPI's only release: Triton kernels, Q and K in int8 per block; forward only,
+so a prediction lever. diffusers' `sage` backend wants sageattention >= 2.1.1, CUDA kernels built from
+source: were 1.0.6 faster here, it would need a backend of our own).
+Each: median of 20 calls after 5, TFLOP/s (4·N²·d·heads forward, 2.5x that for the backward), and
+the output's relative error against the math backend in fp32. Rows to $OUT/attention.json.
 
     OUT=. python benchmarks/2026-12-02_attention_backends.py
     OUT=/tmp python benchmarks/2026-12-02_attention_backends.py --tiny     # the script's own check, CPU
@@ -52,6 +55,14 @@ def cute_attention():
     return attend
 
 
+def sage_attention():
+    """SageAttention's entry point on SDPA's (B, H, N, D) layout ("HND"), with its defaults (smooth_k:
+    K's mean over tokens taken out before its int8 quantisation)."""
+    from sageattention import sageattn
+
+    return lambda q, k, v: sageattn(q, k, v, tensor_layout="HND", is_causal=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="a small shape on the CPU (checks the script)")
@@ -77,14 +88,15 @@ def main() -> None:
             ("FA3", SDPBackend.FLASH_ATTENTION, "FA3"),
             ("FA4", SDPBackend.FLASH_ATTENTION, "FA4"),
             ("FA4, flash_attn.cute called directly", None, "cute"),
+            ("SageAttention 1 (int8 Q K, Triton; forward only)", None, "sage"),
         ]
     rows = []
     for name, backend, impl in backends:
         row = {"backend": name, "tokens": n, "heads": heads, "head_dim": dim, "dtype": str(dtype)}
         try:
             attend = F.scaled_dot_product_attention
-            if impl == "cute":
-                attend = cute_attention()  # ImportError: not installed
+            if impl in ("cute", "sage"):
+                attend = {"cute": cute_attention, "sage": sage_attention}[impl]()  # ImportError: absent
             elif impl:
                 if not hasattr(attention, "activate_flash_attention_impl"):
                     raise RuntimeError(f"torch {torch.__version__} cannot route SDPA to {impl}")
@@ -102,9 +114,11 @@ def main() -> None:
                 out = forward()
                 row["rel_error"] = ((out.float() - exact).norm() / exact.norm()).item()
                 row["forward_ms"] = timed(forward, cuda)
-                row["forward_backward_ms"] = timed(forward_backward, cuda)
-            row["forward_tflops"] = flops / row["forward_ms"] / 1e9
-            row["backward_tflops"] = 2.5 * flops / (row["forward_backward_ms"] - row["forward_ms"]) / 1e9
+                row["forward_tflops"] = flops / row["forward_ms"] / 1e9
+                if impl != "sage":  # no backward kernel
+                    row["forward_backward_ms"] = timed(forward_backward, cuda)
+                    backward_ms = row["forward_backward_ms"] - row["forward_ms"]
+                    row["backward_tflops"] = 2.5 * flops / backward_ms / 1e9
         except Exception as e:  # a backend that is not installed or refuses the shape is a result
             row["error"] = f"{type(e).__name__}: {e}"[:300]
         finally:
