@@ -101,7 +101,9 @@ def autocast_cache_off() -> Iterator[None]:
     region's end frees that memory, and every later replay reads whatever lies there then (a stale
     or foreign tensor, not the weights). Without the cache the capture records the casts, reading the
     weights where they lie, so a replay sees the optimizer's updates. (torch's make_graphed_callables
-    refuses a cached autocast for the same reason.)"""
+    refuses a cached autocast for the same reason.) A torch.compile'd forward must run so outside the
+    capture too (LTXVideo.dit does): the setting is one of its guards, and a second compilation, tuned
+    apart, may round otherwise."""
     before = torch.is_autocast_cache_enabled()
     torch.set_autocast_cache_enabled(False)
     try:
